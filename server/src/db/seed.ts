@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config.js';
+import { hashPassword } from '../lib/password.js';
+import type { PrismaClient } from './client.js';
+
+export interface SeedResult {
+  admin: { email: string; created: boolean; generatedPassword?: string } | undefined;
+}
+
+const DEV_ADMIN_EMAIL = 'admin@keel.local';
+
+/**
+ * Idempotent: running it twice changes nothing. The first admin comes from ADMIN_EMAIL and
+ * ADMIN_PASSWORD; in development without them, one admin is created with a generated password
+ * that is printed once. `register` never creates admins.
+ */
+export async function seed(db: PrismaClient, config: Config, log: (message: string) => void): Promise<SeedResult> {
+  const result: SeedResult = { admin: undefined };
+  const email = config.seed.adminEmail ?? (config.env === 'development' ? DEV_ADMIN_EMAIL : undefined);
+  if (email) {
+    const existing = await db.user.findUnique({ where: { email }, select: { id: true, role: true } });
+    if (existing) {
+      if (existing.role !== 'ADMIN') await db.user.update({ where: { id: existing.id }, data: { role: 'ADMIN' } });
+      result.admin = { email, created: false };
+    } else {
+      const generated = config.seed.adminPassword ? undefined : randomBytes(12).toString('base64url');
+      const password = config.seed.adminPassword ?? (generated as string);
+      await db.user.create({
+        data: {
+          email,
+          name: 'Administrator',
+          role: 'ADMIN',
+          emailVerified: true,
+          passwordHash: await hashPassword(password, config.passwords),
+        },
+      });
+      result.admin = { email, created: true, ...(generated ? { generatedPassword: generated } : {}) };
+      log(
+        generated
+          ? `seed: created admin ${email} with generated password ${generated} (shown once; set ADMIN_EMAIL/ADMIN_PASSWORD to choose)`
+          : `seed: created admin ${email}`,
+      );
+    }
+  }
+  if (config.seed.demoData) await seedDemoData(db, config, log);
+  return result;
+}
+
+async function seedDemoData(db: PrismaClient, config: Config, log: (message: string) => void): Promise<void> {
+  const email = 'demo@keel.local';
+  if (await db.user.findUnique({ where: { email }, select: { id: true } })) return;
+  const password = randomBytes(9).toString('base64url');
+  await db.user.create({ data: { email, name: 'Demo User', passwordHash: await hashPassword(password, config.passwords) } });
+  log(`seed: created demo user ${email} with password ${password} (development only)`);
+}

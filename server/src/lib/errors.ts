@@ -1,0 +1,45 @@
+/**
+ * The one error type services throw. It carries a domain code that the tRPC layer maps to a
+ * transport code in one place (trpc/errors.ts); services never import `@trpc/server`.
+ */
+export const APP_ERROR_CODES = [
+  'BAD_REQUEST',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'CONFLICT',
+  'PRECONDITION_FAILED',
+  'UNPROCESSABLE_CONTENT',
+  'TOO_MANY_REQUESTS',
+  'SERVICE_UNAVAILABLE',
+  'TIMEOUT',
+  'INTERNAL',
+] as const;
+
+export type AppErrorCode = (typeof APP_ERROR_CODES)[number];
+
+export interface AppErrorOptions {
+  cause?: unknown;
+  /** Per-field messages a client can show next to inputs (e.g. `{ email: ['already taken'] }`). */
+  fieldErrors?: Record<string, string[]>;
+  /** Seconds a client should wait before retrying (TOO_MANY_REQUESTS, SERVICE_UNAVAILABLE). */
+  retryAfterSeconds?: number;
+}
+
+export class AppError extends Error {
+  readonly fieldErrors: Record<string, string[]> | undefined;
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    readonly code: AppErrorCode,
+    message: string,
+    options: AppErrorOptions = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AppError';
+    this.fieldErrors = options.fieldErrors;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+export const isAppError = (error: unknown): error is AppError => error instanceof AppError;

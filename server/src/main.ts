@@ -1,0 +1,52 @@
+/** Process entry: config, logger, server, signals. `pnpm dev` / `pnpm start` run this file. */
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+import { startServer } from './server.js';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`[keel] ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config);
+  const fail = (what: string) => (error: unknown) => {
+    logger.fatal({ err: error }, what);
+    logger.flush();
+    process.exitCode = 1;
+    setTimeout(() => process.exit(1), 100).unref();
+  };
+  process.on('unhandledRejection', fail('unhandled promise rejection: exiting'));
+  process.on('uncaughtException', fail('uncaught exception: exiting'));
+
+  logger.info(`starting Keel (${config.env})`);
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(config, logger);
+  } catch (error) {
+    logger.fatal(error instanceof Error ? error.message : String(error));
+    logger.flush();
+    process.exit(1);
+  }
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${signal}: stopping (waiting up to ${config.http.shutdownTimeoutMs} ms for in-flight requests)`);
+    server.close().then(() => {
+      logger.info('stopped');
+      logger.flush();
+      process.exit(0);
+    }, fail('shutdown failed'));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+void main();

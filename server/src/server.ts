@@ -1,0 +1,79 @@
+import type { Config } from './config.js';
+import { createDatabase, type Database } from './db/client.js';
+import { type DatabaseHandle, ensureDatabase } from './db/embedded.js';
+import { applyMigrations } from './db/migrations/runner.js';
+import { seed } from './db/seed.js';
+import { redactUrl, waitForDatabase } from './db/wait.js';
+import { type App, buildApp } from './http/app.js';
+import type { Logger } from './logger.js';
+
+export interface RunningServer {
+  app: App;
+  database: Database;
+  url: string;
+  /** Stops accepting, lets in-flight requests finish (up to the deadline), closes the pool and any embedded database. */
+  close(): Promise<void>;
+}
+
+/**
+ * Everything between a valid config and a listening server, one logged step at a time:
+ * database (configured or embedded), readiness, migrations, seed, HTTP.
+ */
+export async function startServer(config: Config, logger: Logger): Promise<RunningServer> {
+  const step = (message: string) => logger.info(message);
+  let handle: DatabaseHandle | undefined;
+  let database: Database | undefined;
+  try {
+    handle = await ensureDatabase({ url: config.database.url, dir: config.database.embeddedDir, log: step });
+    step(`database: ${redactUrl(handle.url)}${config.database.url ? '' : ' (embedded)'}`);
+    await waitForDatabase(handle.url, {
+      retries: config.database.startupRetries,
+      connectTimeoutMs: config.database.connectTimeoutMs,
+      log: (m) => logger.warn(m),
+    });
+    if (config.database.migrateOnStart) {
+      const { applied } = await applyMigrations({ databaseUrl: handle.url, log: step });
+      step(applied.length > 0 ? `migrations: applied ${applied.join(', ')}` : 'migrations: up to date');
+    }
+    database = createDatabase(handle.url, config.database, logger);
+    if (!config.database.url) {
+      await seed(database.prisma, config, step);
+      step(`Prisma Studio on this database: pnpm studio`);
+    }
+    const app = await buildApp({ config, database, logger, now: () => new Date() });
+    const url = await app.listen({ host: config.host, port: config.port });
+    step(`listening on ${url} (tRPC at ${url}/trpc, health at ${url}/healthz)`);
+    const db = database;
+    const dbHandle = handle;
+    let closing: Promise<void> | undefined;
+    return {
+      app,
+      database: db,
+      url,
+      close() {
+        closing ??= (async () => {
+          const deadline = setTimeout(() => {
+            logger.warn(`shutdown deadline of ${config.http.shutdownTimeoutMs} ms passed: closing remaining connections`);
+            app.server.closeAllConnections();
+          }, config.http.shutdownTimeoutMs);
+          deadline.unref();
+          try {
+            await app.close();
+          } finally {
+            clearTimeout(deadline);
+            await db.close();
+            if (dbHandle.owned) {
+              step('stopping embedded PostgreSQL');
+              await dbHandle.stop();
+            }
+          }
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await database?.close().catch(() => {});
+    if (handle?.owned) await handle.stop().catch(() => {});
+    throw error;
+  }
+}

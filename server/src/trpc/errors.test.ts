@@ -1,0 +1,53 @@
+import { TRPCError } from '@trpc/server';
+import { describe, expect, it } from 'vitest';
+import { Prisma } from '../generated/prisma/client.js';
+import { AppError } from '../lib/errors.js';
+import { toTRPCError } from './errors.js';
+
+const internal = (cause: unknown) => new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause });
+const prismaError = (code: string, meta?: Record<string, unknown>) =>
+  new Prisma.PrismaClientKnownRequestError('prisma said no', { code, clientVersion: 'test', ...(meta ? { meta } : {}) });
+
+describe('toTRPCError', () => {
+  it('maps domain errors by their code and keeps the domain error as cause', () => {
+    const appError = new AppError('CONFLICT', 'Stale version.', { fieldErrors: { version: ['stale'] } });
+    const mapped = toTRPCError(internal(appError));
+    expect(mapped.code).toBe('CONFLICT');
+    expect(mapped.message).toBe('Stale version.');
+    expect(mapped.cause).toBe(appError);
+    expect(toTRPCError(internal(new AppError('INTERNAL', 'boom'))).code).toBe('INTERNAL_SERVER_ERROR');
+  });
+
+  it('maps a unique violation to CONFLICT naming the field', () => {
+    const mapped = toTRPCError(internal(prismaError('P2002', { target: ['email'] })));
+    expect(mapped.code).toBe('CONFLICT');
+    expect(mapped.message).toBe('A record with this email already exists.');
+    expect((mapped.cause as AppError).fieldErrors).toEqual({ email: ['already exists'] });
+    const viaAdapter = toTRPCError(
+      internal(prismaError('P2002', { driverAdapterError: { cause: { constraint: { fields: ['"name"'] } } } })),
+    );
+    expect(viaAdapter.message).toBe('A record with this name already exists.');
+  });
+
+  it('maps P2025 to NOT_FOUND and P2003 to BAD_REQUEST, and leaves other Prisma codes internal', () => {
+    expect(toTRPCError(internal(prismaError('P2025'))).code).toBe('NOT_FOUND');
+    expect(toTRPCError(internal(prismaError('P2003'))).code).toBe('BAD_REQUEST');
+    expect(toTRPCError(internal(prismaError('P2034'))).code).toBe('INTERNAL_SERVER_ERROR');
+  });
+
+  it('maps an unreachable or saturated database to SERVICE_UNAVAILABLE and a statement timeout to TIMEOUT', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    expect(toTRPCError(internal(new Error('wrapped', { cause: refused }))).code).toBe('SERVICE_UNAVAILABLE');
+    expect(toTRPCError(internal(new Error('timeout exceeded when trying to connect'))).code).toBe('SERVICE_UNAVAILABLE');
+    expect(toTRPCError(internal(Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }))).code).toBe(
+      'TIMEOUT',
+    );
+  });
+
+  it('passes non-internal errors and unknown failures through unchanged', () => {
+    const notFound = new TRPCError({ code: 'NOT_FOUND' });
+    expect(toTRPCError(notFound)).toBe(notFound);
+    const unknown = internal(new Error('something else'));
+    expect(toTRPCError(unknown)).toBe(unknown);
+  });
+});

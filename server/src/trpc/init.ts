@@ -1,0 +1,65 @@
+import { initTRPC, TRPCError } from '@trpc/server';
+import superjson from 'superjson';
+import { ZodError } from 'zod';
+import { AppError } from '../lib/errors.js';
+import type { Context } from './context.js';
+import { toTRPCError } from './errors.js';
+
+/** Field errors keyed by the dotted path of the offending input (`items.0.name`); `_` for the root. */
+export type FieldErrors = Record<string, string[]>;
+
+function zodFieldErrors(error: ZodError): FieldErrors {
+  const fields: FieldErrors = {};
+  for (const issue of error.issues) {
+    const key = issue.path.length > 0 ? issue.path.map(String).join('.') : '_';
+    fields[key] = [...(fields[key] ?? []), issue.message];
+  }
+  return fields;
+}
+
+const t = initTRPC.context<Context>().create({
+  transformer: superjson,
+  // Stacks are added by the formatter below, only outside production.
+  isDev: false,
+  errorFormatter({ shape, error, ctx }) {
+    // Without a context (it failed to build) we cannot know the mode: assume production.
+    const production = ctx?.config.isProduction ?? true;
+    const requestId = ctx?.requestId;
+    const isInputError = error.code === 'BAD_REQUEST' && error.cause instanceof ZodError;
+    const appError = error.cause instanceof AppError ? error.cause : undefined;
+    const unexpected = error.code === 'INTERNAL_SERVER_ERROR';
+    let message = shape.message;
+    if (isInputError) message = 'Invalid input.';
+    else if (unexpected && production) message = `Internal server error. Reference: ${requestId ?? 'unknown'}.`;
+    return {
+      ...shape,
+      message,
+      data: {
+        code: shape.data.code,
+        httpStatus: shape.data.httpStatus,
+        path: shape.data.path,
+        requestId,
+        fieldErrors: isInputError ? zodFieldErrors(error.cause) : appError?.fieldErrors,
+        retryAfterSeconds: appError?.retryAfterSeconds,
+        stack: production ? undefined : error.stack,
+      },
+    };
+  },
+});
+
+/** Maps domain, Prisma and database errors to tRPC codes for every procedure (see errors.ts). */
+const errorMapping = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok) {
+    const mapped = toTRPCError(result.error);
+    if (mapped !== result.error) throw mapped;
+  }
+  return result;
+});
+
+export const router = t.router;
+export const middleware = t.middleware;
+export const createCallerFactory = t.createCallerFactory;
+export const mergeRouters = t.mergeRouters;
+export const publicProcedure = t.procedure.use(errorMapping);
+export { TRPCError };
