@@ -40,14 +40,26 @@ describe('config', () => {
     expect(problems.join('\n')).toMatch(/DATABASE_URL: required in production/);
     expect(problems.join('\n')).toMatch(/CORS_ORIGINS: required in production/);
     expect(problems.join('\n')).toMatch(/ADMIN_PASSWORD: required in production/);
+    expect(problems.join('\n')).toMatch(/JWT_KEYS: required in production/);
+    expect(problems.join('\n')).toMatch(/MAIL_TRANSPORT: must be smtp in production/);
+    expect(problems.join('\n')).toMatch(/APP_URL: required in production/);
   });
 
   it('accepts a complete production environment and logs JSON there', () => {
-    const config = parseConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgresql://u@db/keel', CORS_ORIGINS: 'none' });
+    const config = parseConfig({
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgresql://u@db/keel',
+      CORS_ORIGINS: 'none',
+      JWT_KEYS: '{"keys":[]}',
+      MAIL_TRANSPORT: 'smtp',
+      SMTP_URL: 'smtp://mail.example.com:587',
+      APP_URL: 'https://app.example.com',
+    });
     expect(config.isProduction).toBe(true);
     expect(config.http.corsOrigins).toEqual([]);
     expect(config.log.pretty).toBe(false);
     expect(config.seed.demoData).toBe(false);
+    expect(config.auth.secureCookies).toBe(true);
   });
 
   it('treats an empty variable as unset and parses lists and booleans', () => {

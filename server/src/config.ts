@@ -43,6 +43,7 @@ export const envSchema = z.object({
   DATABASE_STARTUP_RETRIES: int(0, 100).default(8),
   EMBEDDED_PG_DIR: z.string().min(1).default('.data/postgres'),
   MIGRATE_ON_START: bool.default(true),
+  STUDIO_PORT: int(1, 65535).default(5555),
 
   CORS_ORIGINS: list.optional(),
   TRUST_PROXY: bool.default(false),
@@ -57,6 +58,34 @@ export const envSchema = z.object({
   ARGON2_ITERATIONS: int(2, 20).default(2),
   ARGON2_PARALLELISM: int(1, 16).default(1),
 
+  JWT_KEYS: z.string().optional(),
+  JWT_KEYS_FILE: z.string().min(1).default('.data/jwt-keys.json'),
+  JWT_ALGORITHM: z.enum(['EdDSA', 'ES256']).default('EdDSA'),
+  JWT_ISSUER: z.string().min(1).default('keel'),
+  JWT_AUDIENCE: z.string().min(1).default('keel-api'),
+  ACCESS_TOKEN_TTL_SECONDS: int(60, 3_600).default(900),
+  REFRESH_REUSE_GRACE_SECONDS: int(0, 120).default(10),
+  SESSION_IDLE_TIMEOUT_SECONDS: int(300, 90 * 86_400).default(7 * 86_400),
+  SESSION_MAX_LIFETIME_SECONDS: int(3_600, 365 * 86_400).default(30 * 86_400),
+  AUTH_STRICT_SESSIONS: bool.default(false),
+  AUTH_SESSION_CACHE_SECONDS: int(0, 300).default(5),
+  PASSWORD_RESET_TTL_SECONDS: int(300, 86_400).default(1_800),
+  EMAIL_VERIFICATION_TTL_SECONDS: int(300, 7 * 86_400).default(86_400),
+  APP_URL: z.url({ message: 'expected the absolute URL of the web app, used in mailed links' }).optional(),
+
+  RATE_LIMIT_ENABLED: bool.default(true),
+  RATE_LIMIT_LOGIN_PER_IP: int(1, 100_000).default(100),
+  RATE_LIMIT_LOGIN_FREE_FAILURES: int(1, 100).default(5),
+  RATE_LIMIT_REGISTER_PER_IP: int(1, 100_000).default(20),
+  RATE_LIMIT_RESET_PER_IP: int(1, 100_000).default(10),
+
+  MAIL_TRANSPORT: z.enum(['log', 'smtp']).default('log'),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\/\S+$/, { message: 'expected smtp://user:pass@host:port or smtps://...' })
+    .optional(),
+  MAIL_FROM: z.string().min(3).default('Keel <no-reply@keel.local>'),
+
   ADMIN_EMAIL: z.email({ message: 'expected an email address' }).optional(),
   ADMIN_PASSWORD: z.string().min(12, { message: 'expected at least 12 characters' }).max(128).optional(),
   SEED_DEMO_DATA: bool.optional(),
@@ -69,6 +98,8 @@ export interface Config {
   isProduction: boolean;
   host: string;
   port: number;
+  /** Where `pnpm studio` serves Prisma Studio. */
+  studioPort: number;
   publicUrl: string | undefined;
   log: { level: Env['LOG_LEVEL']; pretty: boolean };
   database: {
@@ -94,6 +125,27 @@ export interface Config {
     shutdownTimeoutMs: number;
   };
   passwords: { memoryKib: number; iterations: number; parallelism: number };
+  auth: {
+    /** A JWK set (JSON) of private keys; undefined in development/test means: generate and keep in `keysFile`. */
+    keys: string | undefined;
+    keysFile: string;
+    algorithm: 'EdDSA' | 'ES256';
+    issuer: string;
+    audience: string;
+    accessTokenTtlSeconds: number;
+    reuseGraceSeconds: number;
+    sessionIdleSeconds: number;
+    sessionMaxSeconds: number;
+    strictSessions: boolean;
+    sessionCacheSeconds: number;
+    resetTokenTtlSeconds: number;
+    verificationTokenTtlSeconds: number;
+    /** Cookies get the Secure flag everywhere but development and test (plain-http localhost). */
+    secureCookies: boolean;
+    appUrl: string;
+  };
+  rateLimit: { enabled: boolean; loginPerIp: number; loginFreeFailures: number; registerPerIp: number; resetPerIp: number };
+  mail: { transport: 'log' | 'smtp'; smtpUrl: string | undefined; from: string };
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
 }
 
@@ -126,8 +178,19 @@ export function parseConfig(raw: RawEnv): Config {
     if (!parsed.data.DATABASE_URL) problems.push('DATABASE_URL: required in production (the embedded PostgreSQL is for development)');
     if (parsed.data.ADMIN_EMAIL && !parsed.data.ADMIN_PASSWORD)
       problems.push('ADMIN_PASSWORD: required in production when ADMIN_EMAIL is set (generated credentials are for development)');
+    if (!parsed.data.JWT_KEYS)
+      problems.push('JWT_KEYS: required in production (a JWK set of private signing keys; generate one with `pnpm keys:generate`)');
+    if (parsed.data.MAIL_TRANSPORT !== 'smtp')
+      problems.push('MAIL_TRANSPORT: must be smtp in production (the log transport prints reset links)');
+    if (!parsed.data.APP_URL) problems.push('APP_URL: required in production (mailed links point there)');
     if (!parsed.data.CORS_ORIGINS)
       problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');
+  }
+  if (parsed.success && parsed.data.MAIL_TRANSPORT === 'smtp' && !parsed.data.SMTP_URL) {
+    problems.push('SMTP_URL: required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');
+  }
+  if (parsed.success && parsed.data.SESSION_IDLE_TIMEOUT_SECONDS > parsed.data.SESSION_MAX_LIFETIME_SECONDS) {
+    problems.push('SESSION_IDLE_TIMEOUT_SECONDS: must not exceed SESSION_MAX_LIFETIME_SECONDS');
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
@@ -136,6 +199,7 @@ export function parseConfig(raw: RawEnv): Config {
     isProduction: e.NODE_ENV === 'production',
     host: e.HOST,
     port: e.PORT,
+    studioPort: e.STUDIO_PORT,
     publicUrl: e.PUBLIC_URL,
     log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ?? e.NODE_ENV === 'development' },
     database: {
@@ -159,6 +223,31 @@ export function parseConfig(raw: RawEnv): Config {
       keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     },
+    auth: {
+      keys: e.JWT_KEYS,
+      keysFile: e.JWT_KEYS_FILE,
+      algorithm: e.JWT_ALGORITHM,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      accessTokenTtlSeconds: e.ACCESS_TOKEN_TTL_SECONDS,
+      reuseGraceSeconds: e.REFRESH_REUSE_GRACE_SECONDS,
+      sessionIdleSeconds: e.SESSION_IDLE_TIMEOUT_SECONDS,
+      sessionMaxSeconds: e.SESSION_MAX_LIFETIME_SECONDS,
+      strictSessions: e.AUTH_STRICT_SESSIONS,
+      sessionCacheSeconds: e.AUTH_SESSION_CACHE_SECONDS,
+      resetTokenTtlSeconds: e.PASSWORD_RESET_TTL_SECONDS,
+      verificationTokenTtlSeconds: e.EMAIL_VERIFICATION_TTL_SECONDS,
+      secureCookies: e.NODE_ENV === 'production',
+      appUrl: (e.APP_URL ?? 'http://localhost:5173').replace(/\/$/, ''),
+    },
+    rateLimit: {
+      enabled: e.RATE_LIMIT_ENABLED,
+      loginPerIp: e.RATE_LIMIT_LOGIN_PER_IP,
+      loginFreeFailures: e.RATE_LIMIT_LOGIN_FREE_FAILURES,
+      registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
+      resetPerIp: e.RATE_LIMIT_RESET_PER_IP,
+    },
+    mail: { transport: e.MAIL_TRANSPORT, smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
     passwords: { memoryKib: e.ARGON2_MEMORY_KIB, iterations: e.ARGON2_ITERATIONS, parallelism: e.ARGON2_PARALLELISM },
     seed: {
       adminEmail: e.ADMIN_EMAIL?.toLowerCase(),
@@ -177,12 +266,19 @@ function truncate(value: string): string {
  * already set, then parses it. Called once by each entry point.
  */
 export function loadConfig(options: { envFile?: string; overrides?: RawEnv } = {}): Config {
-  const envFile = options.envFile ?? '.env';
-  if (existsSync(envFile)) process.loadEnvFile(envFile);
+  loadDotEnv(options.envFile);
   return parseConfig({ ...process.env, ...options.overrides });
 }
 
-/** The raw value of one variable, for entry points that run before a full config can exist. */
+/** Reads `.env` (if present) without overriding variables that are already set. */
+export function loadDotEnv(envFile = '.env'): void {
+  if (existsSync(envFile)) process.loadEnvFile(envFile);
+}
+
+/**
+ * The raw value of one variable, for tools that need a single setting and must not demand a
+ * full production config (e.g. `pnpm db:migrate` in a deploy step needs only DATABASE_URL).
+ */
 export function readEnv(name: string): string | undefined {
   const value = process.env[name];
   return value === '' ? undefined : value;

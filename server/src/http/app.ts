@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
 import type { AnyRouter } from '@trpc/server';
 import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
-import Fastify, { type FastifyError } from 'fastify';
+import Fastify, { type FastifyError, LogController } from 'fastify';
+import { AppError } from '../lib/errors.js';
 import { appRouter } from '../router.js';
 import { type AppDeps, createContextFactory } from '../trpc/context.js';
 
@@ -28,8 +30,8 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     loggerInstance: logger,
     genReqId: requestId,
     requestIdHeader: false,
-    requestIdLogLabel: 'reqId',
-    disableRequestLogging: true,
+    // Fastify's own two lines per request are replaced by the single line of the onResponse hook.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'reqId' }),
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.http.trustProxy,
     requestTimeout: config.http.requestTimeoutMs,
@@ -37,7 +39,9 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     connectionTimeout: config.http.requestTimeoutMs + config.http.headersTimeoutMs,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    routerOptions: { maxParamLength: 500 },
+    // A GET batch puts every procedure path into the one `/trpc/:path` param (50 calls are ~1 KB):
+    // Node's 16 KiB header limit already bounds the request line, so this only must not be smaller.
+    routerOptions: { maxParamLength: 16_384 },
   });
   // Node's defaults (60 s for headers) leave slow-loris connections open far too long.
   app.server.headersTimeout = config.http.headersTimeoutMs;
@@ -54,11 +58,12 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   });
 
   await app.register(helmet, { global: true });
+  await app.register(cookie);
   await app.register(cors, {
     origin: (origin, callback) => callback(null, origin === undefined || config.http.corsOrigins.includes(origin)),
     credentials: true,
     methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
-    allowedHeaders: ['content-type', 'authorization', 'x-request-id', 'trpc-accept', 'x-trpc-source'],
+    allowedHeaders: ['content-type', 'authorization', 'x-request-id', 'x-keel-auth', 'trpc-accept', 'x-trpc-source'],
     exposedHeaders: ['x-request-id', 'retry-after'],
     maxAge: 600,
   });
@@ -83,12 +88,26 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', database: ready ? 'up' : 'down' });
   });
 
+  // Public halves of the signing keys, so other services verify access tokens without calling Keel.
+  app.get('/.well-known/jwks.json', async (_req, reply) => {
+    reply.header('cache-control', 'public, max-age=300');
+    return { keys: deps.keys.publicJwks };
+  });
+
   await app.register(fastifyTRPCPlugin, {
     prefix: '/trpc',
     trpcOptions: {
       router: options.router ?? appRouter,
       createContext: createContextFactory(deps),
       maxBatchSize: config.http.maxBatchSize,
+      responseMeta({ errors }) {
+        // API answers carry personal data and tokens: never cached by browsers or proxies.
+        const headers: Record<string, string> = { 'cache-control': 'no-store' };
+        if (errors.some((e) => e.code === 'UNAUTHORIZED')) headers['www-authenticate'] = 'Bearer realm="keel"';
+        const retryAfter = Math.max(0, ...errors.map((e) => (e.cause instanceof AppError ? (e.cause.retryAfterSeconds ?? 0) : 0)));
+        if (retryAfter > 0) headers['retry-after'] = String(retryAfter);
+        return { headers };
+      },
       onError({ error, path, ctx, req }) {
         const log = ctx?.log ?? req.log;
         if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path }, 'procedure failed');

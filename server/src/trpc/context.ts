@@ -1,20 +1,28 @@
 import { randomUUID } from 'node:crypto';
 import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify';
-import type { Config } from '../config.js';
-import type { Database } from '../db/client.js';
+import type { AppDeps } from '../deps.js';
 import type { Logger } from '../logger.js';
+import type { AuthUser } from '../modules/auth/service.js';
 
-/**
- * Everything a procedure may depend on that outlives a request. Built once by the composition
- * root (http/app.ts, or a test with its own database and fakes).
- */
-export interface AppDeps {
-  config: Config;
-  database: Database;
-  logger: Logger;
-  /** The time source, so tests can move time without sleeping. */
-  now: () => Date;
+export type { AppDeps };
+
+export interface CookieOptions {
+  httpOnly: boolean;
+  sameSite: 'strict' | 'lax';
+  secure: boolean;
+  path: string;
+  expires?: Date;
 }
+
+/** The request's cookies, and a way to set them on the response. */
+export interface CookieJar {
+  get(name: string): string | undefined;
+  set(name: string, value: string, options: CookieOptions): void;
+  clear(name: string, options: Pick<CookieOptions, 'path'>): void;
+}
+
+/** How the client wants its refresh token: in the body (default) or only in an HttpOnly cookie. */
+export type AuthMode = 'bearer' | 'cookie';
 
 /** What the transport knows about the caller. Absent for in-process calls. */
 export interface RequestMeta {
@@ -22,15 +30,19 @@ export interface RequestMeta {
   ip: string | undefined;
   userAgent: string | undefined;
   log: Logger;
+  /** The raw Authorization header. Tokens are read from there only, never from the URL. */
+  authorization: string | undefined;
+  origin: string | undefined;
+  cookies: CookieJar | undefined;
+  authMode: AuthMode;
+  /** Called once the caller is authenticated, so the transport's request log line names the user. */
+  identify?: ((userId: string) => void) | undefined;
 }
 
-export interface Context extends AppDeps {
-  db: Database['prisma'];
-  requestId: string;
-  ip: string | undefined;
-  userAgent: string | undefined;
-  /** A child logger carrying the request id and procedure path(s). */
-  log: Logger;
+export interface Context extends AppDeps, RequestMeta {
+  db: AppDeps['database']['prisma'];
+  /** Set by `authedProcedure`; null on public procedures. */
+  user: AuthUser | null;
 }
 
 /** The composition root for one call: dependencies plus what is known of the request. */
@@ -43,22 +55,39 @@ export function createContextInner(deps: AppDeps, meta: Partial<RequestMeta> = {
     ip: meta.ip,
     userAgent: meta.userAgent,
     log: meta.log ?? deps.logger.child({ reqId: requestId }),
+    authorization: meta.authorization,
+    origin: meta.origin,
+    cookies: meta.cookies,
+    authMode: meta.authMode ?? 'bearer',
+    identify: meta.identify,
+    user: null,
   };
 }
 
 /** The tRPC adapter's context factory: adds request-derived parts on top of `createContextInner`. */
 export function createContextFactory(deps: AppDeps) {
-  return ({ req, info }: CreateFastifyContextOptions): Context => {
+  return ({ req, res, info }: CreateFastifyContextOptions): Context => {
     const procedures = info.calls.map((call) => call.path).join(',');
+    let identified = false;
     return createContextInner(deps, {
       requestId: req.id,
       ip: req.ip,
-      userAgent: truncateHeader(req.headers['user-agent']),
+      userAgent: req.headers['user-agent']?.slice(0, 512),
       log: deps.logger.child({ reqId: req.id, procedure: procedures }),
+      authorization: req.headers.authorization,
+      origin: req.headers.origin,
+      authMode: req.headers['x-keel-auth'] === 'cookie' ? 'cookie' : 'bearer',
+      cookies: {
+        get: (name) => req.cookies[name],
+        set: (name, value, options) => void res.setCookie(name, value, options),
+        clear: (name, options) => void res.clearCookie(name, options),
+      },
+      // The onResponse hook logs with req.log: the user id goes there once (a batch shares one token).
+      identify: (userId) => {
+        if (identified) return;
+        identified = true;
+        req.log = req.log.child({ userId });
+      },
     });
   };
-}
-
-function truncateHeader(value: string | undefined): string | undefined {
-  return value === undefined ? undefined : value.slice(0, 512);
 }

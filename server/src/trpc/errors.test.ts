@@ -27,6 +27,36 @@ describe('toTRPCError', () => {
       internal(prismaError('P2002', { driverAdapterError: { cause: { constraint: { fields: ['"name"'] } } } })),
     );
     expect(viaAdapter.message).toBe('A record with this name already exists.');
+    // What @prisma/adapter-pg 7.10 really reports for `user.create` with a taken email: the index, not the fields.
+    const realAdapter = toTRPCError(
+      internal(
+        prismaError('P2002', {
+          driverAdapterError: {
+            name: 'DriverAdapterError',
+            cause: {
+              originalCode: '23505',
+              originalMessage: 'duplicate key value violates unique constraint "users_email_key"',
+              kind: 'UniqueConstraintViolation',
+              constraint: { index: 'users_email_key' },
+              table: 'users',
+            },
+          },
+          modelName: 'User',
+        }),
+      ),
+    );
+    expect(realAdapter.message).toBe('A record with this email already exists.');
+    expect((realAdapter.cause as AppError).fieldErrors).toEqual({ email: ['already exists'] });
+    const snakeColumn = toTRPCError(
+      internal(
+        prismaError('P2002', { driverAdapterError: { cause: { constraint: { index: 'teams_display_name_key' }, table: 'teams' } } }),
+      ),
+    );
+    expect(snakeColumn.message).toBe('A record with this displayName already exists.');
+    const unknownIndex = toTRPCError(
+      internal(prismaError('P2002', { driverAdapterError: { cause: { constraint: { index: 'custom_idx' }, table: 'teams' } } })),
+    );
+    expect(unknownIndex.message).toBe('A record with this value already exists.');
   });
 
   it('maps P2025 to NOT_FOUND and P2003 to BAD_REQUEST, and leaves other Prisma codes internal', () => {

@@ -92,10 +92,20 @@ function fromPrismaError(error: Prisma.PrismaClientKnownRequestError): TRPCError
 
 /** The fields of a violated unique constraint, whichever way this Prisma version reports them. */
 function uniqueFields(error: Prisma.PrismaClientKnownRequestError): string[] {
-  const meta = error.meta as { target?: unknown; driverAdapterError?: { cause?: { constraint?: { fields?: unknown } } } } | undefined;
-  const fromAdapter = meta?.driverAdapterError?.cause?.constraint?.fields;
+  const meta = error.meta as
+    | { target?: unknown; driverAdapterError?: { cause?: { constraint?: { fields?: unknown; index?: unknown }; table?: unknown } } }
+    | undefined;
+  const cause = meta?.driverAdapterError?.cause;
+  const fromAdapter = cause?.constraint?.fields;
   const target = Array.isArray(fromAdapter) ? fromAdapter : meta?.target;
   if (Array.isArray(target)) return target.map((f) => String(f).replace(/^"|"$/g, ''));
   if (typeof target === 'string') return [target];
+  // @prisma/adapter-pg reports only the index when PostgreSQL names it (it always does):
+  // Prisma names unique indexes `<table>_<column>_key`, and Keel maps camelCase fields to snake_case columns.
+  const index = cause?.constraint?.index;
+  if (typeof index === 'string' && typeof cause?.table === 'string' && index.startsWith(`${cause.table}_`) && index.endsWith('_key')) {
+    const column = index.slice(cause.table.length + 1, -'_key'.length);
+    if (column !== '') return [column.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())];
+  }
   return [];
 }

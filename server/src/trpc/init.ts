@@ -2,6 +2,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import superjson from 'superjson';
 import { ZodError } from 'zod';
 import { AppError } from '../lib/errors.js';
+import type { Role } from '../modules/auth/schemas.js';
 import type { Context } from './context.js';
 import { toTRPCError } from './errors.js';
 
@@ -31,17 +32,18 @@ const t = initTRPC.context<Context>().create({
     let message = shape.message;
     if (isInputError) message = 'Invalid input.';
     else if (unexpected && production) message = `Internal server error. Reference: ${requestId ?? 'unknown'}.`;
+    const fieldErrors = isInputError ? zodFieldErrors(error.cause) : appError?.fieldErrors;
     return {
       ...shape,
       message,
       data: {
         code: shape.data.code,
         httpStatus: shape.data.httpStatus,
-        path: shape.data.path,
-        requestId,
-        fieldErrors: isInputError ? zodFieldErrors(error.cause) : appError?.fieldErrors,
-        retryAfterSeconds: appError?.retryAfterSeconds,
-        stack: production ? undefined : error.stack,
+        ...(shape.data.path === undefined ? {} : { path: shape.data.path }),
+        ...(requestId === undefined ? {} : { requestId }),
+        ...(fieldErrors === undefined ? {} : { fieldErrors }),
+        ...(appError?.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: appError.retryAfterSeconds }),
+        ...(production ? {} : { stack: error.stack }),
       },
     };
   },
@@ -57,9 +59,33 @@ const errorMapping = t.middleware(async ({ next }) => {
   return result;
 });
 
+const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i;
+
+/**
+ * A valid access token (Authorization header only) puts a non-null `user` in the context and the
+ * user id on the request's logger; anything else is UNAUTHORIZED.
+ */
+const authenticated = t.middleware(async ({ ctx, next }) => {
+  const token = ctx.authorization ? BEARER.exec(ctx.authorization)?.[1] : undefined;
+  if (!token) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
+  const user = await ctx.services.auth.authenticate(token);
+  ctx.identify?.(user.id);
+  return next({ ctx: { user, log: ctx.log.child({ userId: user.id }) } });
+});
+
 export const router = t.router;
 export const middleware = t.middleware;
 export const createCallerFactory = t.createCallerFactory;
 export const mergeRouters = t.mergeRouters;
 export const publicProcedure = t.procedure.use(errorMapping);
+export const authedProcedure = publicProcedure.use(authenticated);
+
+/** Authenticated, and of `role`: others get FORBIDDEN. */
+export const requireRole = (role: Role) =>
+  authedProcedure.use(({ ctx, next }) => {
+    if (ctx.user.role !== role) throw new TRPCError({ code: 'FORBIDDEN', message: 'You are not allowed to do this.' });
+    return next();
+  });
+
+export const adminProcedure = requireRole('ADMIN');
 export { TRPCError };

@@ -1,0 +1,87 @@
+/**
+ * The composition root: every long-lived dependency, built once per process (or per test) and
+ * handed to procedures through the tRPC context. No container library: a plain object.
+ */
+import type { Config } from './config.js';
+import type { Database } from './db/client.js';
+import { BackgroundTasks } from './lib/background.js';
+import type { Logger } from './logger.js';
+import { createMailTransport, type MailTransport } from './mail/transport.js';
+import { MailWorker } from './mail/worker.js';
+import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
+import type { KeySet } from './modules/auth/keys.js';
+import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js';
+import { type AuthService, createAuthService } from './modules/auth/service.js';
+import { SessionCache } from './modules/auth/sessions.js';
+import { createProjectService, type ProjectService } from './modules/projects/service.js';
+import { createTaskService, type TaskService } from './modules/tasks/service.js';
+import { createUserAdminService, type UserAdminService } from './modules/users/service.js';
+
+export interface AppDeps {
+  config: Config;
+  database: Database;
+  logger: Logger;
+  /** The time source, so tests can move time without sleeping. */
+  now: () => Date;
+  keys: KeySet;
+  accessTokens: AccessTokens;
+  rateLimits: RateLimits;
+  sessionCache: SessionCache;
+  background: BackgroundTasks;
+  mailer: MailWorker;
+  services: { auth: AuthService; projects: ProjectService; tasks: TaskService; users: UserAdminService };
+}
+
+export interface AppDepsInput {
+  config: Config;
+  database: Database;
+  logger: Logger;
+  keys: KeySet;
+  now?: () => Date;
+  mailTransport?: MailTransport;
+}
+
+export function createAppDeps(input: AppDepsInput): AppDeps {
+  const { config, database, logger, keys } = input;
+  const now = input.now ?? (() => new Date());
+  const accessTokens = createAccessTokens(keys, config.auth, now);
+  const rateLimits = createRateLimits(database.pool, config.rateLimit);
+  const sessionCache = new SessionCache(config.auth.sessionCacheSeconds);
+  const background = new BackgroundTasks(logger);
+  const mailer = new MailWorker(database.prisma, input.mailTransport ?? createMailTransport(config, logger), logger);
+  const auth = createAuthService({
+    db: database.prisma,
+    config,
+    keys,
+    accessTokens,
+    rateLimits,
+    sessionCache,
+    background,
+    mailQueued: () => mailer.kick(),
+    now,
+  });
+  return {
+    config,
+    database,
+    logger,
+    now,
+    keys,
+    accessTokens,
+    rateLimits,
+    sessionCache,
+    background,
+    mailer,
+    services: {
+      auth,
+      projects: createProjectService(database.prisma, now),
+      tasks: createTaskService(database.prisma, now),
+      users: createUserAdminService(database.prisma, sessionCache, now),
+    },
+  };
+}
+
+/** Lets background work finish and stops the mail worker (the pool is closed by its owner). */
+export async function stopAppDeps(deps: AppDeps): Promise<void> {
+  await deps.background.drain();
+  await deps.mailer.stop();
+}

@@ -1,0 +1,56 @@
+/**
+ * Keyset ("cursor") pagination: a stable order on (sort key, id), a cursor that encodes the last
+ * row's key, and `limit + 1` rows read to know whether another page exists. Rows inserted between
+ * two pages neither repeat a row nor skip one, unlike OFFSET.
+ */
+import { z } from 'zod';
+import { AppError } from './errors.js';
+
+export const DEFAULT_PAGE_SIZE = 20;
+export const MAX_PAGE_SIZE = 100;
+
+export const pageInput = {
+  /** Opaque: the `nextCursor` of the previous page. */
+  cursor: z.string().max(200).optional(),
+  limit: z.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE),
+};
+
+export const pageOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item), nextCursor: z.string().nullable() });
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** The position of a row in a (sort key, id) order. */
+export interface CursorKey {
+  key: Date | number;
+  id: string;
+}
+
+const cursorSchema = z.tuple([z.union([z.number(), z.iso.datetime()]), z.uuid()]);
+
+export function encodeCursor({ key, id }: CursorKey): string {
+  return Buffer.from(JSON.stringify([key instanceof Date ? key.toISOString() : key, id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string, kind: 'date' | 'number'): CursorKey {
+  let parsed: z.infer<typeof cursorSchema> | undefined;
+  try {
+    parsed = cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
+  } catch {
+    parsed = undefined;
+  }
+  const [key, id] = parsed ?? [];
+  if (id === undefined || (kind === 'date' ? typeof key !== 'string' : typeof key !== 'number')) {
+    throw new AppError('BAD_REQUEST', 'Invalid cursor.', { fieldErrors: { cursor: ['is not a cursor from this list'] } });
+  }
+  return { key: kind === 'date' ? new Date(key as string) : (key as number), id };
+}
+
+/** Turns `limit + 1` fetched rows into a page and the cursor of its last row. */
+export function toPage<Row, Item>(rows: Row[], limit: number, keyOf: (row: Row) => CursorKey, map: (row: Row) => Item): Page<Item> {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return { items: items.map(map), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null };
+}

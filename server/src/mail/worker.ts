@@ -1,0 +1,130 @@
+import type { PrismaClient } from '../db/client.js';
+import type { Logger } from '../logger.js';
+import type { MailTransport } from './transport.js';
+
+export interface MailWorkerOptions {
+  pollIntervalMs?: number;
+  batchSize?: number;
+  maxAttempts?: number;
+  /** How long a claimed row stays invisible to other workers (a crashed worker's rows come back). */
+  leaseMs?: number;
+}
+
+interface ClaimedMail {
+  id: string;
+  recipient: string;
+  subject: string;
+  body: string;
+  attempts: number;
+}
+
+/**
+ * Delivers the outbox. Rows are claimed with a lease under `FOR UPDATE SKIP LOCKED`, so several
+ * instances share the work without sending a mail twice; a failure is retried with exponential
+ * backoff and given up after `maxAttempts`. A sent mail's body is erased (it may hold a link).
+ */
+export class MailWorker {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+  private stopped = true;
+  private readonly pollIntervalMs: number;
+  private readonly batchSize: number;
+  private readonly maxAttempts: number;
+  private readonly leaseMs: number;
+
+  constructor(
+    private readonly db: PrismaClient,
+    private readonly transport: MailTransport,
+    private readonly log: Logger,
+    options: MailWorkerOptions = {},
+  ) {
+    this.pollIntervalMs = options.pollIntervalMs ?? 2_000;
+    this.batchSize = options.batchSize ?? 10;
+    this.maxAttempts = options.maxAttempts ?? 8;
+    this.leaseMs = options.leaseMs ?? 60_000;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** Look at the outbox now (after a mail was queued) instead of at the next poll. */
+  kick(): void {
+    if (!this.stopped) this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running?.catch(() => 0);
+    this.transport.close();
+  }
+
+  /** Delivers everything due now; resolves with how many mails were sent. */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const sent = await this.runOnce();
+      total += sent;
+      if (sent === 0) return total;
+    }
+  }
+
+  /** One pass: claim a batch, deliver it. Concurrent calls share one pass. */
+  runOnce(): Promise<number> {
+    this.running ??= this.deliverBatch().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private schedule(delayMs: number): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.runOnce()
+        .catch((error: unknown) => this.log.error({ err: error }, 'mail worker: pass failed'))
+        .finally(() => {
+          if (!this.stopped) this.schedule(this.pollIntervalMs);
+        });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private async deliverBatch(): Promise<number> {
+    const claimed = await this.db.$queryRaw<ClaimedMail[]>`
+      UPDATE mail_outbox SET locked_until = now() + (${this.leaseMs}::int * interval '1 millisecond'), attempts = attempts + 1
+      WHERE id IN (
+        SELECT id FROM mail_outbox
+        WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
+          AND (locked_until IS NULL OR locked_until < now())
+        ORDER BY created_at
+        LIMIT ${this.batchSize}
+        FOR UPDATE SKIP LOCKED
+      )
+      RETURNING id, recipient, subject, body, attempts`;
+    let sent = 0;
+    for (const mail of claimed) {
+      try {
+        await this.transport.send({ to: mail.recipient, subject: mail.subject, text: mail.body });
+        await this.db.mailOutbox.update({
+          where: { id: mail.id },
+          data: { sentAt: new Date(), body: '', lockedUntil: null, lastError: null },
+        });
+        sent++;
+      } catch (error) {
+        const message = (error instanceof Error ? error.message : String(error)).slice(0, 1000);
+        const giveUp = mail.attempts >= this.maxAttempts;
+        const backoffMs = Math.min(2 ** mail.attempts * 5_000, 60 * 60_000);
+        await this.db.mailOutbox.update({
+          where: { id: mail.id },
+          data: giveUp
+            ? { failedAt: new Date(), lockedUntil: null, lastError: message, body: '' }
+            : { nextAttemptAt: new Date(Date.now() + backoffMs), lockedUntil: null, lastError: message },
+        });
+        this.log.warn({ mailId: mail.id, attempts: mail.attempts, giveUp, error: message }, 'mail delivery failed');
+      }
+    }
+    return sent;
+  }
+}

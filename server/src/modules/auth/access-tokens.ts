@@ -1,0 +1,80 @@
+/**
+ * Access tokens: JWTs as RFC 9068 describes them (`typ: at+jwt`), signed with an asymmetric key
+ * and verified as RFC 8725 asks: algorithm pinned to the configured keys, issuer, audience and type
+ * checked, at most 30 s of clock skew, keys only from our own set (never from the token).
+ */
+import { randomUUID } from 'node:crypto';
+import { errors, jwtVerify, SignJWT } from 'jose';
+import { z } from 'zod';
+import type { Config } from '../../config.js';
+import type { KeySet } from './keys.js';
+import { roleSchema } from './schemas.js';
+
+export const ACCESS_TOKEN_TYPE = 'at+jwt';
+const CLOCK_SKEW_SECONDS = 30;
+
+const claimsSchema = z.object({
+  sub: z.uuid(),
+  sid: z.uuid(),
+  role: roleSchema,
+  jti: z.string().min(1),
+  iat: z.number().int(),
+  exp: z.number().int(),
+});
+
+export type AccessClaims = z.infer<typeof claimsSchema>;
+
+export interface IssuedAccessToken {
+  token: string;
+  expiresAt: Date;
+}
+
+export class InvalidAccessTokenError extends Error {
+  override name = 'InvalidAccessTokenError';
+}
+
+export interface AccessTokens {
+  issue(subject: { userId: string; sessionId: string; role: AccessClaims['role'] }): Promise<IssuedAccessToken>;
+  /** The token's claims, or InvalidAccessTokenError (never anything else). */
+  verify(token: string): Promise<AccessClaims>;
+}
+
+export function createAccessTokens(keys: KeySet, config: Config['auth'], now: () => Date): AccessTokens {
+  return {
+    async issue({ userId, sessionId, role }) {
+      const issuedAt = Math.floor(now().getTime() / 1000);
+      const expiresAt = issuedAt + config.accessTokenTtlSeconds;
+      const token = await new SignJWT({ sid: sessionId, role })
+        .setProtectedHeader({ alg: keys.algorithm, kid: keys.kid, typ: ACCESS_TOKEN_TYPE })
+        .setIssuer(config.issuer)
+        .setAudience(config.audience)
+        .setSubject(userId)
+        .setIssuedAt(issuedAt)
+        .setExpirationTime(expiresAt)
+        .setJti(randomUUID())
+        .sign(keys.signingKey);
+      return { token, expiresAt: new Date(expiresAt * 1000) };
+    },
+    async verify(token) {
+      try {
+        const { payload } = await jwtVerify(token, keys.verificationKeys, {
+          algorithms: keys.algorithms,
+          issuer: config.issuer,
+          audience: config.audience,
+          typ: ACCESS_TOKEN_TYPE,
+          clockTolerance: CLOCK_SKEW_SECONDS,
+          maxTokenAge: config.accessTokenTtlSeconds + CLOCK_SKEW_SECONDS,
+          requiredClaims: ['sub', 'sid', 'jti', 'iat', 'exp'],
+          currentDate: now(),
+        });
+        const claims = claimsSchema.safeParse(payload);
+        if (!claims.success) throw new InvalidAccessTokenError('unexpected claims');
+        return claims.data;
+      } catch (error) {
+        if (error instanceof InvalidAccessTokenError) throw error;
+        if (error instanceof errors.JOSEError) throw new InvalidAccessTokenError(error.code);
+        throw new InvalidAccessTokenError('malformed');
+      }
+    },
+  };
+}

@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import { AppError } from '../../lib/errors.js';
+import type { Context } from '../../trpc/context.js';
+import { authedProcedure, publicProcedure, router } from '../../trpc/init.js';
+import {
+  type AuthResult,
+  authResultSchema,
+  changePasswordInput,
+  countSchema,
+  loginInput,
+  okSchema,
+  refreshInput,
+  registerInput,
+  requestPasswordResetInput,
+  resetPasswordInput,
+  sessionIdInput,
+  sessionSchema,
+  userSchema,
+  verifyEmailInput,
+} from './schemas.js';
+import type { ClientInfo } from './service.js';
+
+export const REFRESH_COOKIE = 'keel_refresh';
+/** The cookie goes to the refresh procedure only (called unbatched by the SDK). */
+export const REFRESH_COOKIE_PATH = '/trpc/auth.refresh';
+
+const client = (ctx: Context): ClientInfo => ({ ip: ctx.ip, userAgent: ctx.userAgent, log: ctx.log });
+
+/**
+ * Cookie mode is for browsers, where a cookie rides along with any request: a mutation that sets
+ * or uses the refresh cookie must come from an allowed Origin (CSRF defence beside SameSite=Strict).
+ */
+function assertCookieOrigin(ctx: Context): void {
+  if (ctx.authMode !== 'cookie') return;
+  if (!ctx.origin || !ctx.config.http.corsOrigins.includes(ctx.origin)) {
+    throw new AppError('FORBIDDEN', 'Cookie authentication needs a request from an allowed origin.');
+  }
+}
+
+/** Bearer mode returns the refresh token in the body; cookie mode puts it only in an HttpOnly cookie. */
+function deliver(ctx: Context, result: AuthResult): AuthResult {
+  if (ctx.authMode !== 'cookie' || !result.refreshToken) return result;
+  ctx.cookies?.set(REFRESH_COOKIE, result.refreshToken, {
+    httpOnly: true,
+    sameSite: 'strict',
+    secure: ctx.config.auth.secureCookies,
+    path: REFRESH_COOKIE_PATH,
+    expires: result.refreshTokenExpiresAt,
+  });
+  const { refreshToken: _inCookie, ...rest } = result;
+  return rest;
+}
+
+function clearRefreshCookie(ctx: Context): void {
+  if (ctx.authMode === 'cookie') ctx.cookies?.clear(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH });
+}
+
+export const authRouter = router({
+  register: publicProcedure
+    .input(registerInput)
+    .output(authResultSchema)
+    .mutation(async ({ ctx, input }) => {
+      assertCookieOrigin(ctx);
+      return deliver(ctx, await ctx.services.auth.register(input, client(ctx)));
+    }),
+
+  login: publicProcedure
+    .input(loginInput)
+    .output(authResultSchema)
+    .mutation(async ({ ctx, input }) => {
+      assertCookieOrigin(ctx);
+      return deliver(ctx, await ctx.services.auth.login(input, client(ctx)));
+    }),
+
+  refresh: publicProcedure
+    .input(refreshInput)
+    .output(authResultSchema)
+    .mutation(async ({ ctx, input }) => {
+      let token = input?.refreshToken;
+      if (!token && ctx.authMode === 'cookie') {
+        assertCookieOrigin(ctx);
+        token = ctx.cookies?.get(REFRESH_COOKIE);
+      }
+      try {
+        return deliver(ctx, await ctx.services.auth.refresh(token, client(ctx)));
+      } catch (error) {
+        clearRefreshCookie(ctx);
+        throw error;
+      }
+    }),
+
+  logout: authedProcedure.output(okSchema).mutation(async ({ ctx }) => {
+    clearRefreshCookie(ctx);
+    return ctx.services.auth.logout(ctx.user, client(ctx));
+  }),
+
+  logoutAll: authedProcedure.output(countSchema).mutation(async ({ ctx }) => {
+    clearRefreshCookie(ctx);
+    return ctx.services.auth.logoutAll(ctx.user, client(ctx));
+  }),
+
+  me: authedProcedure.output(userSchema).query(({ ctx }) => ctx.services.auth.me(ctx.user)),
+
+  sessions: router({
+    list: authedProcedure.output(z.array(sessionSchema)).query(({ ctx }) => ctx.services.auth.listSessions(ctx.user)),
+    revoke: authedProcedure
+      .input(sessionIdInput)
+      .output(okSchema)
+      .mutation(({ ctx, input }) => ctx.services.auth.revokeSession(ctx.user, input.sessionId, client(ctx))),
+  }),
+
+  changePassword: authedProcedure
+    .input(changePasswordInput)
+    .output(okSchema)
+    .mutation(({ ctx, input }) => ctx.services.auth.changePassword(ctx.user, input, client(ctx))),
+
+  requestPasswordReset: publicProcedure
+    .input(requestPasswordResetInput)
+    .output(okSchema)
+    .mutation(({ ctx, input }) => ctx.services.auth.requestPasswordReset(input, client(ctx))),
+
+  resetPassword: publicProcedure
+    .input(resetPasswordInput)
+    .output(okSchema)
+    .mutation(({ ctx, input }) => ctx.services.auth.resetPassword(input, client(ctx))),
+
+  requestEmailVerification: authedProcedure
+    .output(okSchema)
+    .mutation(({ ctx }) => ctx.services.auth.requestEmailVerification(ctx.user, client(ctx))),
+
+  verifyEmail: publicProcedure
+    .input(verifyEmailInput)
+    .output(okSchema)
+    .mutation(({ ctx, input }) => ctx.services.auth.verifyEmail(input.token, client(ctx))),
+});

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { enqueueMail } from '../../server/src/mail/outbox.js';
+import type { MailTransport, OutgoingMail } from '../../server/src/mail/transport.js';
+import { MailWorker } from '../../server/src/mail/worker.js';
+import { useTestDatabase } from '../support/database.js';
+
+const db = await useTestDatabase();
+const prisma = db.database.prisma;
+const logger = db.deps().logger;
+
+/** A transport that records what it was asked to send and fails the first `failures` times. */
+function recordingTransport(failures = 0) {
+  const sent: OutgoingMail[] = [];
+  let remaining = failures;
+  const transport: MailTransport = {
+    async send(mail) {
+      if (remaining > 0) {
+        remaining--;
+        throw new Error('421 try again later');
+      }
+      sent.push(mail);
+    },
+    close() {},
+  };
+  return { sent, transport };
+}
+
+describe('mail outbox worker', () => {
+  it('delivers queued mail and erases its body once sent', async () => {
+    await enqueueMail(prisma, { to: 'a@example.test', subject: 'hello', text: 'link: https://x/?token=secret' });
+    const { sent, transport } = recordingTransport();
+    expect(await new MailWorker(prisma, transport, logger).drain()).toBe(1);
+    expect(sent).toEqual([{ to: 'a@example.test', subject: 'hello', text: 'link: https://x/?token=secret' }]);
+    const row = await prisma.mailOutbox.findFirstOrThrow({ where: { recipient: 'a@example.test' } });
+    expect(row.sentAt).not.toBeNull();
+    expect(row.body).toBe('');
+  });
+
+  it('retries a failed delivery later with backoff, and gives up after the last attempt', async () => {
+    await enqueueMail(prisma, { to: 'retry@example.test', subject: 'retry', text: 'body' });
+    const { transport } = recordingTransport(10);
+    const worker = new MailWorker(prisma, transport, logger, { maxAttempts: 2 });
+    expect(await worker.drain()).toBe(0);
+    const afterFirst = await prisma.mailOutbox.findFirstOrThrow({ where: { recipient: 'retry@example.test' } });
+    expect(afterFirst).toMatchObject({ attempts: 1, sentAt: null, failedAt: null, lastError: '421 try again later' });
+    expect(afterFirst.nextAttemptAt.getTime()).toBeGreaterThan(Date.now());
+    await prisma.mailOutbox.update({ where: { id: afterFirst.id }, data: { nextAttemptAt: new Date(0) } });
+    await worker.drain();
+    const afterSecond = await prisma.mailOutbox.findFirstOrThrow({ where: { id: afterFirst.id } });
+    expect(afterSecond.attempts).toBe(2);
+    expect(afterSecond.failedAt).not.toBeNull();
+    expect(afterSecond.body).toBe('');
+  });
+
+  it('never sends a mail twice when two workers run at once', async () => {
+    for (let i = 0; i < 10; i++) await enqueueMail(prisma, { to: `many${i}@example.test`, subject: 'many', text: `#${i}` });
+    const one = recordingTransport();
+    const two = recordingTransport();
+    const [a, b] = await Promise.all([
+      new MailWorker(prisma, one.transport, logger, { batchSize: 3 }).drain(),
+      new MailWorker(prisma, two.transport, logger, { batchSize: 3 }).drain(),
+    ]);
+    expect(a + b).toBe(10);
+    const recipients = [...one.sent, ...two.sent].map((m) => m.to).sort();
+    expect(new Set(recipients).size).toBe(10);
+  });
+
+  it('delivers on its own once started, without waiting for the next poll after a kick', async () => {
+    const { sent, transport } = recordingTransport();
+    const worker = new MailWorker(prisma, transport, logger, { pollIntervalMs: 60_000 });
+    worker.start();
+    await enqueueMail(prisma, { to: 'kicked@example.test', subject: 'kick', text: 'now' });
+    const delivered = new Promise<void>((resolve) => {
+      const original = transport.send;
+      transport.send = async (mail) => {
+        await original(mail);
+        if (mail.to === 'kicked@example.test') resolve();
+      };
+    });
+    worker.kick();
+    await delivered;
+    await worker.stop();
+    expect(sent.map((m) => m.to)).toContain('kicked@example.test');
+  });
+});
