@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { pageInput, pageOf } from '../../lib/pagination.js';
+
+export const taskStatusSchema = z.enum(['TODO', 'IN_PROGRESS', 'DONE']);
+
+const title = z.string().trim().min(1, { message: 'must not be empty' }).max(200);
+const description = z.string().trim().max(5000).nullable();
+const dueAt = z.coerce.date().nullable();
+const version = z.number().int().min(1);
+
+export const taskSchema = z.object({
+  id: z.uuid(),
+  projectId: z.uuid(),
+  title: z.string(),
+  description: z.string().nullable(),
+  status: taskStatusSchema,
+  dueAt: z.date().nullable(),
+  position: z.number().int().nonnegative(),
+  version: z.number().int(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+});
+export type Task = z.infer<typeof taskSchema>;
+
+export const taskPage = pageOf(taskSchema);
+
+export const listTasksInput = z.strictObject({ projectId: z.uuid(), status: taskStatusSchema.optional(), ...pageInput });
+export const taskIdInput = z.strictObject({ id: z.uuid() });
+export const createTaskInput = z.strictObject({
+  projectId: z.uuid(),
+  title,
+  description: description.optional(),
+  status: taskStatusSchema.optional(),
+  dueAt: dueAt.optional(),
+});
+export const updateTaskInput = z.strictObject({
+  id: z.uuid(),
+  version,
+  title: title.optional(),
+  description: description.optional(),
+  status: taskStatusSchema.optional(),
+  dueAt: dueAt.optional(),
+});
+export const moveTaskInput = z.strictObject({
+  id: z.uuid(),
+  version,
+  /** Another project of the same owner; omitted: stay in the current one. */
+  projectId: z.uuid().optional(),
+  /** 0-based; past the end means last. */
+  position: z.number().int().min(0).max(1_000_000),
+});
+export const deleteTaskInput = z.strictObject({ id: z.uuid(), version });

@@ -1,0 +1,112 @@
+/**
+ * Admin user management. The last active admin can be neither demoted nor deactivated: the check
+ * and the change run under one transaction-scoped advisory lock, so two admins demoting each
+ * other at once cannot leave the system with none.
+ */
+import type { z } from 'zod';
+import type { Db, PrismaClient } from '../../db/client.js';
+import { AppError } from '../../lib/errors.js';
+import { decodeCursor, type Page, toPage } from '../../lib/pagination.js';
+import type { Role } from '../auth/schemas.js';
+import { revokeUserSessions, type SessionCache } from '../auth/sessions.js';
+import type { AdminUser, listUsersInput } from './schemas.js';
+
+const adminUserSelect = {
+  id: true,
+  email: true,
+  name: true,
+  role: true,
+  emailVerified: true,
+  active: true,
+  createdAt: true,
+  updatedAt: true,
+} as const;
+
+/** Any constant works: it only has to be the same for every transaction that changes admins. */
+const ADMIN_CHANGES_LOCK = 4_802_911;
+
+const notFound = () => new AppError('NOT_FOUND', 'User not found.');
+
+async function assertNotLastAdmin(tx: Db, userId: string, action: string): Promise<void> {
+  const others = await tx.user.count({ where: { role: 'ADMIN', active: true, id: { not: userId } } });
+  if (others === 0) throw new AppError('CONFLICT', `The last active admin cannot be ${action}. Make another user admin first.`);
+}
+
+export function createUserAdminService(db: PrismaClient, sessionCache: SessionCache, now: () => Date) {
+  /** Runs `change` on a user, serialised with every other admin-set change. */
+  function changeUser(id: string, change: (tx: Db, user: { role: Role; active: boolean }) => Promise<void>): Promise<AdminUser> {
+    return db.$transaction(async (tx) => {
+      await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADMIN_CHANGES_LOCK})`;
+      const user = await tx.user.findUnique({ where: { id }, select: { role: true, active: true } });
+      if (!user) throw notFound();
+      await change(tx, user);
+      return tx.user.findUniqueOrThrow({ where: { id }, select: adminUserSelect });
+    });
+  }
+
+  return {
+    async list(input: z.infer<typeof listUsersInput>): Promise<Page<AdminUser>> {
+      const after = input.cursor ? decodeCursor(input.cursor, 'date') : undefined;
+      const rows = await db.user.findMany({
+        where: {
+          ...(input.role ? { role: input.role } : {}),
+          ...(input.active === undefined ? {} : { active: input.active }),
+          ...(input.search
+            ? {
+                OR: [
+                  { email: { startsWith: input.search.toLowerCase() } },
+                  { name: { contains: input.search, mode: 'insensitive' as const } },
+                ],
+              }
+            : {}),
+          ...(after
+            ? { AND: [{ OR: [{ createdAt: { lt: after.key as Date } }, { createdAt: after.key as Date, id: { lt: after.id } }] }] }
+            : {}),
+        },
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take: input.limit + 1,
+        select: adminUserSelect,
+      });
+      return toPage(
+        rows,
+        input.limit,
+        (u) => ({ key: u.createdAt, id: u.id }),
+        (u) => u,
+      );
+    },
+
+    async byId(id: string): Promise<AdminUser> {
+      const user = await db.user.findUnique({ where: { id }, select: adminUserSelect });
+      if (!user) throw notFound();
+      return user;
+    },
+
+    /** A demotion also ends the user's sessions: their access tokens still say ADMIN. */
+    setRole(id: string, role: Role): Promise<AdminUser> {
+      return changeUser(id, async (tx, user) => {
+        if (user.role === role) return;
+        if (user.role === 'ADMIN' && user.active) await assertNotLastAdmin(tx, id, 'demoted');
+        await tx.user.update({ where: { id }, data: { role } });
+        if (role === 'USER') {
+          await revokeUserSessions(tx, { userId: id, reason: 'role_changed', now: now() });
+          sessionCache.clear();
+        }
+      });
+    },
+
+    /** Deactivating ends every session of the user at once. */
+    setActive(id: string, active: boolean): Promise<AdminUser> {
+      return changeUser(id, async (tx, user) => {
+        if (user.active === active) return;
+        if (!active && user.role === 'ADMIN') await assertNotLastAdmin(tx, id, 'deactivated');
+        await tx.user.update({ where: { id }, data: { active } });
+        if (!active) {
+          await revokeUserSessions(tx, { userId: id, reason: 'account_deactivated', now: now() });
+          sessionCache.clear();
+        }
+      });
+    },
+  };
+}
+
+export type UserAdminService = ReturnType<typeof createUserAdminService>;
