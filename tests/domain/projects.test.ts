@@ -96,8 +96,14 @@ describe('projects', () => {
 
   it('paginates newest first with an opaque cursor, and inserts between pages cause no duplicate or gap', async () => {
     const { caller } = await owner();
-    const clock = { t: Date.now() };
-    const timed = db.deps({ now: () => new Date((clock.t += 1000)) });
+    // Each creation one second after the previous one: a strictly increasing sort key.
+    let tick = Date.now();
+    const timed = db.deps({
+      now: () => {
+        tick += 1000;
+        return new Date(tick);
+      },
+    });
     const existing: string[] = [];
     const { user: pager, caller: pagerCaller } = await owner();
     for (let i = 0; i < 7; i++)

@@ -74,6 +74,19 @@ describe('toTRPCError', () => {
     );
   });
 
+  it('maps what Prisma 7 with adapter-pg really throws for a stopped and for an unresponsive database', () => {
+    // Seen in tests/e2e/database-outage.test.ts: connection refused, then connect timeout (DATABASE_CONNECT_TIMEOUT_MS).
+    const refused = new Prisma.PrismaClientKnownRequestError(
+      "\nInvalid `prisma.user.count()` invocation:\n\n\nCan't reach database server at 127.0.0.1:41385",
+      { code: 'P1001', clientVersion: '7.10.1' },
+    );
+    expect(toTRPCError(internal(refused)).code).toBe('SERVICE_UNAVAILABLE');
+    const timedOut = new Error('Connection terminated due to connection timeout', {
+      cause: new Error('Connection terminated unexpectedly'),
+    });
+    expect(toTRPCError(internal(timedOut)).code).toBe('SERVICE_UNAVAILABLE');
+  });
+
   it('passes non-internal errors and unknown failures through unchanged', () => {
     const notFound = new TRPCError({ code: 'NOT_FOUND' });
     expect(toTRPCError(notFound)).toBe(notFound);
