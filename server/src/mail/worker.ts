@@ -25,7 +25,8 @@ interface ClaimedMail {
  */
 export class MailWorker {
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
+  /** The last queued pass; passes run one after another, never two at once. */
+  private queue: Promise<unknown> = Promise.resolve();
   private stopped = true;
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
@@ -57,7 +58,7 @@ export class MailWorker {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.running?.catch(() => 0);
+    await this.queue;
     this.transport.close();
   }
 
@@ -71,12 +72,14 @@ export class MailWorker {
     }
   }
 
-  /** One pass: claim a batch, deliver it. Concurrent calls share one pass. */
+  /**
+   * One pass: claim a batch, deliver it. A call made while a pass runs queues a new pass after it
+   * (joining the running one could miss a mail queued after that pass claimed its batch).
+   */
   runOnce(): Promise<number> {
-    this.running ??= this.deliverBatch().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    const pass = this.queue.then(() => this.deliverBatch());
+    this.queue = pass.catch(() => undefined);
+    return pass;
   }
 
   private schedule(delayMs: number): void {

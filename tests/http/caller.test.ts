@@ -1,0 +1,90 @@
+/**
+ * The same procedures in-process, through `createCaller`: the middleware and error mapping are the
+ * ones HTTP uses, and errors reach the caller as `TRPCError`s with mapped codes (the formatter,
+ * which shapes what HTTP clients see, does not apply here).
+ */
+import { TRPCError } from '@trpc/server';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ZodError } from 'zod';
+import { createDatabase } from '../../server/src/db/client.js';
+import { freePort } from '../../server/src/db/embedded.js';
+import { AppError } from '../../server/src/lib/errors.js';
+import { createContextInner } from '../../server/src/trpc/context.js';
+import { VERSION } from '../../server/src/version.js';
+import { callerWith } from '../support/caller.js';
+import { useTestDatabase } from '../support/database.js';
+import { createTestCaller, LEAKY_MESSAGE } from './fixtures.js';
+
+const db = await useTestDatabase();
+const deps = db.deps();
+const caller = createTestCaller(createContextInner(deps));
+
+/** Runs `call`, expecting it to reject with a TRPCError; returns that error. */
+async function trpcErrorOf(call: () => Promise<unknown>): Promise<TRPCError> {
+  const error = await call().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(TRPCError);
+  return error as TRPCError;
+}
+
+describe('createCaller', () => {
+  it('system.health returns { status: ok, version, uptimeSeconds }', async () => {
+    const health = await callerWith(deps).system.health();
+    expect(health).toEqual({ status: 'ok', version: VERSION, uptimeSeconds: expect.any(Number) });
+  });
+
+  it('gives the context the request id it was called with', async () => {
+    const context = createContextInner(deps, { requestId: 'caller-request-1' });
+    expect(context.requestId).toBe('caller-request-1');
+    expect(context.db).toBe(deps.database.prisma);
+  });
+
+  it('surfaces invalid input as BAD_REQUEST caused by the ZodError that names each field', async () => {
+    const error = await trpcErrorOf(() => caller.register({ email: 'nope', age: 3, nested: { name: '' } }));
+    expect(error.code).toBe('BAD_REQUEST');
+    expect(error.cause).toBeInstanceOf(ZodError);
+    const paths = (error.cause as ZodError).issues.map((i) => i.path.join('.')).sort();
+    expect(paths).toEqual(['age', 'email', 'nested.name']);
+  });
+
+  it('surfaces an unexpected error as INTERNAL_SERVER_ERROR with the original error as cause', async () => {
+    const error = await trpcErrorOf(() => caller.explode());
+    expect(error.code).toBe('INTERNAL_SERVER_ERROR');
+    expect(error.cause).toBeInstanceOf(Error);
+    expect((error.cause as Error).message).toBe(LEAKY_MESSAGE);
+  });
+
+  it('surfaces an AppError under its own code, keeping it (and its field errors) as cause', async () => {
+    const error = await trpcErrorOf(() => caller.conflict());
+    expect(error.code).toBe('CONFLICT');
+    expect(error.message).toBe('That name is taken.');
+    expect(error.cause).toBeInstanceOf(AppError);
+    expect((error.cause as AppError).fieldErrors).toEqual({ name: ['already taken'] });
+  });
+
+  it('maps a unique violation in the real database to CONFLICT naming the field', async () => {
+    await caller.createUser({ email: 'twice@example.com' });
+    const error = await trpcErrorOf(() => caller.createUser({ email: 'twice@example.com' }));
+    expect(error.code).toBe('CONFLICT');
+    expect(error.message).toBe('A record with this email already exists.');
+    expect((error.cause as AppError).fieldErrors).toEqual({ email: ['already exists'] });
+  });
+
+  it('maps an update of a missing row (Prisma P2025) to NOT_FOUND', async () => {
+    const error = await trpcErrorOf(() => caller.renameMissingUser());
+    expect(error.code).toBe('NOT_FOUND');
+  });
+
+  it('maps a database nobody listens on to SERVICE_UNAVAILABLE', async () => {
+    const url = new URL(db.url);
+    url.port = String(await freePort());
+    const unreachable = createDatabase(url.toString(), deps.config.database, deps.logger);
+    afterAll(() => unreachable.close());
+    const offline = createTestCaller(createContextInner({ ...deps, database: unreachable }));
+    const error = await trpcErrorOf(() => offline.userCount());
+    expect(error.code).toBe('SERVICE_UNAVAILABLE');
+    expect(error.message).toBe('The database is unavailable. Retry later.');
+  });
+});
