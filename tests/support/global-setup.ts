@@ -50,7 +50,7 @@ async function startServer(): Promise<Server> {
   removeCrashedEmbeddedClusters();
   const dir = join(tmpdir(), `keel-test-pg-${process.pid}-${Date.now().toString(36)}`, 'postgres');
   const started = Date.now();
-  const handle = await ensureDatabase({ dir, database: 'postgres', log: () => {} });
+  const handle = await ensureDatabase({ dir, database: 'postgres', durability: 'none', log: () => {} });
   log(`database: embedded PostgreSQL in ${dir} (started in ${Date.now() - started} ms; set TEST_DATABASE_URL to use a server)`);
   return {
     adminUrl: handle.url,

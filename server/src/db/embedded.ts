@@ -25,8 +25,15 @@ export interface EnsureDatabaseOptions {
   /** Where the embedded cluster keeps its data. */
   dir?: string;
   database?: string;
+  /**
+   * `none` turns off fsync and friends: for throwaway clusters (tests, benchmarks) whose data may
+   * be lost in a crash. Never for data you keep.
+   */
+  durability?: 'full' | 'none';
   log: (message: string) => void;
 }
+
+const NO_DURABILITY = ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'];
 
 const USER = 'postgres';
 
@@ -76,7 +83,13 @@ export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<Da
     authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    postgresFlags: [
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      ...(options.durability === 'none' ? NO_DURABILITY : []),
+    ],
     onLog: (message) => {
       logs.push(message);
       if (logs.length > 50) logs.shift();
