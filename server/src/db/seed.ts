@@ -50,6 +50,23 @@ async function seedDemoData(db: PrismaClient, config: Config, log: (message: str
   const email = 'demo@keel.local';
   if (await db.user.findUnique({ where: { email }, select: { id: true } })) return;
   const password = randomBytes(9).toString('base64url');
-  await db.user.create({ data: { email, name: 'Demo User', passwordHash: await hashPassword(password, config.passwords) } });
-  log(`seed: created demo user ${email} with password ${password} (development only)`);
+  const user = await db.user.create({
+    data: { email, name: 'Demo User', emailVerified: true, passwordHash: await hashPassword(password, config.passwords) },
+    select: { id: true },
+  });
+  await db.project.create({
+    data: {
+      ownerId: user.id,
+      name: 'Getting started',
+      description: 'A demo project: rename it, add tasks, move them around.',
+      tasks: {
+        create: [
+          { title: 'Open Prisma Studio with pnpm studio', status: 'DONE', position: 0 },
+          { title: 'Call projects.list with the demo user', status: 'IN_PROGRESS', position: 1 },
+          { title: 'Add a feature module of your own', status: 'TODO', position: 2 },
+        ],
+      },
+    },
+  });
+  log(`seed: created demo user ${email} with password ${password} and a demo project (development only)`);
 }

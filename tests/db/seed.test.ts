@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { seed } from '../../server/src/db/seed.js';
+import { verifyPassword } from '../../server/src/lib/password.js';
+import { testConfig, useTestDatabase } from '../support/database.js';
+
+const db = await useTestDatabase();
+const prisma = db.database.prisma;
+const quiet = () => {};
+
+describe('seed', () => {
+  it('creates the admin from ADMIN_EMAIL/ADMIN_PASSWORD once, and changes nothing on a second run', async () => {
+    const config = testConfig(db.url, { ADMIN_EMAIL: 'Boss@Example.test', ADMIN_PASSWORD: 'a long admin passphrase' });
+    const first = await seed(prisma, config, quiet);
+    expect(first.admin).toEqual({ email: 'boss@example.test', created: true });
+    const row = await prisma.user.findUniqueOrThrow({ where: { email: 'boss@example.test' } });
+    expect(row).toMatchObject({ role: 'ADMIN', emailVerified: true, active: true });
+    expect(await verifyPassword(row.passwordHash, 'a long admin passphrase')).toBe(true);
+    const second = await seed(prisma, config, quiet);
+    expect(second.admin).toEqual({ email: 'boss@example.test', created: false });
+    expect(await prisma.user.count({ where: { email: 'boss@example.test' } })).toBe(1);
+  });
+
+  it('promotes an existing account named by ADMIN_EMAIL instead of creating another', async () => {
+    await prisma.user.create({ data: { email: 'promote@example.test', passwordHash: 'x' } });
+    await seed(prisma, testConfig(db.url, { ADMIN_EMAIL: 'promote@example.test', ADMIN_PASSWORD: 'a long admin passphrase' }), quiet);
+    expect((await prisma.user.findUniqueOrThrow({ where: { email: 'promote@example.test' } })).role).toBe('ADMIN');
+  });
+
+  it('in development without ADMIN_EMAIL creates admin@keel.local with a generated password printed once, and demo data', async () => {
+    const lines: string[] = [];
+    const config = testConfig(db.url, { NODE_ENV: 'development' });
+    const result = await seed(prisma, config, (line) => lines.push(line));
+    const password = result.admin?.generatedPassword as string;
+    expect(result.admin).toMatchObject({ email: 'admin@keel.local', created: true });
+    expect(lines.some((line) => line.includes(password))).toBe(true);
+    const admin = await prisma.user.findUniqueOrThrow({ where: { email: 'admin@keel.local' } });
+    expect(await verifyPassword(admin.passwordHash, password)).toBe(true);
+    const demo = await prisma.user.findUniqueOrThrow({
+      where: { email: 'demo@keel.local' },
+      include: { projects: { include: { tasks: true } } },
+    });
+    expect(demo.projects).toHaveLength(1);
+    expect(demo.projects[0]?.tasks.map((t) => t.position).sort()).toEqual([0, 1, 2]);
+    const again = await seed(prisma, config, (line) => lines.push(line));
+    expect(again.admin).toEqual({ email: 'admin@keel.local', created: false });
+    expect(await prisma.project.count({ where: { ownerId: demo.id } })).toBe(1);
+  });
+
+  it('outside development seeds no demo data and no generated admin', async () => {
+    const before = await prisma.user.count();
+    const result = await seed(prisma, testConfig(db.url), quiet);
+    expect(result.admin).toBeUndefined();
+    expect(await prisma.user.count()).toBe(before);
+  });
+});
