@@ -23,8 +23,8 @@ export interface Page<T> {
 }
 
 /** The position of a row in a (sort key, id) order. */
-export interface CursorKey {
-  key: Date | number;
+export interface CursorKey<K extends Date | number = Date | number> {
+  key: K;
   id: string;
 }
 
@@ -34,6 +34,8 @@ export function encodeCursor({ key, id }: CursorKey): string {
   return Buffer.from(JSON.stringify([key instanceof Date ? key.toISOString() : key, id])).toString('base64url');
 }
 
+export function decodeCursor(cursor: string, kind: 'date'): CursorKey<Date>;
+export function decodeCursor(cursor: string, kind: 'number'): CursorKey<number>;
 export function decodeCursor(cursor: string, kind: 'date' | 'number'): CursorKey {
   let parsed: z.infer<typeof cursorSchema> | undefined;
   try {
@@ -53,4 +55,25 @@ export function toPage<Row, Item>(rows: Row[], limit: number, keyOf: (row: Row) 
   const items = rows.slice(0, limit);
   const last = items.at(-1);
   return { items: items.map(map), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null };
+}
+
+type After<T> = { lt: T } | { gt: T };
+
+/**
+ * The Prisma `where` for "rows after this cursor" in an order on (`field`, id), ascending or
+ * descending; undefined when there is no cursor (the first page).
+ */
+export function rowsAfter<F extends string, K extends Date | number>(
+  field: F,
+  cursor: CursorKey<K> | undefined,
+  direction: 'asc' | 'desc',
+): { OR: [Record<F, After<K>>, Record<F, K> & { id: After<string> }] } | undefined {
+  if (!cursor) return undefined;
+  const after = <T>(value: T): After<T> => (direction === 'asc' ? { gt: value } : { lt: value });
+  return {
+    OR: [
+      { [field]: after(cursor.key) } as Record<F, After<K>>,
+      { [field]: cursor.key, id: after(cursor.id) } as Record<F, K> & { id: After<string> },
+    ],
+  };
 }

@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import type { Db, PrismaClient } from '../../db/client.js';
 import { AppError } from '../../lib/errors.js';
-import { decodeCursor, type Page, toPage } from '../../lib/pagination.js';
+import { decodeCursor, type Page, rowsAfter, toPage } from '../../lib/pagination.js';
 import type { AuthUser } from '../auth/service.js';
 import type { createProjectInput, listProjectsInput, Project, updateProjectInput } from './schemas.js';
 
@@ -64,7 +64,7 @@ export function createProjectService(db: PrismaClient, now: () => Date) {
         where: {
           ownerId: input.ownerId ?? user.id,
           ...(input.includeArchived ? {} : { archivedAt: null }),
-          ...(after ? { OR: [{ createdAt: { lt: after.key as Date } }, { createdAt: after.key as Date, id: { lt: after.id } }] } : {}),
+          ...rowsAfter('createdAt', after, 'desc'),
         },
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
         take: input.limit + 1,

@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import type { Db, PrismaClient } from '../../db/client.js';
 import { AppError } from '../../lib/errors.js';
-import { decodeCursor, type Page, toPage } from '../../lib/pagination.js';
+import { decodeCursor, type Page, rowsAfter, toPage } from '../../lib/pagination.js';
 import type { AuthUser } from '../auth/service.js';
 import { explainMissedWrite, readableBy } from '../projects/service.js';
 import type { createTaskInput, listTasksInput, moveTaskInput, Task, updateTaskInput } from './schemas.js';
@@ -63,7 +63,7 @@ export function createTaskService(db: PrismaClient, now: () => Date) {
         where: {
           projectId: input.projectId,
           ...(input.status ? { status: input.status } : {}),
-          ...(after ? { OR: [{ position: { gt: after.key as number } }, { position: after.key as number, id: { gt: after.id } }] } : {}),
+          ...rowsAfter('position', after, 'asc'),
         },
         orderBy: [{ position: 'asc' }, { id: 'asc' }],
         take: input.limit + 1,

@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import type { Db, PrismaClient } from '../../db/client.js';
 import { AppError } from '../../lib/errors.js';
-import { decodeCursor, type Page, toPage } from '../../lib/pagination.js';
+import { decodeCursor, type Page, rowsAfter, toPage } from '../../lib/pagination.js';
 import type { Role } from '../auth/schemas.js';
 import { revokeUserSessions, type SessionCache } from '../auth/sessions.js';
 import type { AdminUser, listUsersInput } from './schemas.js';
@@ -59,9 +59,8 @@ export function createUserAdminService(db: PrismaClient, sessionCache: SessionCa
                 ],
               }
             : {}),
-          ...(after
-            ? { AND: [{ OR: [{ createdAt: { lt: after.key as Date } }, { createdAt: after.key as Date, id: { lt: after.id } }] }] }
-            : {}),
+          // AND keeps the cursor's OR apart from the search's OR.
+          AND: [rowsAfter('createdAt', after, 'desc') ?? {}],
         },
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
         take: input.limit + 1,
