@@ -89,6 +89,18 @@ describe('auth.refresh', () => {
     expect(session.revokedAt).toBeNull();
   });
 
+  it('serialises a race between two instances on the session row lock: one successor, no error', async () => {
+    const clock = { now: new Date() };
+    const instanceA = db.deps({ now: () => clock.now });
+    const instanceB = db.deps({ now: () => clock.now });
+    const { refreshToken, sessionId } = await signIn(instanceA, await createUser(instanceA));
+    const calls = Array.from({ length: 10 }, (_, i) => callerWith(i % 2 === 0 ? instanceA : instanceB).auth.refresh({ refreshToken }));
+    const results = await Promise.allSettled(calls);
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+    expect(new Set(results.map((r) => (r.status === 'fulfilled' ? r.value.refreshToken : undefined))).size).toBe(1);
+    expect(await instanceA.database.prisma.refreshToken.count({ where: { sessionId, rotatedAt: null } })).toBe(1);
+  });
+
   it('rejects an unknown, missing or malformed refresh token with UNAUTHORIZED or BAD_REQUEST', async () => {
     const { deps } = withClock();
     expect(await codeOf(callerWith(deps).auth.refresh({ refreshToken: 'A'.repeat(43) }))).toBe('UNAUTHORIZED');

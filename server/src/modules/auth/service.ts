@@ -34,6 +34,7 @@ import {
   type IssuedRefreshToken,
   isSessionActive,
   listLiveSessions,
+  type RotationResult,
   revokeSession,
   revokeUserSessions,
   rotateRefreshToken,
@@ -84,6 +85,24 @@ export function createAuthService(deps: AuthServiceDeps) {
   const { db, config, accessTokens, rateLimits, now } = deps;
   const policy: SessionPolicy = config.auth;
   let dummyHash: Promise<string> | undefined;
+  /**
+   * Refreshes of one token in flight in this process. Concurrent callers (a burst of requests that
+   * all saw the same UNAUTHORIZED) would receive the same successor anyway; sharing one rotation
+   * spares the pool from connections queueing on the session's row lock. Across instances, the
+   * row lock in rotateRefreshToken still serialises them.
+   */
+  const rotations = new Map<string, Promise<RotationResult>>();
+
+  function rotateOnce(token: string): Promise<RotationResult> {
+    let rotation = rotations.get(token);
+    if (!rotation) {
+      rotation = rotateRefreshToken(db, { token, secret: deps.keys.refreshSecret, policy, now: now() }).finally(() =>
+        rotations.delete(token),
+      );
+      rotations.set(token, rotation);
+    }
+    return rotation;
+  }
 
   /** Same cost as a real verification, for unknown emails: response time tells nothing. */
   const hashForUnknownUser = () => {
@@ -200,7 +219,7 @@ export function createAuthService(deps: AuthServiceDeps) {
 
     async refresh(token: string | undefined, client: ClientInfo): Promise<AuthResult> {
       if (!token) throw unauthorized('Missing refresh token.');
-      const rotation = await rotateRefreshToken(db, { token, secret: deps.keys.refreshSecret, policy, now: now() });
+      const rotation = await rotateOnce(token);
       if (rotation.kind === 'invalid') throw unauthorized(INVALID_REFRESH);
       if (rotation.kind === 'reuse') {
         deps.sessionCache.forget(rotation.sessionId);
