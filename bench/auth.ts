@@ -1,0 +1,256 @@
+/**
+ * Auth benchmark: `pnpm bench:auth [--users 64] [--duration 10] [--connections 8] [--built]`.
+ *
+ * The server runs as a child process in production mode (rate limits off, logs at warn) on
+ * DATABASE_URL if set, else on a fresh embedded PostgreSQL in a temp directory. Load comes from
+ * this process over loopback. Measured, and printed as a table and to bench/results/auth.json:
+ *   1. the raw argon2id verify rate of this machine (same library and parameters, one verify in
+ *      flight per libuv thread-pool thread): the ceiling for logins;
+ *   2. auth.login throughput (autocannon), and its ratio to (1) (goal >= 0.9);
+ *   3. p50/p99 latency of auth.me (a cheap authenticated query) sampled at a steady pace while a
+ *      login flood runs (goal p99 <= 50 ms), next to the same sample on an idle server;
+ *   4. auth.refresh throughput. Every refresh needs a live refresh token: the run signs in a pool
+ *      of sessions first (4 per connection), each request takes a token from the pool and its
+ *      answer puts the rotated successor back, so no token is ever presented twice (no reuse).
+ * It asserts nothing; every phase is bounded, and the whole run is stopped after a deadline.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { parseConfig } from '../server/src/config.js';
+import { measureVerifyRate } from './lib/argon2.js';
+import { type BenchDatabase, benchDatabase } from './lib/database.js';
+import { type LoadRequest, loadAutocannon, mapConcurrent, runLoad, sampleLatency } from './lib/load.js';
+import { fmt, machine, printTable, type Row, writeResults } from './lib/report.js';
+import { productionEnv, type ServerProcess, startServerProcess } from './lib/server-process.js';
+import { trpcBody, trpcData, trpcMutation } from './lib/trpc.js';
+
+const GOAL_LOGIN_RATIO = 0.9;
+const GOAL_ME_P99_MS = 50;
+const PASSWORD = 'a sturdy bench passphrase';
+
+const log = (message: string) => process.stderr.write(`[bench:auth] ${message}\n`);
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      users: { type: 'string', default: '64' },
+      duration: { type: 'string', default: '10' },
+      connections: { type: 'string', default: '8' },
+      'argon2-seconds': { type: 'string', default: '5' },
+      built: { type: 'boolean', default: false },
+    },
+  });
+  const int = (name: string, value: string, min: number, max: number) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name}: expected an integer from ${min} to ${max}, got "${value}"`);
+    return n;
+  };
+  return {
+    users: int('users', values.users, 1, 10_000),
+    duration: int('duration', values.duration, 1, 120),
+    connections: int('connections', values.connections, 1, 256),
+    argon2Seconds: int('argon2-seconds', values['argon2-seconds'], 1, 60),
+    entry: values.built ? ('built' as const) : ('tsx' as const),
+  };
+}
+
+interface AuthAnswer {
+  accessToken: string;
+  refreshToken?: string;
+}
+
+async function main(): Promise<void> {
+  let opts: ReturnType<typeof options>;
+  try {
+    opts = options();
+    loadAutocannon(); // fail now, not after the set-up, when it is missing
+  } catch (error) {
+    log(error instanceof Error ? error.message : String(error));
+    process.exitCode = 1;
+    return;
+  }
+  const threadpool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  // Generous: set-up, four measured phases of `duration` s each, and the argon2 run.
+  const deadlineSeconds = 120 + opts.duration * 5 + opts.argon2Seconds + Math.ceil(opts.users / 10);
+
+  let database: BenchDatabase | undefined;
+  let server: ServerProcess | undefined;
+  const cleanup = async () => {
+    await server?.stop().catch(() => {});
+    await database?.stop().catch(() => {});
+  };
+  const abort = (why: string) => {
+    log(why);
+    void cleanup().finally(() => process.exit(1));
+  };
+  const deadline = setTimeout(() => abort(`stopped: the run took longer than its ${deadlineSeconds} s deadline`), deadlineSeconds * 1000);
+  deadline.unref();
+  process.once('SIGINT', () => abort('interrupted'));
+  process.once('SIGTERM', () => abort('terminated'));
+
+  const before = machine();
+  if ((before.loadAverage[0] ?? 0) > before.cpus / 2) {
+    log(`warning: the machine is busy (1-minute load ${before.loadAverage[0]} on ${before.cpus} CPUs): the figures will be low and noisy`);
+  }
+  try {
+    database = await benchDatabase({ url: process.env.DATABASE_URL, log });
+    const env = await productionEnv({ databaseUrl: database.url });
+    const passwords = parseConfig(env).passwords;
+
+    log(
+      `1/4 raw argon2id verify: ${threadpool} in flight for ${opts.argon2Seconds} s (m=${passwords.memoryKib}, t=${passwords.iterations}, p=${passwords.parallelism})`,
+    );
+    const raw = await measureVerifyRate(passwords, threadpool, opts.argon2Seconds * 1000);
+
+    log(`starting the server (${opts.entry}, production) on ${database.description}`);
+    server = await startServerProcess({ env, entry: opts.entry });
+    const base = server.url;
+    log(`server ready at ${base} (pid ${server.pid})`);
+
+    // Seed users through the API (registration hashes: a few at a time).
+    const run = randomBytes(3).toString('hex');
+    const emails = Array.from({ length: opts.users }, (_, i) => `bench-${run}-${i}@example.test`);
+    const seedStarted = Date.now();
+    await mapConcurrent(emails, threadpool, (email) => trpcMutation(base, 'auth.register', { email, password: PASSWORD }));
+    log(`seeded ${emails.length} users in ${((Date.now() - seedStarted) / 1000).toFixed(1)} s`);
+    const loginBodies = emails.map((email) => trpcBody({ email, password: PASSWORD }));
+    // Warm-up: connections in the pool, JIT, the dummy hash.
+    await mapConcurrent(emails.slice(0, 2 * threadpool), threadpool, (email) =>
+      trpcMutation(base, 'auth.login', { email, password: PASSWORD }),
+    );
+
+    let nextUser = 0;
+    const loginRequest: LoadRequest = {
+      method: 'POST',
+      path: '/trpc/auth.login',
+      headers: { 'content-type': 'application/json' },
+      setupRequest: (request) => {
+        nextUser = (nextUser + 1) % loginBodies.length;
+        return { ...request, body: loginBodies[nextUser] as string };
+      },
+    };
+
+    log(`2/4 auth.login: ${opts.connections} connections for ${opts.duration} s`);
+    const login = await runLoad({ url: base, connections: opts.connections, duration: opts.duration, requests: [loginRequest] });
+    const loginRatio = login.okPerSecond / raw.verifiesPerSecond;
+
+    const me = await trpcMutation<AuthAnswer>(base, 'auth.login', { email: emails[0], password: PASSWORD });
+    const meSampler = { url: `${base}/trpc/auth.me`, headers: { authorization: `Bearer ${me.accessToken}` }, intervalMs: 20 };
+    log('3/4 auth.me latency: idle, then during a login flood');
+    const meIdle = await sampleLatency({ ...meSampler, durationMs: 3_000 });
+    const flood = runLoad({ url: base, connections: opts.connections, duration: opts.duration + 1, requests: [loginRequest] });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const meFlood = await sampleLatency({ ...meSampler, durationMs: opts.duration * 1000 });
+    const floodResult = await flood;
+
+    // A pool of live refresh tokens: each request takes one, its answer returns the successor.
+    const poolSize = Math.max(32, 4 * opts.connections);
+    const pool = (
+      await mapConcurrent(
+        Array.from({ length: poolSize }, (_, i) => emails[i % emails.length] as string),
+        threadpool,
+        (email) => trpcMutation<AuthAnswer>(base, 'auth.login', { email, password: PASSWORD }),
+      )
+    ).map((a) => a.refreshToken as string);
+    let starved = 0;
+    const refreshRequest: LoadRequest = {
+      method: 'POST',
+      path: '/trpc/auth.refresh',
+      headers: { 'content-type': 'application/json' },
+      setupRequest: (request) => {
+        const token = pool.pop();
+        if (token === undefined) starved += 1; // answered 401, counted as non-2xx
+        return { ...request, body: trpcBody({ refreshToken: token ?? 'A'.repeat(43) }) };
+      },
+      onResponse: (status, body) => {
+        const next = status === 200 ? trpcData<AuthAnswer>(body)?.refreshToken : undefined;
+        if (next) pool.push(next);
+      },
+    };
+    log(`4/4 auth.refresh: ${opts.connections} connections for ${opts.duration} s (pool of ${poolSize} sessions)`);
+    const refresh = await runLoad({ url: base, connections: opts.connections, duration: opts.duration, requests: [refreshRequest] });
+
+    await server.stop();
+    server = undefined;
+
+    const rows: Row[] = [
+      {
+        measure: 'argon2id verify, raw (this process)',
+        value: `${fmt(raw.verifiesPerSecond)} /s`,
+        note: `${raw.verifies} verifies in ${fmt(raw.seconds)} s, ${raw.concurrency} in flight`,
+      },
+      {
+        measure: 'auth.login',
+        value: `${fmt(login.okPerSecond)} /s`,
+        note: `p50 ${login.latencyP50} ms, p99 ${login.latencyP99} ms, ${login.ok} ok, ${login.non2xx} non-2xx, ${login.errors} errors`,
+      },
+      {
+        measure: 'auth.login / raw verify',
+        value: fmt(loginRatio, 2),
+        goal: `>= ${GOAL_LOGIN_RATIO}`,
+        verdict: loginRatio >= GOAL_LOGIN_RATIO ? 'met' : 'missed',
+      },
+      {
+        measure: 'auth.me p50, idle server',
+        value: `${fmt(meIdle.p50, 2)} ms`,
+        note: `p99 ${fmt(meIdle.p99, 2)} ms, ${meIdle.samples} samples`,
+      },
+      {
+        measure: 'auth.me p50, login flood',
+        value: `${fmt(meFlood.p50, 2)} ms`,
+        note: `${meFlood.samples} samples, ${meFlood.failures} failed`,
+      },
+      {
+        measure: 'auth.me p99, login flood',
+        value: `${fmt(meFlood.p99, 2)} ms`,
+        goal: `<= ${GOAL_ME_P99_MS} ms`,
+        verdict: meFlood.p99 <= GOAL_ME_P99_MS ? 'met' : 'missed',
+        note: `max ${fmt(meFlood.max, 2)} ms; flood ran at ${fmt(floodResult.okPerSecond)} logins/s`,
+      },
+      {
+        measure: 'auth.refresh',
+        value: `${fmt(refresh.okPerSecond)} /s`,
+        note: `p50 ${refresh.latencyP50} ms, p99 ${refresh.latencyP99} ms, ${refresh.ok} ok, ${refresh.non2xx} non-2xx, ${refresh.errors} errors`,
+      },
+    ];
+    const after = machine();
+    process.stdout.write(
+      `\nKeel auth benchmark (${after.cpus} CPUs, Node ${process.version}, server: ${opts.entry}, ${database.description}; ` +
+        `load average ${before.loadAverage.join(' ')} before, ${after.loadAverage.join(' ')} after)\n\n`,
+    );
+    printTable(rows);
+
+    const file = writeResults('auth', {
+      benchmark: 'auth',
+      finishedAt: new Date().toISOString(),
+      machine: { ...after, loadAverageBefore: before.loadAverage },
+      setup: {
+        server: { entry: opts.entry, mode: 'production', rateLimits: false, logLevel: 'warn' },
+        database: database.description,
+        users: opts.users,
+        connections: opts.connections,
+        durationSeconds: opts.duration,
+        argon2: passwords,
+        refreshMethod: `pool of ${poolSize} sessions signed in before the run; each request takes a live token, its answer returns the rotated successor to the pool`,
+      },
+      results: {
+        argon2RawVerify: raw,
+        login: { ...login, ratioToRawVerify: loginRatio, goal: `>= ${GOAL_LOGIN_RATIO}`, met: loginRatio >= GOAL_LOGIN_RATIO },
+        meIdle,
+        meDuringLoginFlood: { ...meFlood, goalP99Ms: GOAL_ME_P99_MS, met: meFlood.p99 <= GOAL_ME_P99_MS, flood: floodResult },
+        refresh: { ...refresh, poolSize, starvedRequests: starved },
+      },
+    });
+    process.stdout.write(`\nresults: ${file}\n`);
+  } catch (error) {
+    const output = server?.output();
+    log(`failed: ${error instanceof Error ? error.message : String(error)}`);
+    if (output) log(`server output (last lines):\n${output}`);
+    process.exitCode = 1;
+  } finally {
+    clearTimeout(deadline);
+    await cleanup();
+  }
+}
+
+await main();
