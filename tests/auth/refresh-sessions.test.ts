@@ -1,5 +1,6 @@
 import { TRPCError } from '@trpc/server';
 import { describe, expect, it } from 'vitest';
+import { generateJwkSet, importKeySet } from '../../server/src/modules/auth/keys.js';
 import { callerWith, signIn } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser } from '../support/factories.js';
@@ -99,6 +100,26 @@ describe('auth.refresh', () => {
     expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
     expect(new Set(results.map((r) => (r.status === 'fulfilled' ? r.value.refreshToken : undefined))).size).toBe(1);
     expect(await instanceA.database.prisma.refreshToken.count({ where: { sessionId, rotatedAt: null } })).toBe(1);
+  });
+
+  it('during a rolling key rotation, a grace-window retry on the other instance is never taken for reuse', async () => {
+    const oldSet = await generateJwkSet('EdDSA');
+    const newSet = { keys: [...(await generateJwkSet('EdDSA')).keys, ...oldSet.keys] };
+    const clock = { now: new Date() };
+    const onOld = db.deps({ keys: await importKeySet(JSON.stringify(oldSet)), now: () => clock.now });
+    const onNew = db.deps({ keys: await importKeySet(JSON.stringify(newSet)), now: () => clock.now });
+
+    // Rotated on an instance holding the old key: the new instance (holding both) recognises it.
+    const a = await signIn(onOld, await createUser(onOld));
+    const first = await callerWith(onOld).auth.refresh({ refreshToken: a.refreshToken });
+    expect((await callerWith(onNew).auth.refresh({ refreshToken: a.refreshToken })).refreshToken).toBe(first.refreshToken);
+
+    // Rotated with the new key: the old instance cannot re-derive it, refuses, and revokes nothing.
+    const b = await signIn(onNew, await createUser(onNew));
+    const second = await callerWith(onNew).auth.refresh({ refreshToken: b.refreshToken });
+    expect(await codeOf(callerWith(onOld).auth.refresh({ refreshToken: b.refreshToken }))).toBe('UNAUTHORIZED');
+    expect((await onOld.database.prisma.session.findUniqueOrThrow({ where: { id: b.sessionId } })).revokedAt).toBeNull();
+    await expect(callerWith(onNew).auth.refresh({ refreshToken: second.refreshToken as string })).resolves.toBeDefined();
   });
 
   it('rejects an unknown, missing or malformed refresh token with UNAUTHORIZED or BAD_REQUEST', async () => {

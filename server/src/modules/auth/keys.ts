@@ -38,9 +38,15 @@ export interface KeySet {
   /** The algorithms of the configured keys: verification accepts these and nothing else. */
   algorithms: SigningAlgorithm[];
   verificationKeys: JWTVerifyGetKey;
-  /** A secret derived from the signing key, for the refresh-token successor MAC. */
-  refreshSecret: Buffer;
+  /**
+   * Secrets for the refresh-token successor MAC, one per private key in set order: the first is
+   * used to derive, all are tried to recognise (instances mid-rotation may derive with another).
+   */
+  refreshSecrets: Buffer[];
 }
+
+const refreshSecretOf = (privateKey: string): Buffer =>
+  Buffer.from(hkdfSync('sha256', Buffer.from(privateKey, 'base64url'), 'keel', 'refresh-token successor', 32));
 
 const algorithmOf = (jwk: StoredJwk): SigningAlgorithm => jwk.alg ?? (jwk.crv === 'Ed25519' ? 'EdDSA' : 'ES256');
 
@@ -90,7 +96,7 @@ export async function importKeySet(json: string): Promise<KeySet> {
     publicJwks,
     algorithms: [...new Set(keys.map(algorithmOf))],
     verificationKeys: createLocalJWKSet({ keys: publicJwks }),
-    refreshSecret: Buffer.from(hkdfSync('sha256', Buffer.from(signer.d as string, 'base64url'), 'keel', 'refresh-token successor', 32)),
+    refreshSecrets: keys.flatMap((k) => (k.d === undefined ? [] : [refreshSecretOf(k.d)])),
   };
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AppError } from '../../lib/errors.js';
+import { restMeta } from '../../openapi/meta.js';
 import type { Context } from '../../trpc/context.js';
 import { authedProcedure, publicProcedure, router } from '../../trpc/init.js';
 import {
@@ -55,8 +56,11 @@ function clearRefreshCookie(ctx: Context): void {
   if (ctx.authMode === 'cookie') ctx.cookies?.clear(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH });
 }
 
+const rest = restMeta('auth');
+
 export const authRouter = router({
   register: publicProcedure
+    .meta(rest('POST', '/auth/register', 'Create an account and sign in', { public: true, errors: [409, 429] }))
     .input(registerInput)
     .output(authResultSchema)
     .mutation(async ({ ctx, input }) => {
@@ -65,6 +69,7 @@ export const authRouter = router({
     }),
 
   login: publicProcedure
+    .meta(rest('POST', '/auth/login', 'Sign in with email and password', { public: true, errors: [401, 403, 429] }))
     .input(loginInput)
     .output(authResultSchema)
     .mutation(async ({ ctx, input }) => {
@@ -73,6 +78,7 @@ export const authRouter = router({
     }),
 
   refresh: publicProcedure
+    .meta(rest('POST', '/auth/refresh', 'Exchange a refresh token for new tokens', { public: true, errors: [401] }))
     .input(refreshInput)
     .output(authResultSchema)
     .mutation(async ({ ctx, input }) => {
@@ -89,46 +95,64 @@ export const authRouter = router({
       }
     }),
 
-  logout: authedProcedure.output(okSchema).mutation(async ({ ctx }) => {
-    clearRefreshCookie(ctx);
-    return ctx.services.auth.logout(ctx.user, client(ctx));
-  }),
+  logout: authedProcedure
+    .meta(rest('POST', '/auth/logout', 'End the current session'))
+    .output(okSchema)
+    .mutation(async ({ ctx }) => {
+      clearRefreshCookie(ctx);
+      return ctx.services.auth.logout(ctx.user, client(ctx));
+    }),
 
-  logoutAll: authedProcedure.output(countSchema).mutation(async ({ ctx }) => {
-    clearRefreshCookie(ctx);
-    return ctx.services.auth.logoutAll(ctx.user, client(ctx));
-  }),
+  logoutAll: authedProcedure
+    .meta(rest('POST', '/auth/logout-all', 'End every session of the account'))
+    .output(countSchema)
+    .mutation(async ({ ctx }) => {
+      clearRefreshCookie(ctx);
+      return ctx.services.auth.logoutAll(ctx.user, client(ctx));
+    }),
 
-  me: authedProcedure.output(userSchema).query(({ ctx }) => ctx.services.auth.me(ctx.user)),
+  me: authedProcedure
+    .meta(rest('GET', '/auth/me', 'The signed-in user'))
+    .output(userSchema)
+    .query(({ ctx }) => ctx.services.auth.me(ctx.user)),
 
   sessions: router({
-    list: authedProcedure.output(z.array(sessionSchema)).query(({ ctx }) => ctx.services.auth.listSessions(ctx.user)),
+    list: authedProcedure
+      .meta(rest('GET', '/auth/sessions', "The account's live sessions"))
+      .output(z.array(sessionSchema))
+      .query(({ ctx }) => ctx.services.auth.listSessions(ctx.user)),
     revoke: authedProcedure
+      .meta(rest('DELETE', '/auth/sessions/{sessionId}', 'End one session'))
       .input(sessionIdInput)
       .output(okSchema)
       .mutation(({ ctx, input }) => ctx.services.auth.revokeSession(ctx.user, input.sessionId, client(ctx))),
   }),
 
   changePassword: authedProcedure
+    .meta(rest('POST', '/auth/change-password', 'Change the password (ends the other sessions)'))
     .input(changePasswordInput)
     .output(okSchema)
     .mutation(({ ctx, input }) => ctx.services.auth.changePassword(ctx.user, input, client(ctx))),
 
   requestPasswordReset: publicProcedure
+    .meta(rest('POST', '/auth/password-reset/request', 'Mail a password reset link', { public: true, errors: [429] }))
     .input(requestPasswordResetInput)
     .output(okSchema)
     .mutation(({ ctx, input }) => ctx.services.auth.requestPasswordReset(input, client(ctx))),
 
   resetPassword: publicProcedure
+    .meta(rest('POST', '/auth/password-reset/confirm', 'Set a new password with a reset token', { public: true }))
     .input(resetPasswordInput)
     .output(okSchema)
     .mutation(({ ctx, input }) => ctx.services.auth.resetPassword(input, client(ctx))),
 
   requestEmailVerification: authedProcedure
+    .meta(rest('POST', '/auth/email-verification/request', 'Mail a new email verification link'))
     .output(okSchema)
     .mutation(({ ctx }) => ctx.services.auth.requestEmailVerification(ctx.user, client(ctx))),
 
   verifyEmail: publicProcedure
+    .meta(rest('POST', '/auth/email-verification/confirm', 'Confirm the email address with its token', { public: true }))
     .input(verifyEmailInput)
     .output(okSchema)
     .mutation(({ ctx, input }) => ctx.services.auth.verifyEmail(input.token, client(ctx))),

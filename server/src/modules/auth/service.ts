@@ -96,7 +96,7 @@ export function createAuthService(deps: AuthServiceDeps) {
   function rotateOnce(token: string): Promise<RotationResult> {
     let rotation = rotations.get(token);
     if (!rotation) {
-      rotation = rotateRefreshToken(db, { token, secret: deps.keys.refreshSecret, policy, now: now() }).finally(() =>
+      rotation = rotateRefreshToken(db, { token, secrets: deps.keys.refreshSecrets, policy, now: now() }).finally(() =>
         rotations.delete(token),
       );
       rotations.set(token, rotation);

@@ -67,7 +67,7 @@ export async function createSession(
  */
 export async function rotateRefreshToken(
   db: PrismaClient,
-  input: { token: string; secret: Buffer; policy: SessionPolicy; now: Date },
+  input: { token: string; secrets: Buffer[]; policy: SessionPolicy; now: Date },
 ): Promise<RotationResult> {
   const tokenHash = hashToken(input.token);
   const found = await db.refreshToken.findUnique({ where: { tokenHash }, select: { sessionId: true } });
@@ -83,8 +83,8 @@ export async function rotateRefreshToken(
     const token = await tx.refreshToken.findUnique({ where: { tokenHash }, select: { id: true, rotatedAt: true, replacedById: true } });
     if (!session || !token || !isSessionLive(session, policy, now)) return { kind: 'invalid' } as const;
 
-    const successor = successorToken(input.secret, input.token);
     if (token.rotatedAt === null) {
+      const successor = successorToken(input.secrets[0] as Buffer, input.token);
       const next = await tx.refreshToken.create({
         data: { sessionId: session.id, tokenHash: hashToken(successor), createdAt: now },
         select: { id: true },
@@ -108,7 +108,12 @@ export async function rotateRefreshToken(
     if (withinGrace && token.replacedById) {
       const next = await tx.refreshToken.findUnique({ where: { id: token.replacedById }, select: { rotatedAt: true, tokenHash: true } });
       // Only the immediate predecessor of the live token qualifies; older ancestors are reuse.
-      if (next && next.rotatedAt === null && next.tokenHash === hashToken(successor)) {
+      if (next && next.rotatedAt === null) {
+        const successor = input.secrets.map((secret) => successorToken(secret, input.token)).find((t) => hashToken(t) === next.tokenHash);
+        if (!successor) {
+          // Derived with a key this instance does not hold (mid-rotation): refuse, but it is not reuse.
+          return { kind: 'invalid' } as const;
+        }
         return {
           kind: 'rotated',
           userId: session.userId,
