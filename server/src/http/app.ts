@@ -7,6 +7,7 @@ import type { AnyRouter } from '@trpc/server';
 import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
 import Fastify, { type FastifyError, LogController } from 'fastify';
 import { AppError } from '../lib/errors.js';
+import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
 import { type AppDeps, createContextFactory } from '../trpc/context.js';
 
@@ -19,7 +20,7 @@ function requestId(req: IncomingMessage): string {
 }
 
 export interface BuildAppOptions {
-  /** The router served at /trpc; tests mount their own to exercise the error path. */
+  /** The router served at /trpc (and, for its procedures with `meta.openapi`, at /api); tests mount their own. */
   router?: AnyRouter;
 }
 
@@ -115,6 +116,9 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
       },
     } satisfies FastifyTRPCPluginOptions<AnyRouter>['trpcOptions'],
   });
+
+  // The same procedures as REST under /api, their OpenAPI document and Swagger UI (server/src/openapi).
+  await registerOpenApi(app, deps, options.router ?? appRouter);
 
   return app;
 }

@@ -1,5 +1,6 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import superjson from 'superjson';
+import type { OpenApiMeta } from 'trpc-to-openapi';
 import { ZodError } from 'zod';
 import { AppError } from '../lib/errors.js';
 import type { Role } from '../modules/auth/schemas.js';
@@ -18,7 +19,10 @@ function zodFieldErrors(error: ZodError): FieldErrors {
   return fields;
 }
 
-const t = initTRPC.context<Context>().create({
+// `meta.openapi` puts a procedure on the REST surface under /api (see server/src/openapi).
+const builder = initTRPC.context<Context>().meta<OpenApiMeta>();
+
+const t = builder.create({
   transformer: superjson,
   // Stacks are added by the formatter below, only outside production.
   isDev: false,

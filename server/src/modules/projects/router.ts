@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { restMeta } from '../../openapi/meta.js';
 import { authedProcedure, router } from '../../trpc/init.js';
 import {
   createProjectInput,
@@ -10,28 +11,36 @@ import {
   versionedIdInput,
 } from './schemas.js';
 
+const rest = restMeta('projects');
+
 export const projectsRouter = router({
   list: authedProcedure
+    .meta(rest('GET', '/projects', 'Your projects, newest first'))
     .input(listProjectsInput)
     .output(projectPage)
     .query(({ ctx, input }) => ctx.services.projects.list(ctx.user, input)),
   byId: authedProcedure
+    .meta(rest('GET', '/projects/{id}', 'One project'))
     .input(projectIdInput)
     .output(projectSchema)
     .query(({ ctx, input }) => ctx.services.projects.byId(ctx.user, input.id)),
   create: authedProcedure
+    .meta(rest('POST', '/projects', 'Create a project'))
     .input(createProjectInput)
     .output(projectSchema)
     .mutation(({ ctx, input }) => ctx.services.projects.create(ctx.user, input)),
   update: authedProcedure
+    .meta(rest('PATCH', '/projects/{id}', 'Change name or description (optimistic: send the version read)'))
     .input(updateProjectInput)
     .output(projectSchema)
     .mutation(({ ctx, input }) => ctx.services.projects.update(ctx.user, input)),
   archive: authedProcedure
+    .meta(rest('POST', '/projects/{id}/archive', 'Archive a project (its tasks become read-only)'))
     .input(versionedIdInput)
     .output(projectSchema)
     .mutation(({ ctx, input }) => ctx.services.projects.archive(ctx.user, input.id, input.version)),
   delete: authedProcedure
+    .meta(rest('DELETE', '/projects/{id}', 'Delete a project and its tasks'))
     .input(versionedIdInput)
     .output(z.object({ ok: z.literal(true), deletedTasks: z.number().int().nonnegative() }))
     .mutation(({ ctx, input }) => ctx.services.projects.delete(ctx.user, input.id, input.version)),

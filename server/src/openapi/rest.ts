@@ -1,0 +1,148 @@
+/**
+ * The REST routes: one Fastify route per procedure with `meta.openapi`, calling the procedure
+ * through tRPC itself (`callTRPCProcedure`), so the same middleware, validation, error mapping and
+ * error formatter run as on /trpc. Only the envelope differs: plain JSON in and out, and errors as
+ * `{ code, message, fieldErrors?, requestId }` with the HTTP status of their code.
+ *
+ * trpc-to-openapi's own handler is not used: it makes the procedures' zod schemas coercing by
+ * mutating them (a query `?flag=false` parses as `true`, and the tRPC API accepts strings for
+ * numbers and booleans from then on), and its error bodies carry zod's raw issues.
+ */
+
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { type AnyRouter, callTRPCProcedure, getTRPCErrorFromUnknown, getTRPCErrorShape, type TRPCError } from '@trpc/server';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { forEachOpenApiProcedure, getInputOutputParsers, unwrapZodType } from 'trpc-to-openapi';
+import type { z } from 'zod';
+import type { Logger } from '../logger.js';
+import type { AppRouter } from '../router.js';
+import { type AppDeps, type Context, createContextInner } from '../trpc/context.js';
+import type { RestErrorBody } from './document.js';
+
+/** Keel's Fastify host (its logger is Keel's pino logger). */
+export type Host = FastifyInstance<Server, IncomingMessage, ServerResponse, Logger>;
+type ErrorShape = AppRouter['_def']['_config']['$types']['errorShape'];
+type QueryValue = string | string[] | undefined;
+
+/** How a query string value becomes the type its input field expects, by the field's zod type. */
+const FROM_QUERY: Partial<Record<string, (value: string) => unknown>> = {
+  number: (value) => (/^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value),
+  boolean: (value) => (value === 'true' ? true : value === 'false' ? false : value),
+  date: (value) => (Number.isNaN(Date.parse(value)) ? value : new Date(value)),
+};
+
+/**
+ * Query strings carry only strings: numbers, booleans and dates are converted by the input
+ * schema's field types, strictly (`?limit=ten` stays a string and fails validation as it should).
+ * The schemas are read, never changed.
+ */
+function queryConverter(inputParser: z.core.$ZodType) {
+  const schema = unwrapZodType(inputParser, true);
+  const shape = schema._zod.def.type === 'object' ? (schema as z.ZodObject)._zod.def.shape : {};
+  const converters = new Map<string, (value: string) => unknown>();
+  for (const [key, field] of Object.entries(shape)) {
+    const convert = FROM_QUERY[unwrapZodType(field, true)._zod.def.type];
+    if (convert) converters.set(key, convert);
+  }
+  return (query: Record<string, QueryValue>): Record<string, unknown> => {
+    const input: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(query)) {
+      const convert = converters.get(key);
+      input[key] = convert && typeof value === 'string' ? convert(value) : value;
+    }
+    return input;
+  };
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The request's context: bearer auth only (the refresh cookie is for the tRPC API's browsers). */
+function restContext(deps: AppDeps, req: FastifyRequest, path: string): Context {
+  return createContextInner(deps, {
+    requestId: req.id,
+    ip: req.ip,
+    userAgent: req.headers['user-agent']?.slice(0, 512),
+    log: deps.logger.child({ reqId: req.id, procedure: path }),
+    authorization: req.headers.authorization,
+    origin: req.headers.origin,
+    authMode: 'bearer',
+    cookies: undefined,
+    identify: (userId) => {
+      req.log = req.log.child({ userId });
+    },
+  });
+}
+
+function sendError(reply: FastifyReply, shape: ErrorShape, requestId: string): FastifyReply {
+  const { data } = shape;
+  reply.status(data.httpStatus).header('cache-control', 'no-store');
+  if (data.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="keel"');
+  if (data.retryAfterSeconds !== undefined) reply.header('retry-after', String(data.retryAfterSeconds));
+  const body: RestErrorBody = {
+    code: data.code,
+    message: shape.message,
+    ...(data.fieldErrors === undefined ? {} : { fieldErrors: data.fieldErrors }),
+    requestId,
+  };
+  return reply.send(body);
+}
+
+/** Errors Fastify raises before a procedure runs (body parsing), in the REST error shape. */
+const BEFORE_PROCEDURE: Record<number, Pick<RestErrorBody, 'code' | 'message'>> = {
+  400: { code: 'BAD_REQUEST', message: 'The request body is not valid JSON.' },
+  413: { code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large.' },
+  415: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Send the request body as application/json.' },
+};
+
+/** Registers the REST routes of `router` on `api` (mounted under the REST prefix). */
+export function registerRestRoutes(api: FastifyInstance, deps: AppDeps, router: AnyRouter): void {
+  // JSON only: Fastify would otherwise hand a text/plain body to the procedure as a string.
+  api.removeContentTypeParser('text/plain');
+  api.setErrorHandler<FastifyError>((error, req, reply) => {
+    const known = error.statusCode === undefined ? undefined : BEFORE_PROCEDURE[error.statusCode];
+    // Anything else goes on to the host's handler, which hides unexpected errors.
+    if (!known) throw error;
+    const body: RestErrorBody = { ...known, requestId: req.id };
+    return reply
+      .status(error.statusCode ?? 400)
+      .header('cache-control', 'no-store')
+      .send(body);
+  });
+
+  forEachOpenApiProcedure(router._def.procedures, ({ path, type, procedure, meta: { openapi } }) => {
+    if (type === 'subscription') return;
+    const inQuery = openapi.method === 'GET' || openapi.method === 'DELETE';
+    const fromQuery = queryConverter(getInputOutputParsers(procedure).inputParser);
+
+    api.route({
+      method: openapi.method,
+      url: openapi.path.replace(/\{(\w+)\}/g, ':$1'),
+      handler: async (req, reply) => {
+        const params = req.params as Record<string, string>;
+        const source = inQuery ? fromQuery(req.query as Record<string, QueryValue>) : req.body;
+        // Path parameters win over the same names in the body or query (the document lists them only as path parameters).
+        const input = isPlainObject(source) ? { ...source, ...params } : (source ?? (Object.keys(params).length > 0 ? params : undefined));
+        const ctx = restContext(deps, req, path);
+        try {
+          const data: unknown = await callTRPCProcedure({
+            router,
+            path,
+            type,
+            ctx,
+            getRawInput: async () => input,
+            signal: undefined,
+            batchIndex: 0,
+          });
+          return reply.header('cache-control', 'no-store').send(data);
+        } catch (cause) {
+          const error: TRPCError = getTRPCErrorFromUnknown(cause);
+          if (error.code === 'INTERNAL_SERVER_ERROR') ctx.log.error({ err: error.cause ?? error, path }, 'procedure failed');
+          else ctx.log.debug({ code: error.code, path }, 'procedure rejected');
+          const shape = getTRPCErrorShape({ config: router._def._config, error, type, path, input, ctx }) as ErrorShape;
+          return sendError(reply, shape, ctx.requestId);
+        }
+      },
+    });
+  });
+}

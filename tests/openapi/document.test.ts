@@ -1,0 +1,166 @@
+/**
+ * The OpenAPI document: valid OpenAPI 3.1 (checked by a maintained parser, offline), identical to
+ * the committed snapshot, with the generated client types up to date, and complete: every
+ * procedure is on the REST surface, protected exactly when its middleware demands a token.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { compileErrors, validate } from '@readme/openapi-parser';
+import type { AnyRouter } from '@trpc/server';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { DOCUMENT_SNAPSHOT_FILE, renderDocument, renderTypes, TYPES_FILE } from '../../server/src/openapi/artifacts.js';
+import { openApiDocument, REQUEST_EXAMPLES, restErrorSchema, restProcedures } from '../../server/src/openapi/document.js';
+import { restMeta } from '../../server/src/openapi/meta.js';
+import { appRouter } from '../../server/src/router.js';
+import { publicProcedure, router } from '../../server/src/trpc/init.js';
+
+const STALE = 'is out of date: run `pnpm openapi:generate` and review the diff';
+
+type Operation = {
+  security?: Record<string, string[]>[];
+  requestBody?: { content: Record<string, { example?: unknown }> };
+  responses: Record<string, unknown>;
+};
+
+function operations(document: ReturnType<typeof openApiDocument>): [string, Operation][] {
+  return Object.entries(document.paths ?? {}).flatMap(([path, item]) =>
+    Object.entries(item as Record<string, Operation>).map(
+      ([method, operation]) => [`${method.toUpperCase()} ${path}`, operation] as [string, Operation],
+    ),
+  );
+}
+
+const procedures = (router: AnyRouter) => Object.keys(router._def.procedures as Record<string, unknown>);
+
+describe('the OpenAPI document', () => {
+  const document = openApiDocument(appRouter);
+
+  it('is a valid OpenAPI 3.1 document', async () => {
+    const result = await validate(JSON.parse(renderDocument()), { resolve: { external: false } });
+    expect(result.valid, result.valid ? '' : compileErrors(result)).toBe(true);
+    expect(result.warnings).toEqual([]);
+    expect(document.openapi).toBe('3.1.0');
+  });
+
+  it('matches the committed snapshot', () => {
+    expect(readFileSync(DOCUMENT_SNAPSHOT_FILE, 'utf8'), `${DOCUMENT_SNAPSHOT_FILE} ${STALE}`).toBe(renderDocument());
+  });
+
+  it('matches the committed client types generated from it', async () => {
+    expect(readFileSync(TYPES_FILE, 'utf8'), `${TYPES_FILE} ${STALE}`).toBe(await renderTypes(renderDocument()));
+  });
+
+  it('puts every procedure of the app router on the REST surface', () => {
+    const documented = restProcedures(appRouter).map((procedure) => procedure.path);
+    expect(documented.sort()).toEqual(procedures(appRouter).sort());
+    expect(operations(document)).toHaveLength(documented.length);
+  });
+
+  it('declares bearer authentication, required by exactly the authenticated procedures', () => {
+    expect(document.components?.securitySchemes).toEqual({
+      bearerAuth: expect.objectContaining({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }),
+    });
+    const open = operations(document)
+      .filter(([, operation]) => !operation.security)
+      .map(([name]) => name)
+      .sort();
+    expect(open).toEqual(
+      [
+        'GET /health',
+        'POST /auth/register',
+        'POST /auth/login',
+        'POST /auth/refresh',
+        'POST /auth/password-reset/request',
+        'POST /auth/password-reset/confirm',
+        'POST /auth/email-verification/confirm',
+      ].sort(),
+    );
+    for (const [, operation] of operations(document)) {
+      if (operation.security) expect(operation.security).toEqual([{ bearerAuth: [] }]);
+    }
+  });
+
+  it('describes every error with the shared Error schema and an example that conforms to it', () => {
+    const responses: Record<string, { content: { 'application/json': { schema: unknown; example: unknown } } }> = JSON.parse(
+      renderDocument(),
+    ).components.responses;
+    expect(Object.keys(responses).sort()).toEqual(
+      [
+        'BadRequest',
+        'Conflict',
+        'Forbidden',
+        'InternalServerError',
+        'NotFound',
+        'ServiceUnavailable',
+        'TooManyRequests',
+        'Unauthorized',
+      ].sort(),
+    );
+    for (const response of Object.values(responses)) {
+      expect(response.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/Error' });
+      expect(restErrorSchema.safeParse(response.content['application/json'].example).success).toBe(true);
+    }
+    for (const [name, operation] of operations(document)) {
+      expect(Object.keys(operation.responses), name).toContain('500');
+      for (const [status, response] of Object.entries(operation.responses)) {
+        if (status !== '200') expect(response, `${name} ${status}`).toEqual({ $ref: expect.stringMatching(/^#\/components\/responses\//) });
+      }
+    }
+  });
+
+  it('documents the library-free error body, not trpc-to-openapi own error schemas', () => {
+    expect(Object.keys(document.components?.schemas ?? {})).toEqual(['Error']);
+    expect(renderDocument()).not.toMatch(/"issues"/);
+  });
+
+  it('shows dates as ISO 8601 date-time strings', () => {
+    const json = JSON.parse(renderDocument());
+    const created = json.paths['/projects'].post.responses['200'].content['application/json'].schema.properties.createdAt;
+    expect(created).toEqual({ type: 'string', format: 'date-time', examples: ['2026-01-15T09:30:00.000Z'] });
+  });
+
+  it('gives request examples that its own input schemas accept', async () => {
+    const byPath = new Map(restProcedures(appRouter).map((procedure) => [procedure.path, procedure]));
+    for (const [path, example] of Object.entries(REQUEST_EXAMPLES)) {
+      const procedure = byPath.get(path);
+      if (!procedure) throw new Error(`REQUEST_EXAMPLES names ${path}, which is not on the REST surface`);
+      const params = Object.fromEntries([...procedure.openapi.path.matchAll(/\{(\w+)\}/g)].map(([, name]) => [name, randomUUID()]));
+      const result = await z.safeParseAsync(procedure.inputParser, { ...example, ...params });
+      expect(result.success, `${path}: ${JSON.stringify(result.error?.issues)}`).toBe(true);
+    }
+  });
+
+  it('marks dates as date-time wherever they sit in a schema', () => {
+    const nested = router({
+      dates: publicProcedure
+        .meta(restMeta('test')('GET', '/dates', 'Dates everywhere', { public: true }))
+        .output(
+          z.object({
+            union: z.union([z.date(), z.number()]),
+            record: z.record(z.string(), z.date()),
+            tuple: z.tuple([z.date()], z.date()),
+            lazy: z.lazy(() => z.date()),
+            both: z.intersection(z.object({ at: z.date() }), z.object({ n: z.number() })),
+            piped: z.date().pipe(z.date()),
+            list: z.array(z.date().nullable().optional()).readonly(),
+          }),
+        )
+        .query(() => {
+          throw new Error('not called');
+        }),
+    });
+    const text = JSON.stringify(openApiDocument(nested).paths);
+    expect(text.match(/"format":"date-time"/g)).toHaveLength(8);
+  });
+
+  it('fails to build when a procedure declares an error status it has no response for', () => {
+    const teapot = router({
+      brew: publicProcedure
+        .meta(restMeta('test')('POST', '/brew', 'Brews', { public: true, errors: [418] }))
+        .output(z.object({ ok: z.boolean() }))
+        .mutation(() => ({ ok: true })),
+    });
+    expect(() => openApiDocument(teapot)).toThrow(/brew declares status 418/);
+  });
+});
