@@ -1,44 +1,37 @@
 /**
- * @keel/client-sdk: a typed client for Keel. It knows the server only through the `AppRouter`
- * type; no server code is imported at run time.
+ * @keel/client-sdk: the typed client of Keel's API. It knows the server only through types; no
+ * server code is part of it.
  */
-import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
-import type { inferRouterInputs, inferRouterOutputs } from '@trpc/server';
-import superjson from 'superjson';
-import type { AppRouter } from '../../server/src/router.js';
-
-export type { AppRouter };
-export type RouterInputs = inferRouterInputs<AppRouter>;
-export type RouterOutputs = inferRouterOutputs<AppRouter>;
-
-/** The server's default `TRPC_MAX_BATCH_SIZE`: a batch never holds more calls than the server accepts. */
-export const DEFAULT_MAX_BATCH_SIZE = 50;
-
-export interface KeelClientOptions {
-  /** The server's base URL, e.g. `https://api.example.com` (the client adds `/trpc`). */
-  url: string;
-  headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
-  fetch?: typeof fetch;
-  maxBatchSize?: number;
-}
-
-export function createKeelClient(options: KeelClientOptions) {
-  return createTRPCClient<AppRouter>({
-    links: [
-      httpBatchLink({
-        url: `${options.url.replace(/\/$/, '')}/trpc`,
-        transformer: superjson,
-        maxItems: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
-        headers: options.headers ?? {},
-        ...(options.fetch ? { fetch: options.fetch } : {}),
-      }),
-    ],
-  });
-}
-
-export type KeelClient = ReturnType<typeof createKeelClient>;
-
-/** Narrows an unknown error to a Keel server error with its typed `data` (code, fieldErrors, requestId). */
-export function isKeelError(error: unknown): error is TRPCClientError<AppRouter> {
-  return error instanceof TRPCClientError;
-}
+export {
+  createKeelClient,
+  createKeelServiceClient,
+  DEFAULT_MAX_BATCH_SIZE,
+  DEFAULT_MAX_URL_LENGTH,
+  DEFAULT_REFRESH_MARGIN_SECONDS,
+  type FetchLike,
+  type HeadersOption,
+  type KeelClient,
+  type KeelClientOptions,
+  type KeelServiceClientOptions,
+  type KeelServiceGetTokenOptions,
+  type KeelServiceTokenOptions,
+  type KeelSessionHelpers,
+} from './client.js';
+export { type FieldErrors, isKeelError, type KeelError, type KeelErrorCode, type KeelErrorData, type KeelErrorWithCode } from './errors.js';
+export type { AuthMode } from './session.js';
+export { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
+export type {
+  AdminUser,
+  AppRouter,
+  AuthResult,
+  Project,
+  ProjectPage,
+  Role,
+  RouterInputs,
+  RouterOutputs,
+  SessionInfo,
+  Task,
+  TaskPage,
+  TaskStatus,
+  User,
+} from './types.js';

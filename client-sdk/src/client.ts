@@ -1,0 +1,197 @@
+import { createTRPCClient, httpBatchLink, httpLink, type Operation, splitLink, type TRPCClient, type TRPCLink } from '@trpc/client';
+import superjson from 'superjson';
+import { authLink, SENT_TOKEN } from './auth-link.js';
+import { isKeelError, type KeelError } from './errors.js';
+import { type AuthMode, Session } from './session.js';
+import { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
+import type { AppRouter, AuthResult, RouterInputs } from './types.js';
+
+/** The server's default `TRPC_MAX_BATCH_SIZE`: a batch never holds more calls than the server accepts. */
+export const DEFAULT_MAX_BATCH_SIZE = 50;
+/** GET batches carry their inputs in the URL: split them before common proxy limits. */
+export const DEFAULT_MAX_URL_LENGTH = 8_000;
+/** Refresh this long before the access token expires (the server's shortest lifetime is 60 s). */
+export const DEFAULT_REFRESH_MARGIN_SECONDS = 30;
+
+export type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+export type HeadersOption = Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
+
+interface TransportOptions {
+  /** The server's base URL, such as `https://api.example.com`: calls go to `<url>/trpc`. */
+  url: string;
+  /** Extra headers on every request (static, or computed per request). */
+  headers?: HeadersOption | undefined;
+  /** A `fetch` to use instead of the global one (tests, instrumentation, older runtimes). */
+  fetch?: FetchLike | undefined;
+  /** At most this many calls in one HTTP request; keep it at or below the server's `TRPC_MAX_BATCH_SIZE`. */
+  maxBatchSize?: number | undefined;
+  /** A batch of queries whose URL would be longer is split. */
+  maxURLLength?: number | undefined;
+}
+
+export interface KeelClientOptions extends TransportOptions {
+  /**
+   * `bearer` (default): the client keeps both tokens in `storage`; for Node, React Native, tests.
+   * `cookie`: for browsers. The refresh token lives in an HttpOnly cookie that JavaScript never
+   * sees; requests carry credentials (`credentials: 'include'`), and the page's origin must be in
+   * the server's `CORS_ORIGINS`.
+   */
+  auth?: AuthMode | undefined;
+  /** Where the tokens are kept; memory by default. */
+  storage?: TokenStorage | undefined;
+  /**
+   * Called when the server refuses to refresh the session (it expired, was revoked or signed
+   * out elsewhere): the tokens are gone and the failed call rejects with UNAUTHORIZED. The place
+   * to send the user to the sign-in page. In cookie mode it is also called when a page that has
+   * no session at all makes an authenticated call (unless `refresh()` already found none).
+   */
+  onSessionExpired?: ((error: KeelError) => void) | undefined;
+  /** Refresh this many seconds before the access token expires. */
+  refreshMarginSeconds?: number | undefined;
+}
+
+/** The session helpers a `KeelClient` has beside its procedures. */
+export interface KeelSessionHelpers {
+  /** Signs in and keeps the tokens. */
+  login(input: RouterInputs['auth']['login']): Promise<AuthResult>;
+  /** Creates the account, signs in and keeps the tokens. */
+  register(input: RouterInputs['auth']['register']): Promise<AuthResult>;
+  /**
+   * Ends the session on the server and forgets the tokens. The tokens are forgotten even when
+   * the server cannot be reached (that error is rethrown) or the session was already over.
+   */
+  logout(): Promise<void>;
+  /**
+   * Refreshes the session now; true when it worked. In cookie mode, call it when a page loads to
+   * pick up the session the refresh cookie holds. It never calls `onSessionExpired`: `false` says
+   * there is no session (and the client stops refreshing on its own until the next sign-in).
+   */
+  refresh(): Promise<boolean>;
+  /** The tokens held now (cookie mode: no refresh token), or null when signed out. */
+  getTokens(): Promise<KeelTokens | null>;
+}
+
+/** A typed tRPC client of Keel (`client.projects.list.query()`) with the session helpers. */
+export type KeelClient = TRPCClient<AppRouter> & KeelSessionHelpers;
+
+function trpcUrl(url: string): string {
+  return `${url.replace(/\/+$/, '')}/trpc`;
+}
+
+async function resolveHeaders(headers: HeadersOption | undefined): Promise<Record<string, string>> {
+  return typeof headers === 'function' ? await headers() : (headers ?? {});
+}
+
+/** Splits `auth.refresh` off to a plain request, and batches everything else. */
+function transportLink(
+  options: TransportOptions & { credentials?: RequestCredentials },
+  headersFor: (ops: Operation[]) => Promise<Record<string, string>>,
+): TRPCLink<AppRouter> {
+  // Called as a method: a detached `window.fetch` throws "Illegal invocation" in browsers.
+  const baseFetch: FetchLike = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
+  const credentials = options.credentials ? { credentials: options.credentials } : {};
+  // tRPC passes a URL string and a RequestInit-compatible object.
+  const fetch = (url: unknown, init?: object) => baseFetch(String(url), { ...(init as RequestInit), ...credentials });
+  const url = trpcUrl(options.url);
+  return splitLink({
+    // The refresh cookie's Path is /trpc/auth.refresh: a batch URL (/trpc/a,b?batch=1) would not carry it.
+    condition: (op) => op.path === 'auth.refresh',
+    true: httpLink({ url, transformer: superjson, fetch, headers: ({ op }) => headersFor([op]) }),
+    false: httpBatchLink({
+      url,
+      transformer: superjson,
+      fetch,
+      maxItems: options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+      maxURLLength: options.maxURLLength ?? DEFAULT_MAX_URL_LENGTH,
+      headers: ({ opList }) => headersFor(opList),
+    }),
+  });
+}
+
+/** Adds the helpers to the tRPC client without touching its procedures. */
+function withHelpers(client: TRPCClient<AppRouter>, helpers: KeelSessionHelpers): KeelClient {
+  return new Proxy(client, {
+    get(target, key, receiver) {
+      return typeof key === 'string' && Object.hasOwn(helpers, key)
+        ? helpers[key as keyof KeelSessionHelpers]
+        : Reflect.get(target, key, receiver);
+    },
+  }) as KeelClient;
+}
+
+/**
+ * A client for apps: typed procedures, batching, superjson, and a session that refreshes itself.
+ *
+ * ```ts
+ * const keel = createKeelClient({ url: 'https://api.example.com', auth: 'cookie', onSessionExpired: () => router.push('/login') });
+ * await keel.login({ email, password });
+ * const projects = await keel.projects.list.query();
+ * ```
+ */
+export function createKeelClient(options: KeelClientOptions): KeelClient {
+  const mode = options.auth ?? 'bearer';
+  const storage = options.storage ?? memoryStorage();
+
+  const headersFor = async (ops: Operation[]) => {
+    const [custom, token] = await Promise.all([resolveHeaders(options.headers), session.accessToken()]);
+    for (const op of ops) op.context[SENT_TOKEN] = token;
+    return {
+      ...custom,
+      ...(mode === 'cookie' ? { 'x-keel-auth': 'cookie' } : {}),
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    };
+  };
+  const transport = transportLink({ ...options, ...(mode === 'cookie' ? { credentials: 'include' as const } : {}) }, headersFor);
+  // Refreshes go straight to the transport: the auth link must not retry or refresh for them.
+  const refresher = createTRPCClient<AppRouter>({ links: [transport] });
+  const session: Session = new Session({
+    mode,
+    storage,
+    callRefresh: (refreshToken) => refresher.auth.refresh.mutate(refreshToken ? { refreshToken } : undefined),
+    onSessionExpired: options.onSessionExpired,
+    refreshMarginMs: (options.refreshMarginSeconds ?? DEFAULT_REFRESH_MARGIN_SECONDS) * 1000,
+  });
+  const client = createTRPCClient<AppRouter>({ links: [authLink(session), transport] });
+
+  return withHelpers(client, {
+    login: (input) => client.auth.login.mutate(input),
+    register: (input) => client.auth.register.mutate(input),
+    async logout() {
+      try {
+        await client.auth.logout.mutate();
+      } catch (error) {
+        if (!isKeelError(error, 'UNAUTHORIZED')) throw error;
+      } finally {
+        await session.clear();
+      }
+    },
+    refresh: async () => (await session.refresh('explicit')).status === 'refreshed',
+    getTokens: () => session.tokens(),
+  });
+}
+
+export interface KeelServiceTokenOptions extends TransportOptions {
+  /** A fixed access token, sent as `Authorization: Bearer <token>`. */
+  token: string;
+  getToken?: never;
+}
+
+export interface KeelServiceGetTokenOptions extends TransportOptions {
+  /** Called before every request: return a cached token, renewed by whatever issues it. */
+  getToken: () => string | Promise<string>;
+  token?: never;
+}
+
+export type KeelServiceClientOptions = KeelServiceTokenOptions | KeelServiceGetTokenOptions;
+
+/**
+ * A client for internal services that authenticate with a token of their own (no sign-in, no
+ * refresh): typed procedures, batching and superjson.
+ */
+export function createKeelServiceClient(options: KeelServiceClientOptions): TRPCClient<AppRouter> {
+  const headersFor = async () => {
+    const [custom, token] = await Promise.all([resolveHeaders(options.headers), options.getToken ? options.getToken() : options.token]);
+    return { ...custom, authorization: `Bearer ${token}` };
+  };
+  return createTRPCClient<AppRouter>({ links: [transportLink(options, headersFor)] });
+}

@@ -1,0 +1,156 @@
+import { isKeelError, type KeelError } from './errors.js';
+import type { KeelTokens, TokenStorage } from './storage.js';
+import type { AuthResult } from './types.js';
+
+export type AuthMode = 'bearer' | 'cookie';
+
+/** How a refresh ended: a new access token, the session over, or the server out of reach. */
+export type RefreshOutcome =
+  | { status: 'refreshed' }
+  /** The server refused the refresh: the session is over and the tokens are gone. */
+  | { status: 'expired'; error: KeelError }
+  /** The refresh did not get an answer (network, 5xx, rate limit): the tokens are kept. */
+  | { status: 'failed'; error: unknown }
+  /** There is nothing to refresh with (bearer mode without a refresh token, or a cookie session that ended). */
+  | { status: 'none' };
+
+export interface SessionOptions {
+  mode: AuthMode;
+  storage: TokenStorage;
+  /** Calls `auth.refresh` (unbatched); bearer mode passes the refresh token, cookie mode nothing. */
+  callRefresh(refreshToken: string | undefined): Promise<AuthResult>;
+  onSessionExpired?: ((error: KeelError) => void) | undefined;
+  /** Refresh this long before the access token expires. */
+  refreshMarginMs: number;
+}
+
+/** The server refused the refresh itself (not a transport failure): the session cannot go on. */
+const SESSION_OVER = new Set(['UNAUTHORIZED', 'FORBIDDEN', 'BAD_REQUEST', 'NOT_FOUND']);
+
+/** `iat` of a JWT, in ms; undefined when the token is not a readable JWT. */
+function issuedAtMs(jwt: string): number | undefined {
+  try {
+    const payload = jwt.split('.')[1];
+    if (!payload) return undefined;
+    const base64 = payload
+      .replace(/-/g, '+')
+      .replace(/_/g, '/')
+      .padEnd(Math.ceil(payload.length / 4) * 4, '=');
+    const iat = (JSON.parse(atob(base64)) as { iat?: unknown }).iat;
+    return typeof iat === 'number' ? iat * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The tokens and the rules around them: one refresh at a time (every caller waits for the same
+ * one), a refresh shortly before the access token expires, and the end of the session.
+ */
+export class Session {
+  private inFlight: Promise<RefreshOutcome> | null = null;
+  /** The server's clock minus ours, estimated from the `iat` of the last access token received. */
+  private clockOffsetMs = 0;
+  /**
+   * Cookie mode cannot see whether a refresh cookie exists: after a refused refresh or a sign-out
+   * it stops trying on its own until the next sign-in (an explicit `refresh()` still tries).
+   */
+  private ended = false;
+  /** Whether a call waits for the running refresh (then its failure is reported to `onSessionExpired`). */
+  private callWaiting = false;
+
+  constructor(private readonly options: SessionOptions) {}
+
+  get mode(): AuthMode {
+    return this.options.mode;
+  }
+
+  async tokens(): Promise<KeelTokens | null> {
+    return (await this.options.storage.get()) ?? null;
+  }
+
+  async accessToken(): Promise<string | undefined> {
+    return (await this.tokens())?.accessToken;
+  }
+
+  /** Keeps what a sign-in or refresh returned. Cookie mode keeps no refresh token: the cookie has it. */
+  async store(result: AuthResult): Promise<void> {
+    const iat = issuedAtMs(result.accessToken);
+    this.clockOffsetMs = iat === undefined ? 0 : iat - Date.now();
+    this.ended = false;
+    const bearer = this.options.mode === 'bearer';
+    await this.options.storage.set({
+      accessToken: result.accessToken,
+      accessTokenExpiresAt: result.accessTokenExpiresAt,
+      refreshToken: bearer ? result.refreshToken : undefined,
+      refreshTokenExpiresAt: result.refreshTokenExpiresAt,
+    });
+  }
+
+  async clear(): Promise<void> {
+    this.ended = true;
+    await this.options.storage.set(null);
+  }
+
+  /** Whether a refresh could work: bearer mode needs a refresh token; cookie mode a session not known to be over. */
+  private canRefresh(tokens: KeelTokens | null): boolean {
+    return this.options.mode === 'bearer' ? Boolean(tokens?.refreshToken) : !this.ended;
+  }
+
+  /**
+   * Refreshes the session, sharing one refresh among all who ask while it runs.
+   * `explicit` (the app's own `refresh()`) tries even when the session looks over, and does not
+   * call `onSessionExpired`: the app gets `false` and decides. A call that joins it still does.
+   */
+  refresh(reason: 'call' | 'explicit' = 'call'): Promise<RefreshOutcome> {
+    if (reason === 'call') this.callWaiting = true;
+    this.inFlight ??= this.runRefresh(reason === 'explicit').finally(() => {
+      this.inFlight = null;
+      this.callWaiting = false;
+    });
+    return this.inFlight;
+  }
+
+  /** Waits for a running refresh; refreshes first when the access token expires within the margin. */
+  async beforeCall(): Promise<RefreshOutcome | undefined> {
+    if (this.inFlight) return this.inFlight;
+    const tokens = await this.tokens();
+    if (!tokens || !this.canRefresh(tokens)) return undefined;
+    const serverNow = Date.now() + this.clockOffsetMs;
+    if (tokens.accessTokenExpiresAt.getTime() - serverNow > this.options.refreshMarginMs) return undefined;
+    return this.refresh();
+  }
+
+  /** A throwing callback must not fail the calls waiting for this refresh: its error is reported on its own. */
+  private notifyExpired(error: KeelError): void {
+    try {
+      this.options.onSessionExpired?.(error);
+    } catch (callbackError) {
+      queueMicrotask(() => {
+        throw callbackError;
+      });
+    }
+  }
+
+  private async runRefresh(force: boolean): Promise<RefreshOutcome> {
+    const tokens = await this.tokens();
+    if (!force && !this.canRefresh(tokens)) return { status: 'none' };
+    if (this.options.mode === 'bearer' && !tokens?.refreshToken) return { status: 'none' };
+    let result: AuthResult;
+    try {
+      result = await this.options.callRefresh(this.options.mode === 'bearer' ? tokens?.refreshToken : undefined);
+    } catch (error) {
+      if (!isKeelError(error) || !error.data || !SESSION_OVER.has(error.data.code)) return { status: 'failed', error };
+      // Another caller (a second tab sharing the storage) may have rotated the token meanwhile.
+      const now = await this.tokens();
+      if (this.options.mode === 'bearer' && now?.refreshToken && now.refreshToken !== tokens?.refreshToken) {
+        return { status: 'refreshed' };
+      }
+      await this.clear();
+      if (this.callWaiting) this.notifyExpired(error);
+      return { status: 'expired', error };
+    }
+    await this.store(result);
+    return { status: 'refreshed' };
+  }
+}
