@@ -64,6 +64,8 @@ export interface StartServerOptions {
   entry?: ServerEntry;
   /** From spawn to /readyz answering 200 (migrations included). */
   readyTimeoutMs?: number;
+  /** Extra node flags (e.g. --cpu-prof, which NODE_OPTIONS does not accept). */
+  nodeArgs?: string[];
 }
 
 const running = new Set<ChildProcess>();
@@ -95,7 +97,7 @@ export async function startServerProcess(options: StartServerOptions): Promise<S
     );
   }
   const port = options.env.PORT ? Number(options.env.PORT) : await freePort();
-  const args = entry === 'built' ? [script] : ['--import', 'tsx', script];
+  const args = [...(options.nodeArgs ?? []), ...(entry === 'built' ? [script] : ['--import', 'tsx', script])];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: childEnv({ HOST: '127.0.0.1', ...options.env, PORT: String(port) }),
