@@ -138,6 +138,27 @@ describe('access tokens', () => {
     expect(rotated.publicJwks.every((k) => !('d' in k))).toBe(true);
   });
 
+  it('keeps verified tokens in memory but still expires them on time', async () => {
+    const clock = { now: fixedNow };
+    const cached = createAccessTokens(keys, config, () => clock.now);
+    const { token } = await cached.issue({ userId, sessionId, role: 'USER' });
+    await expect(cached.verify(token)).resolves.toMatchObject({ sub: userId });
+    clock.now = new Date(fixedNow.getTime() + 900_000 + 25_000);
+    await expect(cached.verify(token)).resolves.toMatchObject({ sub: userId });
+    clock.now = new Date(fixedNow.getTime() + 900_000 + 31_000);
+    await expect(cached.verify(token)).rejects.toBeInstanceOf(InvalidAccessTokenError);
+    clock.now = fixedNow;
+    // Evicted once expired: a later check does the full verification again (and passes).
+    await expect(cached.verify(token)).resolves.toMatchObject({ sub: userId });
+  });
+
+  it('never caches a rejected token: a tampered one fails every time', async () => {
+    const { token } = await tokens.issue({ userId, sessionId, role: 'USER' });
+    const [header, payload, signature] = token.split('.') as [string, string, string];
+    const forged = `${header}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), role: 'ADMIN' })).toString('base64url')}.${signature}`;
+    for (let i = 0; i < 3; i++) await rejects(forged);
+  });
+
   it('refuses key sets without a private key, with duplicate kids, or that are not JSON', async () => {
     const {
       keys: [key],

@@ -39,7 +39,30 @@ export interface AccessTokens {
   verify(token: string): Promise<AccessClaims>;
 }
 
+/** Verified tokens kept in memory: ~1 KB each, so at most ~10 MB. */
+const VERIFIED_CACHE_SIZE = 10_000;
+
+/**
+ * The time checks of a verification, for a token whose signature, issuer, audience, type and
+ * claims were already verified: not expired, not issued in the future, not older than allowed.
+ */
+function timely(claims: AccessClaims, nowSeconds: number, ttlSeconds: number): boolean {
+  return (
+    claims.exp > nowSeconds - CLOCK_SKEW_SECONDS &&
+    claims.iat <= nowSeconds + CLOCK_SKEW_SECONDS &&
+    nowSeconds - claims.iat <= ttlSeconds + 2 * CLOCK_SKEW_SECONDS
+  );
+}
+
 export function createAccessTokens(keys: KeySet, config: Config['auth'], now: () => Date): AccessTokens {
+  /**
+   * A client sends the same token with every call for up to 15 minutes; verifying its Ed25519
+   * signature each time was the largest single cost of an authenticated call (bench/run.ts).
+   * A verified token's claims are kept (bounded, oldest evicted first); the time checks still run
+   * on every use. Only tokens that passed the full verification are ever stored.
+   */
+  const verified = new Map<string, AccessClaims>();
+
   return {
     async issue({ userId, sessionId, role }) {
       const issuedAt = Math.floor(now().getTime() / 1000);
@@ -56,6 +79,13 @@ export function createAccessTokens(keys: KeySet, config: Config['auth'], now: ()
       return { token, expiresAt: new Date(expiresAt * 1000) };
     },
     async verify(token) {
+      const nowSeconds = Math.floor(now().getTime() / 1000);
+      const known = verified.get(token);
+      if (known) {
+        if (timely(known, nowSeconds, config.accessTokenTtlSeconds)) return known;
+        verified.delete(token);
+        throw new InvalidAccessTokenError('ERR_JWT_EXPIRED');
+      }
       try {
         const { payload } = await jwtVerify(token, keys.verificationKeys, {
           algorithms: keys.algorithms,
@@ -69,6 +99,8 @@ export function createAccessTokens(keys: KeySet, config: Config['auth'], now: ()
         });
         const claims = claimsSchema.safeParse(payload);
         if (!claims.success) throw new InvalidAccessTokenError('unexpected claims');
+        if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
+        verified.set(token, claims.data);
         return claims.data;
       } catch (error) {
         if (error instanceof InvalidAccessTokenError) throw error;
