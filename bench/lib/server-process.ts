@@ -4,7 +4,7 @@
  * by polling /readyz, and a stop that always ends the process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envSchema } from '../../server/src/config.js';
@@ -15,7 +15,16 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TSX_ENTRY = join(REPO_ROOT, 'server/src/main.ts');
 const BUILT_ENTRY = join(REPO_ROOT, 'server/dist/main.js');
 
-/** `tsx`: the sources as `pnpm start` runs them; `built`: `node server/dist/main.js` after `pnpm build`. */
+/**
+ * The node flags of `pnpm start` (server/package.json), so a benchmark of the built server runs
+ * exactly what production runs (heap sizing included).
+ */
+function startScriptFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'server/package.json'), 'utf8')) as { scripts: { start: string } };
+  return pkg.scripts.start.split(/\s+/).filter((arg) => arg.startsWith('--'));
+}
+
+/** `tsx`: the sources as `pnpm dev` runs them; `built`: `node server/dist/main.js` with the flags of `pnpm start`. */
 export type ServerEntry = 'tsx' | 'built';
 
 export interface ProductionEnvOptions {
@@ -97,7 +106,7 @@ export async function startServerProcess(options: StartServerOptions): Promise<S
     );
   }
   const port = options.env.PORT ? Number(options.env.PORT) : await freePort();
-  const args = [...(options.nodeArgs ?? []), ...(entry === 'built' ? [script] : ['--import', 'tsx', script])];
+  const args = [...(options.nodeArgs ?? []), ...(entry === 'built' ? [...startScriptFlags(), script] : ['--import', 'tsx', script])];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: childEnv({ HOST: '127.0.0.1', ...options.env, PORT: String(port) }),

@@ -47,13 +47,20 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   // Node's defaults (60 s for headers) leave slow-loris connections open far too long.
   app.server.headersTimeout = config.http.headersTimeoutMs;
 
+  app.decorateRequest('userId', undefined);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
   app.addHook('onResponse', async (req, reply) => {
     // The path without its query: tRPC GET inputs travel there and may hold personal data.
     req.log.info(
-      { method: req.method, path: req.url.split('?', 1)[0], status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10 },
+      {
+        method: req.method,
+        path: req.url.split('?', 1)[0],
+        status: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 10) / 10,
+        userId: req.userId,
+      },
       'request',
     );
   });

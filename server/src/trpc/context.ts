@@ -1,10 +1,19 @@
 import { randomUUID } from 'node:crypto';
+// Types only: the cookie methods of Fastify's request and reply (the plugin is registered in http/app.ts).
+import type {} from '@fastify/cookie';
 import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify';
 import type { AppDeps } from '../deps.js';
 import type { Logger } from '../logger.js';
 import type { AuthUser } from '../modules/auth/service.js';
 
 export type { AppDeps };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The authenticated caller, once a procedure has verified the access token. */
+    userId: string | undefined;
+  }
+}
 
 export interface CookieOptions {
   httpOnly: boolean;
@@ -68,7 +77,6 @@ export function createContextInner(deps: AppDeps, meta: Partial<RequestMeta> = {
 export function createContextFactory(deps: AppDeps) {
   return ({ req, res, info }: CreateFastifyContextOptions): Context => {
     const procedures = info.calls.map((call) => call.path).join(',');
-    let identified = false;
     return createContextInner(deps, {
       requestId: req.id,
       ip: req.ip,
@@ -82,11 +90,9 @@ export function createContextFactory(deps: AppDeps) {
         set: (name, value, options) => void res.setCookie(name, value, options),
         clear: (name, options) => void res.clearCookie(name, options),
       },
-      // The onResponse hook logs with req.log: the user id goes there once (a batch shares one token).
+      // The request's log line (onResponse hook) names the user (a batch shares one token).
       identify: (userId) => {
-        if (identified) return;
-        identified = true;
-        req.log = req.log.child({ userId });
+        req.userId = userId;
       },
     });
   };
