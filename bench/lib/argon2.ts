@@ -22,13 +22,13 @@ export async function measureVerifyRate(params: Config['passwords'], concurrency
   const password = 'a sturdy bench passphrase';
   const hash = await hashPassword(password, params);
   // Warm-up: first calls load the native module and allocate the memory blocks.
-  await Promise.all(Array.from({ length: concurrency }, () => verifyPassword(hash, password)));
+  await Promise.all(Array.from({ length: concurrency }, () => verifyPassword(hash, password, { concurrency })));
   let verifies = 0;
   const started = performance.now();
   const end = started + durationMs;
   const lane = async () => {
     while (performance.now() < end) {
-      if (!(await verifyPassword(hash, password))) throw new Error('argon2 verify of a fresh hash failed');
+      if (!(await verifyPassword(hash, password, { concurrency }))) throw new Error('argon2 verify of a fresh hash failed');
       verifies += 1;
     }
   };

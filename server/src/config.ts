@@ -4,6 +4,7 @@
  * problem, and production refuses the conveniences that only make sense on a developer's machine.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 const bool = z
@@ -57,6 +58,7 @@ export const envSchema = z.object({
   ARGON2_MEMORY_KIB: int(19_456, 4_194_304).default(19_456),
   ARGON2_ITERATIONS: int(2, 20).default(2),
   ARGON2_PARALLELISM: int(1, 16).default(1),
+  PASSWORD_HASH_CONCURRENCY: int(1, 64).default(availableParallelism()),
 
   JWT_KEYS: z.string().optional(),
   JWT_KEYS_FILE: z.string().min(1).default('.data/jwt-keys.json'),
@@ -124,7 +126,8 @@ export interface Config {
     keepAliveTimeoutMs: number;
     shutdownTimeoutMs: number;
   };
-  passwords: { memoryKib: number; iterations: number; parallelism: number };
+  /** argon2id cost, and how many hashes may run at once in this process. */
+  passwords: { memoryKib: number; iterations: number; parallelism: number; concurrency: number };
   auth: {
     /** A JWK set (JSON) of private keys; undefined in development/test means: generate and keep in `keysFile`. */
     keys: string | undefined;
@@ -248,7 +251,12 @@ export function parseConfig(raw: RawEnv): Config {
       resetPerIp: e.RATE_LIMIT_RESET_PER_IP,
     },
     mail: { transport: e.MAIL_TRANSPORT, smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
-    passwords: { memoryKib: e.ARGON2_MEMORY_KIB, iterations: e.ARGON2_ITERATIONS, parallelism: e.ARGON2_PARALLELISM },
+    passwords: {
+      memoryKib: e.ARGON2_MEMORY_KIB,
+      iterations: e.ARGON2_ITERATIONS,
+      parallelism: e.ARGON2_PARALLELISM,
+      concurrency: e.PASSWORD_HASH_CONCURRENCY,
+    },
     seed: {
       adminEmail: e.ADMIN_EMAIL?.toLowerCase(),
       adminPassword: e.ADMIN_PASSWORD,

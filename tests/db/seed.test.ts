@@ -14,7 +14,7 @@ describe('seed', () => {
     expect(first.admin).toEqual({ email: 'boss@example.test', created: true });
     const row = await prisma.user.findUniqueOrThrow({ where: { email: 'boss@example.test' } });
     expect(row).toMatchObject({ role: 'ADMIN', emailVerified: true, active: true });
-    expect(await verifyPassword(row.passwordHash, 'a long admin passphrase')).toBe(true);
+    expect(await verifyPassword(row.passwordHash, 'a long admin passphrase', config.passwords)).toBe(true);
     const second = await seed(prisma, config, quiet);
     expect(second.admin).toEqual({ email: 'boss@example.test', created: false });
     expect(await prisma.user.count({ where: { email: 'boss@example.test' } })).toBe(1);
@@ -34,7 +34,7 @@ describe('seed', () => {
     expect(result.admin).toMatchObject({ email: 'admin@keel.local', created: true });
     expect(lines.some((line) => line.includes(password))).toBe(true);
     const admin = await prisma.user.findUniqueOrThrow({ where: { email: 'admin@keel.local' } });
-    expect(await verifyPassword(admin.passwordHash, password)).toBe(true);
+    expect(await verifyPassword(admin.passwordHash, password, config.passwords)).toBe(true);
     const demo = await prisma.user.findUniqueOrThrow({
       where: { email: 'demo@keel.local' },
       include: { projects: { include: { tasks: true } } },

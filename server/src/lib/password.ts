@@ -6,22 +6,41 @@ const ARGON2ID = 2 as Algorithm;
 
 export type PasswordParams = Config['passwords'];
 
+let active = 0;
+const waiting: (() => void)[] = [];
+
 /**
- * argon2id through @node-rs/argon2, which hashes on libuv's thread pool: the event loop keeps
- * serving other requests while a hash is computed.
+ * At most `limit` hashes at once in this process. Hashing runs on libuv's thread pool (4 threads),
+ * so the event loop keeps serving; but more hashes than cores only make them contend with the
+ * event loop and each other, and each holds `memoryKib` of memory (19 MiB by default) while it runs.
+ * A freed slot is handed straight to the next waiter, so the limit is never overshot.
  */
-export function hashPassword(password: string, params: PasswordParams): Promise<string> {
-  return hash(password, {
-    algorithm: ARGON2ID,
-    memoryCost: params.memoryKib,
-    timeCost: params.iterations,
-    parallelism: params.parallelism,
-  });
+export async function withHashingSlot<T>(limit: number, work: () => Promise<T>): Promise<T> {
+  if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+  else active++;
+  try {
+    return await work();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else active--;
+  }
 }
 
-export async function verifyPassword(passwordHash: string, password: string): Promise<boolean> {
+/** argon2id through @node-rs/argon2, off the event loop, at most `params.concurrency` at a time. */
+export function hashPassword(password: string, params: PasswordParams): Promise<string> {
+  return withHashingSlot(params.concurrency, () =>
+    hash(password, { algorithm: ARGON2ID, memoryCost: params.memoryKib, timeCost: params.iterations, parallelism: params.parallelism }),
+  );
+}
+
+export async function verifyPassword(
+  passwordHash: string,
+  password: string,
+  params: Pick<PasswordParams, 'concurrency'>,
+): Promise<boolean> {
   try {
-    return await verify(passwordHash, password);
+    return await withHashingSlot(params.concurrency, () => verify(passwordHash, password));
   } catch {
     return false; // a malformed stored hash never matches
   }

@@ -197,7 +197,7 @@ export function createAuthService(deps: AuthServiceDeps) {
         throw error;
       }
       const row = await db.user.findUnique({ where: { email: input.email }, select: { ...userSelect, passwordHash: true, active: true } });
-      const valid = await verifyPassword(row?.passwordHash ?? (await hashForUnknownUser()), input.password);
+      const valid = await verifyPassword(row?.passwordHash ?? (await hashForUnknownUser()), input.password, config.passwords);
       if (!row || !valid) {
         await rateLimits.recordLoginFailure(input.email);
         audit(client.log, 'auth.login.failed', { userId: row?.id, ip: client.ip });
@@ -290,7 +290,7 @@ export function createAuthService(deps: AuthServiceDeps) {
       const row = await db.user.findUnique({ where: { id: user.id }, select: { email: true, passwordHash: true } });
       if (!row) throw unauthorized('This account no longer exists.');
       await rateLimits.assertAccountNotBlocked(row.email);
-      if (!(await verifyPassword(row.passwordHash, input.currentPassword))) {
+      if (!(await verifyPassword(row.passwordHash, input.currentPassword, config.passwords))) {
         await rateLimits.recordLoginFailure(row.email);
         throw fieldError('currentPassword', ['is incorrect']);
       }
