@@ -52,6 +52,8 @@ export interface Context extends AppDeps, RequestMeta {
   db: AppDeps['database']['prisma'];
   /** Set by `authedProcedure`; null on public procedures. */
   user: AuthUser | null;
+  /** Queries of this request still running, by path and input (see `sharedQueries` in init.ts). */
+  runningQueries: Map<string, Promise<unknown>>;
 }
 
 /** The composition root for one call: dependencies plus what is known of the request. */
@@ -70,6 +72,7 @@ export function createContextInner(deps: AppDeps, meta: Partial<RequestMeta> = {
     authMode: meta.authMode ?? 'bearer',
     identify: meta.identify,
     user: null,
+    runningQueries: new Map(),
   };
 }
 

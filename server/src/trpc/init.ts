@@ -63,6 +63,22 @@ const errorMapping = t.middleware(async ({ next }) => {
   return result;
 });
 
+/**
+ * Identical queries running at the same time in one request (a batch asking several times for the
+ * same list, as separate components of a page do) run once and share the answer, like a
+ * request-scoped DataLoader. Only concurrent calls share: a query made after another finished runs
+ * again, and mutations never share.
+ */
+const sharedQueries = t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
+  if (type !== 'query') return next();
+  const key = `${path}\u0000${JSON.stringify(await getRawInput()) ?? ''}`;
+  const running = ctx.runningQueries.get(key) as ReturnType<typeof next> | undefined;
+  if (running) return running;
+  const result = next().finally(() => ctx.runningQueries.delete(key));
+  ctx.runningQueries.set(key, result);
+  return result;
+});
+
 const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i;
 
 /**
@@ -81,7 +97,7 @@ export const router = t.router;
 export const middleware = t.middleware;
 export const createCallerFactory = t.createCallerFactory;
 export const mergeRouters = t.mergeRouters;
-export const publicProcedure = t.procedure.use(errorMapping);
+export const publicProcedure = t.procedure.use(errorMapping).use(sharedQueries);
 export const authedProcedure = publicProcedure.use(authenticated);
 
 /** Authenticated, and of `role`: others get FORBIDDEN. */
