@@ -241,6 +241,20 @@ describe('request logging', () => {
 });
 
 describe('tRPC error formatter', () => {
+  it('answers a malformed JSON body or ?input= with BAD_REQUEST in its own words, not the parser text', async () => {
+    for (const response of [
+      await postJson(`${prodServer.url}/trpc/register`, '{bad json'),
+      await fetch(`${prodServer.url}/trpc/userCount?input=%7Bnope`),
+    ]) {
+      expect(response.status).toBe(400);
+      const raw = await response.clone().text();
+      const { error } = await trpcError(response);
+      expect(error.message).toBe('Malformed request: the input is not valid JSON.');
+      expect(error.data.code).toBe('BAD_REQUEST');
+      expect(raw).not.toMatch(/position|Unexpected token|Expected property/);
+    }
+  });
+
   it('answers invalid input with BAD_REQUEST, "Invalid input." and field errors naming each bad field', async () => {
     const response = await postJson(
       `${testModeServer.url}/trpc/register`,

@@ -33,8 +33,11 @@ const t = builder.create({
     const isInputError = error.code === 'BAD_REQUEST' && error.cause instanceof ZodError;
     const appError = error.cause instanceof AppError ? error.cause : undefined;
     const unexpected = error.code === 'INTERNAL_SERVER_ERROR';
+    // A malformed body or ?input= fails JSON.parse: say so in our words, not the parser's.
+    const isMalformed = error.code === 'BAD_REQUEST' && error.cause instanceof SyntaxError;
     let message = shape.message;
     if (isInputError) message = 'Invalid input.';
+    else if (isMalformed) message = 'Malformed request: the input is not valid JSON.';
     else if (unexpected && production) message = `Internal server error. Reference: ${requestId ?? 'unknown'}.`;
     const fieldErrors = isInputError ? zodFieldErrors(error.cause) : appError?.fieldErrors;
     return {

@@ -1531,7 +1531,7 @@ export interface operations {
                     description?: string | null;
                     /** @enum {string} */
                     status?: "TODO" | "IN_PROGRESS" | "DONE";
-                    dueAt?: string | null;
+                    dueAt?: (string) | null;
                 };
             };
         };
@@ -1683,7 +1683,7 @@ export interface operations {
                     description?: string | null;
                     /** @enum {string} */
                     status?: "TODO" | "IN_PROGRESS" | "DONE";
-                    dueAt?: string | null;
+                    dueAt?: (string) | null;
                 };
             };
         };

@@ -5,7 +5,11 @@ export const taskStatusSchema = z.enum(['TODO', 'IN_PROGRESS', 'DONE']);
 
 const title = z.string().trim().min(1, { message: 'must not be empty' }).max(200);
 const description = z.string().trim().max(5000).nullable();
-const dueAt = z.coerce.date().nullable();
+/** A Date over tRPC (superjson), an ISO 8601 string with offset over REST; a Date either way inside. */
+const dueAt = z
+  .union([z.date(), z.iso.datetime({ offset: true })])
+  .transform((value) => new Date(value))
+  .nullable();
 const version = z.number().int().min(1);
 
 export const taskSchema = z.object({
