@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from './config.js';
+import { ConfigError, envSchema, parseConfig } from './config.js';
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -68,5 +69,13 @@ describe('config', () => {
     expect(config.http.corsOrigins).toEqual(['https://a.example', 'https://b.example']);
     expect(config.http.trustProxy).toBe(true);
     expect(config.log.pretty).toBe(false);
+  });
+
+  it('is documented: .env.example and the README configuration table name every variable', () => {
+    const variables = Object.keys(envSchema.shape);
+    const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    expect(variables.filter((name) => !new RegExp(`^#? ?${name}=`, 'm').test(example))).toEqual([]);
+    expect(variables.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
   });
 });
