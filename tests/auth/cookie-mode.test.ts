@@ -3,13 +3,13 @@
  * only in an HttpOnly, SameSite=Strict cookie scoped to the refresh procedure, cookie-mode mutations
  * need an allowed Origin, and bearer mode never touches cookies. Time moves through the deps' clock.
  */
-import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import { generateJwkSet } from '../../server/src/modules/auth/keys.js';
 import { REFRESH_COOKIE, REFRESH_COOKIE_PATH } from '../../server/src/modules/auth/router.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
+import { mutate } from '../support/trpc-http.js';
 
 const ORIGIN = 'https://app.example.com';
 const FOREIGN_ORIGIN = 'https://evil.example.net';
@@ -37,40 +37,7 @@ const production = db.deps({
 const productionServer = await startTestServer(production);
 
 // ---------------------------------------------------------------------------------------------
-// tRPC over HTTP, keeping the response headers; and Set-Cookie parsing.
-
-interface ErrorShape {
-  message: string;
-  data: { code: string; httpStatus: number };
-}
-
-interface AuthBody {
-  user: { id: string };
-  accessToken: string;
-  refreshToken?: string;
-}
-
-interface Answer<T> {
-  status: number;
-  headers: Headers;
-  data: T | undefined;
-  error: ErrorShape | undefined;
-}
-
-async function mutate<T = AuthBody>(base: string, path: string, input: unknown, headers: Record<string, string> = {}): Promise<Answer<T>> {
-  const response = await fetch(`${base}/trpc/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(superjson.serialize(input)),
-  });
-  const body = (await response.json()) as { result?: { data: never }; error?: never };
-  return {
-    status: response.status,
-    headers: response.headers,
-    data: body.result ? superjson.deserialize<T>(body.result.data) : undefined,
-    error: body.error ? superjson.deserialize<ErrorShape>(body.error) : undefined,
-  };
-}
+// Cookie-mode request headers, and Set-Cookie parsing.
 
 const cookieMode = (extra: Record<string, string> = {}) => ({ 'x-keel-auth': 'cookie', origin: ORIGIN, ...extra });
 const withCookie = (value: string, extra: Record<string, string> = {}) => cookieMode({ cookie: `${REFRESH_COOKIE}=${value}`, ...extra });

@@ -3,8 +3,6 @@
  * headers every auth answer carries, where an access token may come from, and what the request
  * logs hold (the user id of an authed call; never a token or a password).
  */
-import { Writable } from 'node:stream';
-import superjson from 'superjson';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAppDeps, stopAppDeps } from '../../server/src/deps.js';
 import { createLogger } from '../../server/src/logger.js';
@@ -13,6 +11,8 @@ import { signIn } from '../support/caller.js';
 import { testConfig, useTestDatabase } from '../support/database.js';
 import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
+import { captureLogs } from '../support/log-capture.js';
+import { type AuthBody, mutate, query, type TrpcAnswer } from '../support/trpc-http.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();
@@ -30,97 +30,10 @@ const logged = createAppDeps({
 afterAll(() => stopAppDeps(logged));
 const loggedServer = await startTestServer(logged);
 
-// ---------------------------------------------------------------------------------------------
-// A small tRPC-over-HTTP client: the superjson envelope, and the raw response for its headers.
-
-interface ErrorShape {
-  message: string;
-  data: { code: string; httpStatus: number; requestId?: string; retryAfterSeconds?: number };
-}
-
-interface Answer<T> {
-  status: number;
-  headers: Headers;
-  data: T | undefined;
-  error: ErrorShape | undefined;
-}
-
-async function answer<T>(response: Response): Promise<Answer<T>> {
-  const body = (await response.json()) as { result?: { data: never }; error?: never };
-  return {
-    status: response.status,
-    headers: response.headers,
-    data: body.result ? superjson.deserialize<T>(body.result.data) : undefined,
-    error: body.error ? superjson.deserialize<ErrorShape>(body.error) : undefined,
-  };
-}
-
-const mutate = async <T>(base: string, path: string, input: unknown, headers: Record<string, string> = {}) =>
-  answer<T>(
-    await fetch(`${base}/trpc/${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify(superjson.serialize(input)),
-    }),
-  );
-
-const query = async <T>(base: string, pathAndQuery: string, headers: Record<string, string> = {}) =>
-  answer<T>(await fetch(`${base}/trpc/${pathAndQuery}`, { headers }));
-
-interface Tokens {
-  user: { id: string };
-  accessToken: string;
-  refreshToken?: string;
-}
-
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 /** The `kid` in a JWT's protected header. */
 const kidOf = (jwt: string): string => (JSON.parse(Buffer.from(jwt.split('.')[0] ?? '', 'base64url').toString()) as { kid: string }).kid;
-
-// ---------------------------------------------------------------------------------------------
-// Logs as text, and a bounded wait for a line that is written after the response has been sent.
-
-interface LogLine {
-  msg: string;
-  [key: string]: unknown;
-}
-
-function captureLogs() {
-  let text = '';
-  const lines: LogLine[] = [];
-  const waiters = new Set<() => void>();
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      text += chunk.toString();
-      const complete = text.split('\n').filter((l) => l.trim() !== '');
-      lines.splice(0, lines.length, ...complete.map((l) => JSON.parse(l) as LogLine));
-      for (const wake of [...waiters]) wake();
-      callback();
-    },
-  });
-  return {
-    stream,
-    text: () => text,
-    waitFor(predicate: (line: LogLine) => boolean, timeoutMs = 5_000): Promise<LogLine> {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const line = lines.find(predicate);
-          if (!line) return;
-          waiters.delete(check);
-          clearTimeout(timer);
-          resolve(line);
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`no matching log line within ${timeoutMs} ms; logs:\n${text.split('\n').slice(-15).join('\n')}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      });
-    },
-  };
-}
 
 describe('GET /.well-known/jwks.json', () => {
   it('lists the public signing key with kid, alg and use, never the private member d, and may be cached', async () => {
@@ -145,7 +58,7 @@ describe('GET /.well-known/jwks.json', () => {
     const before = db.deps({ keys: await importKeySet(JSON.stringify(oldSet)) });
     const beforeServer = await startTestServer(before);
     const user = await createUser(before);
-    const old = await mutate<Tokens>(beforeServer.url, 'auth.login', { email: user.email, password: KNOWN_PASSWORD });
+    const old = await mutate<AuthBody>(beforeServer.url, 'auth.login', { email: user.email, password: KNOWN_PASSWORD });
     expect(old.data).toBeDefined();
     const oldToken = old.data?.accessToken ?? '';
     expect(kidOf(oldToken)).toBe(oldKey.kid);
@@ -169,7 +82,7 @@ describe('GET /.well-known/jwks.json', () => {
     expect(me.error).toBeUndefined();
     expect(me.data?.id).toBe(user.id);
 
-    const fresh = await mutate<Tokens>(rotated.url, 'auth.login', { email: user.email, password: KNOWN_PASSWORD });
+    const fresh = await mutate<AuthBody>(rotated.url, 'auth.login', { email: user.email, password: KNOWN_PASSWORD });
     expect(kidOf(fresh.data?.accessToken ?? '')).toBe(newKey.kid);
 
     // A key that is in neither set: its tokens are refused.
@@ -198,9 +111,9 @@ describe('auth response headers', () => {
 
   it('marks every auth answer, success or failure, query, mutation or batch, Cache-Control: no-store', async () => {
     const user = await createUser(deps);
-    const login = await mutate<Tokens>(server.url, 'auth.login', { email: user.email, password: KNOWN_PASSWORD });
+    const login = await mutate<AuthBody>(server.url, 'auth.login', { email: user.email, password: KNOWN_PASSWORD });
     const accessToken = login.data?.accessToken ?? '';
-    const answers: Answer<unknown>[] = [
+    const answers: TrpcAnswer<unknown>[] = [
       login,
       await mutate(server.url, 'auth.login', { email: user.email, password: 'definitely wrong' }),
       await mutate(server.url, 'auth.login', { email: 'not an email', password: 'x' }),
@@ -258,8 +171,8 @@ describe('request logs', () => {
     const wrongPassword = 'an attempted passphrase 5520';
     const user = await createUser(logged, { password });
 
-    const login = await mutate<Tokens>(url, 'auth.login', { email: user.email, password }, { 'x-request-id': 'log-login-0001' });
-    const refreshed = await mutate<Tokens>(
+    const login = await mutate<AuthBody>(url, 'auth.login', { email: user.email, password }, { 'x-request-id': 'log-login-0001' });
+    const refreshed = await mutate<AuthBody>(
       url,
       'auth.refresh',
       { refreshToken: login.data?.refreshToken },

@@ -1,7 +1,7 @@
-import { TRPCError } from '@trpc/server';
 import { describe, expect, it } from 'vitest';
 import { callerWith, signIn } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
+import { trpcErrorOf } from '../support/errors.js';
 import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
 import { startMailCatcher, tokenFromMail } from '../support/mail.js';
 
@@ -13,15 +13,6 @@ const advance = (seconds: number) => {
   clock.now = new Date(clock.now.getTime() + seconds * 1000);
 };
 const anonymous = () => callerWith(deps, { ip: '192.0.2.10' });
-
-async function failure(promise: Promise<unknown>): Promise<TRPCError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof TRPCError)) throw new Error(`expected a TRPCError, got ${String(error)}`);
-  return error;
-}
 
 /** Lets the post-response work finish and the outbox reach the SMTP server. */
 async function deliver(): Promise<void> {
@@ -49,13 +40,13 @@ describe('auth.changePassword', () => {
     });
     await expect(anonymous().auth.login({ email: user.email, password: 'a brand new passphrase' })).resolves.toBeDefined();
     await expect(callerWith(deps).auth.refresh({ refreshToken: current.refreshToken })).resolves.toBeDefined();
-    expect((await failure(callerWith(deps).auth.refresh({ refreshToken: other.refreshToken }))).code).toBe('UNAUTHORIZED');
+    expect((await trpcErrorOf(callerWith(deps).auth.refresh({ refreshToken: other.refreshToken }))).code).toBe('UNAUTHORIZED');
   });
 
   it('refuses a wrong current password with a field error and changes nothing', async () => {
     const user = await createUser(deps);
     const { accessToken } = await signIn(deps, user);
-    const error = await failure(
+    const error = await trpcErrorOf(
       callerWith(deps, { authorization: `Bearer ${accessToken}` }).auth.changePassword({
         currentPassword: 'wrong one',
         newPassword: 'a brand new passphrase',
@@ -93,8 +84,8 @@ describe('password reset', () => {
 
     await anonymous().auth.resetPassword({ token, newPassword: 'reset to something new' });
     await expect(anonymous().auth.login({ email: user.email, password: 'reset to something new' })).resolves.toBeDefined();
-    expect((await failure(callerWith(deps).auth.refresh({ refreshToken: session.refreshToken }))).code).toBe('UNAUTHORIZED');
-    const again = await failure(anonymous().auth.resetPassword({ token, newPassword: 'and once more again' }));
+    expect((await trpcErrorOf(callerWith(deps).auth.refresh({ refreshToken: session.refreshToken }))).code).toBe('UNAUTHORIZED');
+    const again = await trpcErrorOf(anonymous().auth.resetPassword({ token, newPassword: 'and once more again' }));
     expect(again.code).toBe('BAD_REQUEST');
     expect(again.cause).toMatchObject({ fieldErrors: { token: [expect.stringMatching(/invalid or has expired/)] } });
   });
@@ -103,14 +94,16 @@ describe('password reset', () => {
     const user = await createUser(deps);
     const token = await requestReset(user.email);
     advance(30 * 60 + 1);
-    expect((await failure(anonymous().auth.resetPassword({ token, newPassword: 'too late for this' }))).code).toBe('BAD_REQUEST');
+    expect((await trpcErrorOf(anonymous().auth.resetPassword({ token, newPassword: 'too late for this' }))).code).toBe('BAD_REQUEST');
   });
 
   it('kills a reset token once a newer one is issued', async () => {
     const user = await createUser(deps);
     const older = await requestReset(user.email);
     const newer = await requestReset(user.email);
-    expect((await failure(anonymous().auth.resetPassword({ token: older, newPassword: 'the older link fails' }))).code).toBe('BAD_REQUEST');
+    expect((await trpcErrorOf(anonymous().auth.resetPassword({ token: older, newPassword: 'the older link fails' }))).code).toBe(
+      'BAD_REQUEST',
+    );
     await expect(anonymous().auth.resetPassword({ token: newer, newPassword: 'the newer link works' })).resolves.toEqual({ ok: true });
   });
 
@@ -122,13 +115,13 @@ describe('password reset', () => {
       currentPassword: KNOWN_PASSWORD,
       newPassword: 'changed meanwhile ok',
     });
-    expect((await failure(anonymous().auth.resetPassword({ token, newPassword: 'should not apply' }))).code).toBe('BAD_REQUEST');
+    expect((await trpcErrorOf(anonymous().auth.resetPassword({ token, newPassword: 'should not apply' }))).code).toBe('BAD_REQUEST');
   });
 
   it('keeps the token usable when the new password is refused', async () => {
     const user = await createUser(deps);
     const token = await requestReset(user.email);
-    const refused = await failure(anonymous().auth.resetPassword({ token, newPassword: 'password1' }));
+    const refused = await trpcErrorOf(anonymous().auth.resetPassword({ token, newPassword: 'password1' }));
     expect(refused.cause).toMatchObject({ fieldErrors: { newPassword: [expect.stringMatching(/too common/)] } });
     await expect(anonymous().auth.resetPassword({ token, newPassword: 'an acceptable one' })).resolves.toEqual({ ok: true });
   });
@@ -144,7 +137,7 @@ describe('email verification', () => {
     await anonymous().auth.verifyEmail({ token });
     const row = await deps.database.prisma.user.findUniqueOrThrow({ where: { email: 'verify-me@example.test' } });
     expect(row.emailVerified).toBe(true);
-    expect((await failure(anonymous().auth.verifyEmail({ token }))).code).toBe('BAD_REQUEST');
+    expect((await trpcErrorOf(anonymous().auth.verifyEmail({ token }))).code).toBe('BAD_REQUEST');
   });
 
   it('issues a new verification link on request, killing the previous one', async () => {
@@ -157,7 +150,7 @@ describe('email verification', () => {
     await caller.auth.requestEmailVerification();
     await deliver();
     const second = tokenFromMail(await mail.waitFor((m) => m.to.includes(user.email) && tokenFromMail(m) !== first));
-    expect((await failure(anonymous().auth.verifyEmail({ token: first }))).code).toBe('BAD_REQUEST');
+    expect((await trpcErrorOf(anonymous().auth.verifyEmail({ token: first }))).code).toBe('BAD_REQUEST');
     await expect(anonymous().auth.verifyEmail({ token: second })).resolves.toEqual({ ok: true });
     await expect(caller.auth.requestEmailVerification()).resolves.toEqual({ ok: true });
   });

@@ -14,6 +14,7 @@ import { callerWith } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
+import { decodeTrpcError, mutate as mutateOverHttp, type SuperJsonEnvelope, type TrpcErrorShape } from '../support/trpc-http.js';
 
 const LOGIN_PER_IP = 3;
 const FREE_FAILURES = 2;
@@ -42,34 +43,22 @@ afterEach(() => {
 // ---------------------------------------------------------------------------------------------
 // Over HTTP (headers and batches) and in-process (the account backoff, with a fake Date).
 
-interface ErrorShape {
-  message: string;
-  data: { code: string; httpStatus: number; retryAfterSeconds?: number };
-}
-
 interface Outcome {
   status: number;
   code: string;
   retryAfterSeconds: number | undefined;
 }
 
-const outcomeOf = (status: number, error: ErrorShape | undefined): Outcome => ({
+const outcomeOf = (status: number, error: TrpcErrorShape | undefined): Outcome => ({
   status,
   code: error?.data.code ?? 'OK',
   retryAfterSeconds: error?.data.retryAfterSeconds,
 });
 
+/** One mutation over HTTP from client address `ip`: its status, outcome and response headers. */
 async function mutate(base: string, path: string, input: unknown, ip: string): Promise<Outcome & { headers: Headers }> {
-  const response = await fetch(`${base}/trpc/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-forwarded-for': ip },
-    body: JSON.stringify(superjson.serialize(input)),
-  });
-  const body = (await response.json()) as { error?: never };
-  return {
-    ...outcomeOf(response.status, body.error ? superjson.deserialize<ErrorShape>(body.error) : undefined),
-    headers: response.headers,
-  };
+  const answer = await mutateOverHttp<unknown>(base, path, input, { 'x-forwarded-for': ip });
+  return { ...outcomeOf(answer.status, answer.error), headers: answer.headers };
 }
 
 /** One in-process call from `ip`: OK, or the error's code and retry-after. */
@@ -170,9 +159,9 @@ describe('per-address limits', () => {
       headers: { 'content-type': 'application/json', 'x-forwarded-for': '192.0.2.40' },
       body: JSON.stringify(body),
     });
-    const results = (await response.json()) as { result?: unknown; error?: never }[];
+    const results = (await response.json()) as { result?: unknown; error?: SuperJsonEnvelope }[];
     expect(results).toHaveLength(calls);
-    const outcomes = results.map((r) => (r.error ? superjson.deserialize<ErrorShape>(r.error).data.code : 'OK'));
+    const outcomes = results.map((r) => (r.error ? decodeTrpcError(r.error).data.code : 'OK'));
     expect(outcomes.filter((c) => c === 'OK')).toHaveLength(LOGIN_PER_IP);
     expect(outcomes.filter((c) => c === 'TOO_MANY_REQUESTS')).toHaveLength(calls - LOGIN_PER_IP);
     expect(Number(response.headers.get('retry-after'))).toBeGreaterThan(0);

@@ -1,8 +1,8 @@
-import { TRPCError } from '@trpc/server';
 import { describe, expect, it } from 'vitest';
 import { generateJwkSet, importKeySet } from '../../server/src/modules/auth/keys.js';
 import { callerWith, signIn } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
+import { codeOf } from '../support/errors.js';
 import { createUser } from '../support/factories.js';
 
 const db = await useTestDatabase();
@@ -15,15 +15,6 @@ function withClock(config: Record<string, string> = {}) {
     clock.now = new Date(clock.now.getTime() + seconds * 1000);
   };
   return { deps, advance };
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof TRPCError)) throw new Error(`expected a TRPCError, got ${String(error)}`);
-  return error.code;
 }
 
 describe('auth.refresh', () => {
@@ -212,16 +203,13 @@ describe('sessions, logout and strict mode', () => {
     const lax = withClock().deps;
     for (const [deps, expected] of [
       [strict, 'UNAUTHORIZED'],
-      [lax, 'ok'],
+      [lax, 'OK'],
     ] as const) {
       const session = await signIn(deps, await createUser(deps));
       const caller = callerWith(deps, { authorization: `Bearer ${session.accessToken}` });
       await caller.auth.me();
       await caller.auth.logout();
-      const outcome = await caller.auth.me().then(
-        () => 'ok',
-        (e: unknown) => (e instanceof TRPCError ? e.code : String(e)),
-      );
+      const outcome = await codeOf(caller.auth.me());
       expect(outcome).toBe(expected);
     }
   });

@@ -1,21 +1,12 @@
-import { TRPCError } from '@trpc/server';
 import { describe, expect, it, vi } from 'vitest';
 import * as passwords from '../../server/src/lib/password.js';
 import { callerFor, callerWith } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
+import { trpcErrorOf } from '../support/errors.js';
 import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();
-
-async function rejection(promise: Promise<unknown>): Promise<TRPCError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof TRPCError)) throw new Error(`expected a TRPCError, got ${String(error)}`);
-  return error;
-}
 
 describe('auth.register', () => {
   it('creates a USER with a trimmed, lower-cased email and returns tokens', async () => {
@@ -34,7 +25,7 @@ describe('auth.register', () => {
 
   it('rejects a second account for the same email, whatever its case, with CONFLICT naming the field', async () => {
     await callerWith(deps).auth.register({ email: 'twice@example.test', password: 'a sturdy passphrase' });
-    const error = await rejection(callerWith(deps).auth.register({ email: 'TWICE@example.test', password: 'another passphrase' }));
+    const error = await trpcErrorOf(callerWith(deps).auth.register({ email: 'TWICE@example.test', password: 'another passphrase' }));
     expect(error.code).toBe('CONFLICT');
     expect(error.cause).toMatchObject({ fieldErrors: { email: ['is already registered'] } });
   });
@@ -42,12 +33,12 @@ describe('auth.register', () => {
   it('rejects short, long, email-equal and common passwords with field errors', async () => {
     const caller = callerWith(deps);
     for (const password of ['short', 'x'.repeat(129)]) {
-      const error = await rejection(caller.auth.register({ email: 'pw@example.test', password }));
+      const error = await trpcErrorOf(caller.auth.register({ email: 'pw@example.test', password }));
       expect(error.code).toBe('BAD_REQUEST');
     }
-    const sameAsEmail = await rejection(caller.auth.register({ email: 'same@example.test', password: 'SAME@example.test' }));
+    const sameAsEmail = await trpcErrorOf(caller.auth.register({ email: 'same@example.test', password: 'SAME@example.test' }));
     expect(sameAsEmail.cause).toMatchObject({ fieldErrors: { password: ['must not be your email address'] } });
-    const common = await rejection(caller.auth.register({ email: 'common@example.test', password: 'password123' }));
+    const common = await trpcErrorOf(caller.auth.register({ email: 'common@example.test', password: 'password123' }));
     expect(common.cause).toMatchObject({ fieldErrors: { password: [expect.stringMatching(/too common/)] } });
     expect(
       await deps.database.prisma.user.count({ where: { email: { in: ['pw@example.test', 'same@example.test', 'common@example.test'] } } }),
@@ -58,7 +49,7 @@ describe('auth.register', () => {
     const input = { email: 'sneaky@example.test', password: 'a sturdy passphrase', role: 'ADMIN' } as unknown as Parameters<
       ReturnType<typeof callerWith>['auth']['register']
     >[0];
-    const error = await rejection(callerWith(deps).auth.register(input));
+    const error = await trpcErrorOf(callerWith(deps).auth.register(input));
     expect(error.code).toBe('BAD_REQUEST');
     expect(await deps.database.prisma.user.count({ where: { email: 'sneaky@example.test' } })).toBe(0);
   });
@@ -79,8 +70,8 @@ describe('auth.login', () => {
 
   it('answers a wrong password and an unknown email with the same UNAUTHORIZED message', async () => {
     await createUser(deps, { email: 'login-wrong@example.test' });
-    const wrong = await rejection(callerWith(deps).auth.login({ email: 'login-wrong@example.test', password: 'not the password' }));
-    const unknown = await rejection(callerWith(deps).auth.login({ email: 'nobody-here@example.test', password: 'not the password' }));
+    const wrong = await trpcErrorOf(callerWith(deps).auth.login({ email: 'login-wrong@example.test', password: 'not the password' }));
+    const unknown = await trpcErrorOf(callerWith(deps).auth.login({ email: 'nobody-here@example.test', password: 'not the password' }));
     expect(wrong.code).toBe('UNAUTHORIZED');
     expect(unknown.code).toBe('UNAUTHORIZED');
     expect(wrong.message).toBe(unknown.message);
@@ -88,7 +79,7 @@ describe('auth.login', () => {
 
   it('verifies against a dummy argon2id hash when the email is unknown, so both cases cost the same', async () => {
     const verify = vi.spyOn(passwords, 'verifyPassword');
-    await rejection(callerWith(deps).auth.login({ email: 'ghost@example.test', password: 'whatever-it-is' }));
+    await trpcErrorOf(callerWith(deps).auth.login({ email: 'ghost@example.test', password: 'whatever-it-is' }));
     expect(verify).toHaveBeenCalledTimes(1);
     expect(verify.mock.calls[0]?.[0]).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
     verify.mockRestore();
@@ -96,9 +87,9 @@ describe('auth.login', () => {
 
   it('refuses a deactivated account with FORBIDDEN, but only after a correct password', async () => {
     await createUser(deps, { email: 'inactive@example.test', active: false });
-    const wrong = await rejection(callerWith(deps).auth.login({ email: 'inactive@example.test', password: 'not the password' }));
+    const wrong = await trpcErrorOf(callerWith(deps).auth.login({ email: 'inactive@example.test', password: 'not the password' }));
     expect(wrong.code).toBe('UNAUTHORIZED');
-    const right = await rejection(callerWith(deps).auth.login({ email: 'inactive@example.test', password: KNOWN_PASSWORD }));
+    const right = await trpcErrorOf(callerWith(deps).auth.login({ email: 'inactive@example.test', password: KNOWN_PASSWORD }));
     expect(right.code).toBe('FORBIDDEN');
   });
 
@@ -120,7 +111,7 @@ describe('auth.me and procedure-level auth', () => {
 
   it('answers UNAUTHORIZED without a token, with a malformed header, and with a garbage token', async () => {
     for (const authorization of [undefined, 'Basic abc', 'Bearer not-a-jwt']) {
-      const error = await rejection(callerWith(deps, { authorization }).auth.me());
+      const error = await trpcErrorOf(callerWith(deps, { authorization }).auth.me());
       expect(error.code).toBe('UNAUTHORIZED');
     }
   });

@@ -3,11 +3,11 @@
  * (session cache, rate limiter objects) over one database and one JWT_KEYS. Whatever one instance
  * issues or records, the other honours. Time moves through a clock both instances share.
  */
-import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/database.js';
 import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
+import { mutate, query } from '../support/trpc-http.js';
 
 const GRACE_SECONDS = 10;
 const LOGIN_PER_IP = 4;
@@ -23,46 +23,6 @@ const depsA = db.deps({ config, now });
 const depsB = db.deps({ config, now });
 const a = await startTestServer(depsA);
 const b = await startTestServer(depsB);
-
-interface ErrorShape {
-  message: string;
-  data: { code: string; httpStatus: number; retryAfterSeconds?: number };
-}
-
-interface AuthBody {
-  user: { id: string };
-  accessToken: string;
-  refreshToken?: string;
-}
-
-interface Answer<T> {
-  status: number;
-  headers: Headers;
-  data: T | undefined;
-  error: ErrorShape | undefined;
-}
-
-async function send<T>(response: Promise<Response>): Promise<Answer<T>> {
-  const r = await response;
-  const body = (await r.json()) as { result?: { data: never }; error?: never };
-  return {
-    status: r.status,
-    headers: r.headers,
-    data: body.result ? superjson.deserialize<T>(body.result.data) : undefined,
-    error: body.error ? superjson.deserialize<ErrorShape>(body.error) : undefined,
-  };
-}
-
-const mutate = <T = AuthBody>(base: string, path: string, input: unknown, headers: Record<string, string> = {}) =>
-  send<T>(
-    fetch(`${base}/trpc/${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: JSON.stringify(superjson.serialize(input)),
-    }),
-  );
-
-const query = <T>(base: string, path: string, headers: Record<string, string> = {}) => send<T>(fetch(`${base}/trpc/${path}`, { headers }));
 
 /** Every test acts from its own client address (TRUST_PROXY is on), so login budgets do not mix. */
 const from = (ip: string) => ({ 'x-forwarded-for': ip });

@@ -19,6 +19,7 @@ import {
   MigrationError,
   migrationStatus,
 } from '../../server/src/db/migrations/runner.js';
+import { rejectionOf } from '../support/errors.js';
 import { logCollector, migrationRows, query, scratchDatabase, tableExists, tempProject } from './helpers.js';
 
 const repoMigrations = readdirSync(DEFAULT_MIGRATIONS_DIR, { withFileTypes: true })
@@ -29,14 +30,7 @@ const repoMigrations = readdirSync(DEFAULT_MIGRATIONS_DIR, { withFileTypes: true
 const repoRoot = dirname(dirname(DEFAULT_MIGRATIONS_DIR));
 const sha256File = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
-async function rejection(promise: Promise<unknown>): Promise<MigrationError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(MigrationError);
-  return error as MigrationError;
-}
+const migrationErrorOf = (promise: Promise<unknown>): Promise<MigrationError> => rejectionOf(promise, MigrationError);
 
 /** Prisma's `_prisma_migrations` columns (schema engine DDL, PostgreSQL flavour). */
 const PRISMA_COLUMNS = [
@@ -146,7 +140,7 @@ describe('applyMigrations', () => {
     const db = await scratchDatabase();
     const ctx = { databaseUrl: db.url, migrationsDir: project.migrationsDir };
 
-    const failure = await rejection(applyMigrations(ctx));
+    const failure = await migrationErrorOf(applyMigrations(ctx));
     expect(failure.code).toBe('apply-failed');
     expect(failure.migrations).toEqual(['99990101000002_broken']);
     expect(failure.message).toContain('migration 99990101000002_broken failed: relation "no_such_table" does not exist');
@@ -160,7 +154,7 @@ describe('applyMigrations', () => {
     expect(broken?.logs).toContain('no_such_table');
     expect(broken?.logs).toContain('42P01');
 
-    const blocked = await rejection(applyMigrations(ctx));
+    const blocked = await migrationErrorOf(applyMigrations(ctx));
     expect(blocked.code).toBe('failed-migration');
     expect(blocked.message).toContain('99990101000002_broken');
     expect(blocked.message).toContain('pnpm db:resolve --rolled-back 99990101000002_broken');
@@ -174,7 +168,7 @@ describe('applyMigrations', () => {
     expect(await query(db.url, 'SELECT id FROM b')).toEqual([{ id: 1 }]);
     expect(isUpToDate(await migrationStatus(ctx))).toBe(true);
 
-    const notFailed = await rejection(resolveCommand({ ...ctx, log: () => {}, rolledBack: '99990101000002_broken' }));
+    const notFailed = await migrationErrorOf(resolveCommand({ ...ctx, log: () => {}, rolledBack: '99990101000002_broken' }));
     expect(notFailed.code).toBe('invalid-state');
   });
 
@@ -223,7 +217,7 @@ describe('migration status', () => {
     const report = await statusCommand({ ...ctx, log: () => {} });
     expect(report.exitCode).toBe(1);
     expect(report.problems.join('\n')).toContain('migration 99990101000001_one was modified after it was applied');
-    const refused = await rejection(applyMigrations(ctx));
+    const refused = await migrationErrorOf(applyMigrations(ctx));
     expect(refused.code).toBe('modified');
     expect(refused.migrations).toEqual(['99990101000001_one']);
   });
@@ -259,7 +253,7 @@ describe('migration status', () => {
 
     const status = await migrationStatus({ databaseUrl: db.url, migrationsDir: older.migrationsDir });
     expect(status.missingLocally).toEqual(['99990101000002_two']);
-    const refused = await rejection(applyMigrations({ databaseUrl: db.url, migrationsDir: older.migrationsDir }));
+    const refused = await migrationErrorOf(applyMigrations({ databaseUrl: db.url, migrationsDir: older.migrationsDir }));
     expect(refused.code).toBe('missing-locally');
     expect(refused.message).toContain('99990101000002_two');
   });
@@ -297,7 +291,7 @@ describe('resolve and reset', () => {
     const ctx = { databaseUrl: db.url, migrationsDir: project.migrationsDir };
     await query(db.url, 'CREATE TABLE legacy (id int)');
 
-    const refused = await rejection(applyMigrations(ctx));
+    const refused = await migrationErrorOf(applyMigrations(ctx));
     expect(refused.code).toBe('not-empty');
     expect(refused.message).toContain('pnpm db:resolve --applied 99990101000001_legacy');
 
@@ -307,8 +301,10 @@ describe('resolve and reset', () => {
     expect(row?.finished_at).toBeInstanceOf(Date);
     expect(await applyMigrations(ctx)).toEqual({ applied: ['99990101000002_more'] });
 
-    expect((await rejection(resolveCommand({ ...ctx, log: () => {}, applied: '99990101000001_legacy' }))).code).toBe('invalid-state');
-    expect((await rejection(resolveCommand({ ...ctx, log: () => {}, applied: '99990101000009_nope' }))).code).toBe('not-found');
+    expect((await migrationErrorOf(resolveCommand({ ...ctx, log: () => {}, applied: '99990101000001_legacy' }))).code).toBe(
+      'invalid-state',
+    );
+    expect((await migrationErrorOf(resolveCommand({ ...ctx, log: () => {}, applied: '99990101000009_nope' }))).code).toBe('not-found');
   });
 
   test('reset drops everything in the public schema and re-applies every migration; refused when NODE_ENV=production', async () => {
@@ -321,7 +317,7 @@ describe('resolve and reset', () => {
       );
     const before = await schemaInfo();
 
-    const refused = await rejection(resetCommand({ databaseUrl: db.url, log: () => {}, nodeEnv: 'production' }));
+    const refused = await migrationErrorOf(resetCommand({ databaseUrl: db.url, log: () => {}, nodeEnv: 'production' }));
     expect(refused.code).toBe('refused');
     expect(refused.message).toContain('NODE_ENV=production');
     expect(await tableExists(db.url, 'stray')).toBe(true);

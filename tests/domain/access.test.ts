@@ -2,11 +2,11 @@
  * The authorization matrix, for every procedure of projects, tasks and users. The list of
  * procedures comes from the router itself: a new procedure without a case here fails the first test.
  */
-import { TRPCError } from '@trpc/server';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { appRouter } from '../../server/src/router.js';
 import { callerFor } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
+import { codeOf } from '../support/errors.js';
 import { createUser } from '../support/factories.js';
 
 const db = await useTestDatabase();
@@ -49,13 +49,6 @@ function call(caller: Caller, path: string, input: unknown): Promise<unknown> {
     input: unknown,
   ) => Promise<unknown>;
   return fn(input);
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  return promise.then(
-    () => 'OK',
-    (e: unknown) => (e instanceof TRPCError ? e.code : `unexpected ${String(e)}`),
-  );
 }
 
 let rows: Rows;

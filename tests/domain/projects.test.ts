@@ -1,21 +1,12 @@
-import { TRPCError } from '@trpc/server';
 import { describe, expect, it } from 'vitest';
 import { callerFor } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
+import { trpcErrorOf } from '../support/errors.js';
 import { createUser } from '../support/factories.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();
 const prisma = deps.database.prisma;
-
-async function failure(promise: Promise<unknown>): Promise<TRPCError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof TRPCError)) throw new Error(`expected a TRPCError, got ${String(error)}`);
-  return error;
-}
 
 async function owner() {
   const user = await createUser(deps);
@@ -40,7 +31,7 @@ describe('projects', () => {
     const { caller } = await owner();
     const project = await caller.projects.create({ name: 'Versioned' });
     await caller.projects.update({ id: project.id, version: 1, description: 'first writer' });
-    const error = await failure(caller.projects.update({ id: project.id, version: 1, description: 'second writer' }));
+    const error = await trpcErrorOf(caller.projects.update({ id: project.id, version: 1, description: 'second writer' }));
     expect(error.code).toBe('CONFLICT');
     expect(error.cause).toMatchObject({ fieldErrors: { version: ['is stale'] } });
     expect(await prisma.project.findUniqueOrThrow({ where: { id: project.id } })).toMatchObject({
@@ -53,7 +44,7 @@ describe('projects', () => {
     const a = await owner();
     const b = await owner();
     await a.caller.projects.create({ name: 'Roadmap' });
-    const error = await failure(a.caller.projects.create({ name: 'Roadmap' }));
+    const error = await trpcErrorOf(a.caller.projects.create({ name: 'Roadmap' }));
     expect(error.code).toBe('CONFLICT');
     expect(error.message).toBe('A record with this name already exists.');
     expect(error.cause).toMatchObject({ fieldErrors: { name: ['already exists'] } });
@@ -75,7 +66,7 @@ describe('projects', () => {
     await caller.tasks.create({ projectId: project.id, title: 'keep me' });
     await caller.projects.update({ id: project.id, version: 1, name: 'Survivor 2' });
     // The tasks are deleted first inside the transaction; the stale version fails the second step.
-    expect((await failure(caller.projects.delete({ id: project.id, version: 1 }))).code).toBe('CONFLICT');
+    expect((await trpcErrorOf(caller.projects.delete({ id: project.id, version: 1 }))).code).toBe('CONFLICT');
     expect(await prisma.task.count({ where: { projectId: project.id } })).toBe(1);
   });
 
@@ -84,14 +75,14 @@ describe('projects', () => {
     const project = await caller.projects.create({ name: 'Audited' });
     const admin = await callerFor(deps, await createUser(deps, { role: 'ADMIN' }));
     await expect(admin.projects.byId({ id: project.id })).resolves.toMatchObject({ name: 'Audited' });
-    expect((await failure(admin.projects.update({ id: project.id, version: 1, name: 'Hijacked' }))).code).toBe('FORBIDDEN');
+    expect((await trpcErrorOf(admin.projects.update({ id: project.id, version: 1, name: 'Hijacked' }))).code).toBe('FORBIDDEN');
     expect((await admin.projects.list({ ownerId: project.ownerId })).items.map((p) => p.id)).toEqual([project.id]);
   });
 
   it("refuses a user listing another user's projects", async () => {
     const a = await owner();
     const b = await owner();
-    expect((await failure(b.caller.projects.list({ ownerId: a.user.id }))).code).toBe('FORBIDDEN');
+    expect((await trpcErrorOf(b.caller.projects.list({ ownerId: a.user.id }))).code).toBe('FORBIDDEN');
   });
 
   it('paginates newest first with an opaque cursor, and inserts between pages cause no duplicate or gap', async () => {
@@ -121,17 +112,17 @@ describe('projects', () => {
     } while (cursor && pages < 10);
     expect(seen).toEqual([...existing].reverse());
     expect(pages).toBe(3);
-    expect((await failure(caller.projects.list({ cursor: 'not-a-cursor' }))).code).toBe('BAD_REQUEST');
+    expect((await trpcErrorOf(caller.projects.list({ cursor: 'not-a-cursor' }))).code).toBe('BAD_REQUEST');
   });
 
   it('bounds every input: unknown keys, long names, bad ids and limits are BAD_REQUEST with field errors', async () => {
     const { caller } = await owner();
-    const unknownKey = await failure(caller.projects.create({ name: 'x', owner: 'me' } as never));
+    const unknownKey = await trpcErrorOf(caller.projects.create({ name: 'x', owner: 'me' } as never));
     expect(unknownKey.code).toBe('BAD_REQUEST');
-    const long = await failure(caller.projects.create({ name: 'x'.repeat(101) }));
+    const long = await trpcErrorOf(caller.projects.create({ name: 'x'.repeat(101) }));
     expect(long.code).toBe('BAD_REQUEST');
-    expect((await failure(caller.projects.byId({ id: 'not-a-uuid' }))).code).toBe('BAD_REQUEST');
-    expect((await failure(caller.projects.list({ limit: 101 }))).code).toBe('BAD_REQUEST');
-    expect((await failure(caller.projects.list({ limit: 0 }))).code).toBe('BAD_REQUEST');
+    expect((await trpcErrorOf(caller.projects.byId({ id: 'not-a-uuid' }))).code).toBe('BAD_REQUEST');
+    expect((await trpcErrorOf(caller.projects.list({ limit: 101 }))).code).toBe('BAD_REQUEST');
+    expect((await trpcErrorOf(caller.projects.list({ limit: 0 }))).code).toBe('BAD_REQUEST');
   });
 });

@@ -1,18 +1,11 @@
-import { TRPCError } from '@trpc/server';
 import { describe, expect, it } from 'vitest';
 import { callerFor } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
+import { codeOf } from '../support/errors.js';
 import { createUser } from '../support/factories.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  return promise.then(
-    () => 'OK',
-    (e: unknown) => (e instanceof TRPCError ? e.code : `unexpected ${String(e)}`),
-  );
-}
 
 async function setup(titles: string[] = ['a', 'b', 'c', 'd']) {
   const user = await createUser(deps);

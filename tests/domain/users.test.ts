@@ -1,9 +1,9 @@
-import { TRPCError } from '@trpc/server';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../server/src/db/client.js';
 import { createAppDeps } from '../../server/src/deps.js';
 import { callerFor, callerWith, signIn } from '../support/caller.js';
 import { createScratchDatabase, testConfig, useTestDatabase } from '../support/database.js';
+import { codeOf } from '../support/errors.js';
 import { createUser } from '../support/factories.js';
 
 const db = await useTestDatabase();
@@ -18,13 +18,6 @@ afterAll(async () => {
   await lonelyDatabase.close();
   await lonely.drop();
 });
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  return promise.then(
-    () => 'OK',
-    (e: unknown) => (e instanceof TRPCError ? e.code : `unexpected ${String(e)}`),
-  );
-}
 
 describe('admin user management', () => {
   it('lists users newest first, filtered by email prefix, name, role and active, with pagination', async () => {
@@ -76,14 +69,8 @@ describe('the last active admin', () => {
     const [a, b] = [await createUser(isolated, { role: 'ADMIN' }), await createUser(isolated, { role: 'ADMIN' })];
     const own = { deps: isolated, callers: [await callerFor(isolated, a), await callerFor(isolated, b)] as const };
     const results = await Promise.all([
-      own.callers[0].users.setRole({ id: b.id, role: 'USER' }).then(
-        () => 'OK',
-        (e: unknown) => (e as TRPCError).code,
-      ),
-      own.callers[1].users.setRole({ id: a.id, role: 'USER' }).then(
-        () => 'OK',
-        (e: unknown) => (e as TRPCError).code,
-      ),
+      codeOf(own.callers[0].users.setRole({ id: b.id, role: 'USER' })),
+      codeOf(own.callers[1].users.setRole({ id: a.id, role: 'USER' })),
     ]);
     expect(results.sort()).toEqual(['CONFLICT', 'OK']);
     const remaining = await own.deps.database.prisma.user.findMany({ where: { role: 'ADMIN', active: true } });

@@ -7,8 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { VERSION } from '../../server/src/version.js';
 import { useTestDatabase } from '../support/database.js';
 import { startTestServer } from '../support/http.js';
+import { withCapturedLogs } from '../support/log-capture.js';
+import { decodeTrpcError, type SuperJsonEnvelope, type TrpcErrorShape } from '../support/trpc-http.js';
 import { LEAKY_MESSAGE, productionEnv, superjsonInput, testRouter } from './fixtures.js';
-import { withCapturedLogs } from './log-capture.js';
 
 const ALLOWED_ORIGIN = 'https://app.example.com';
 
@@ -28,17 +29,11 @@ const smallServer = await startTestServer(db.deps({ config: { BODY_LIMIT_BYTES: 
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-interface TRPCErrorBody {
-  message: string;
-  code: number;
-  data: { code: string; httpStatus: number; path?: string; requestId?: string; fieldErrors?: Record<string, string[]>; stack?: string };
-}
-
-/** Reads a tRPC error response: the superjson envelope decoded into the formatter's shape. */
-async function trpcError(response: Response): Promise<{ raw: string; error: TRPCErrorBody }> {
+/** Reads a tRPC error response: the superjson envelope decoded into the formatter's shape, and the raw text. */
+async function trpcError(response: Response): Promise<{ raw: string; error: TrpcErrorShape }> {
   const raw = await response.text();
-  const body = JSON.parse(raw) as { error: Parameters<typeof superjson.deserialize>[0] };
-  return { raw, error: superjson.deserialize<TRPCErrorBody>(body.error) };
+  const body = JSON.parse(raw) as { error: SuperJsonEnvelope };
+  return { raw, error: decodeTrpcError(body.error) };
 }
 
 const postJson = (url: string, body: string, headers: Record<string, string> = {}) =>

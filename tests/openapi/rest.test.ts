@@ -9,11 +9,11 @@ import { renderDocument } from '../../server/src/openapi/artifacts.js';
 import { restProcedures } from '../../server/src/openapi/document.js';
 import { appRouter } from '../../server/src/router.js';
 import { productionEnv } from '../http/fixtures.js';
-import { withCapturedLogs } from '../http/log-capture.js';
 import { callerFor } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
+import { withCapturedLogs } from '../support/log-capture.js';
 import { LEAKY_MESSAGE, restTestRouter } from './fixtures.js';
 
 const db = await useTestDatabase();
