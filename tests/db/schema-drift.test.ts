@@ -172,7 +172,6 @@ describe('migrate dev, offline', () => {
       await query(db.url, "INSERT INTO keel_mig_probe (label) VALUES ('keep me')");
 
       writeFileSync(project.schemaPath, readFileSync(project.schemaPath, 'utf8').replace('  label String\n', ''));
-      await new Promise((r) => setTimeout(r, 1_100)); // migration folders are named by the second
       const asked: string[][] = [];
       const refused = await createMigration({
         ...ctx,

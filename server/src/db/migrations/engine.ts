@@ -621,14 +621,9 @@ export async function createMigration(opts: CreateMigrationOptions): Promise<Cre
       return { migration: null, path: null, script: null, warnings: evaluation.warnings, unexecutable: evaluation.unexecutable, applied };
     }
     const existing = (await readLocalMigrations(migrationsDir)).map((m) => m.name);
-    const last = existing.at(-1);
-    if (last && compareMigrationNames(generated.name, last) <= 0) {
-      throw new MigrationError(
-        'refused',
-        `the new migration ${generated.name} would sort before the latest one, ${last} (is this machine's clock behind?). Nothing was written.`,
-      );
-    }
-    const folder = join(migrationsDir, generated.name);
+    const migrationName = afterLatest(generated.name, existing.at(-1));
+    if (migrationName !== generated.name) log(`named ${migrationName} so that it sorts after ${existing.at(-1)}`);
+    const folder = join(migrationsDir, migrationName);
     if (existsSync(folder))
       throw new MigrationError('refused', `the migration directory ${folder} already exists. Wait a second and retry.`);
     await mkdir(folder, { recursive: true });
@@ -644,7 +639,7 @@ export async function createMigration(opts: CreateMigrationOptions): Promise<Cre
       log(`not applied (--create-only): edit it if needed, then run \`pnpm db:migrate\``);
     }
     return {
-      migration: generated.name,
+      migration: migrationName,
       path,
       script: generated.script,
       warnings: evaluation.warnings,
@@ -652,6 +647,25 @@ export async function createMigration(opts: CreateMigrationOptions): Promise<Cre
       applied,
     };
   });
+}
+
+/**
+ * Migrations apply in folder-name order, and the engine names folders by the second: a second
+ * migration in the same second (or on a clock slightly behind) would sort before the latest one.
+ * Such a name gets the timestamp one second after the latest instead.
+ */
+export function afterLatest(name: string, latest: string | undefined): string {
+  const stamp = /^(\d{14})_(.*)$/;
+  const ours = stamp.exec(name);
+  const theirs = latest ? stamp.exec(latest) : null;
+  if (!ours || !theirs || compareMigrationNames(name, latest as string) > 0) return name;
+  const t = theirs[1] as string;
+  const next = new Date(
+    Date.UTC(+t.slice(0, 4), +t.slice(4, 6) - 1, +t.slice(6, 8), +t.slice(8, 10), +t.slice(10, 12), +t.slice(12, 14) + 1),
+  );
+  const pad = (n: number, width = 2) => String(n).padStart(width, '0');
+  const bumped = `${pad(next.getUTCFullYear(), 4)}${pad(next.getUTCMonth() + 1)}${pad(next.getUTCDate())}${pad(next.getUTCHours())}${pad(next.getUTCMinutes())}${pad(next.getUTCSeconds())}`;
+  return `${bumped}_${ours[2]}`;
 }
 
 export interface DiffOptions {
