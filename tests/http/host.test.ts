@@ -109,7 +109,7 @@ describe('body size limit', () => {
   it('rejects a 2 MiB POST with 413 under the default 1 MiB limit', async () => {
     const response = await postJson(`${mainServer.url}/trpc/system.health`, superjsonInput('x'.repeat(2 * MiB)));
     expect(response.status).toBe(413);
-    expect(await response.json()).toMatchObject({ code: 'FST_ERR_CTP_BODY_TOO_LARGE' });
+    expect(await response.json()).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large.' });
   });
 
   it('accepts a body just under the default 1 MiB limit', async () => {

@@ -10,6 +10,7 @@ import { AppError } from '../lib/errors.js';
 import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
 import { type AppDeps, createContextFactory } from '../trpc/context.js';
+import { beforeHandlerError } from './client-errors.js';
 
 /** Incoming request ids are kept only when they look like ids (no log injection, bounded size). */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -78,12 +79,14 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
 
   app.setErrorHandler<FastifyError>((error, req, reply) => {
     const status = typeof error.statusCode === 'number' && error.statusCode >= 400 ? error.statusCode : 500;
-    if (status >= 500) req.log.error({ err: error }, 'unhandled error');
-    reply.status(status).send({
-      code: status >= 500 ? 'INTERNAL_SERVER_ERROR' : (error.code ?? 'BAD_REQUEST'),
-      message: status >= 500 ? `Internal server error. Reference: ${req.id}.` : error.message,
-      requestId: req.id,
-    });
+    if (status >= 500) {
+      req.log.error({ err: error }, 'unhandled error');
+      return reply
+        .status(status)
+        .send({ code: 'INTERNAL_SERVER_ERROR', message: `Internal server error. Reference: ${req.id}.`, requestId: req.id });
+    }
+    const known = beforeHandlerError(status) ?? { code: 'BAD_REQUEST' as const, message: error.message };
+    return reply.status(status).send({ ...known, requestId: req.id });
   });
   app.setNotFoundHandler((req, reply) => {
     reply.status(404).send({ code: 'NOT_FOUND', message: `No route for ${req.method} ${req.url.split('?', 1)[0]}.`, requestId: req.id });

@@ -14,6 +14,7 @@ import { type AnyRouter, callTRPCProcedure, getTRPCErrorFromUnknown, getTRPCErro
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { forEachOpenApiProcedure, getInputOutputParsers, unwrapZodType } from 'trpc-to-openapi';
 import type { z } from 'zod';
+import { beforeHandlerError } from '../http/client-errors.js';
 import type { Logger } from '../logger.js';
 import type { AppRouter } from '../router.js';
 import { type AppDeps, type Context, createContextInner } from '../trpc/context.js';
@@ -88,19 +89,12 @@ function sendError(reply: FastifyReply, shape: ErrorShape, requestId: string): F
   return reply.send(body);
 }
 
-/** Errors Fastify raises before a procedure runs (body parsing), in the REST error shape. */
-const BEFORE_PROCEDURE: Record<number, Pick<RestErrorBody, 'code' | 'message'>> = {
-  400: { code: 'BAD_REQUEST', message: 'The request body is not valid JSON.' },
-  413: { code: 'PAYLOAD_TOO_LARGE', message: 'The request body is too large.' },
-  415: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Send the request body as application/json.' },
-};
-
 /** Registers the REST routes of `router` on `api` (mounted under the REST prefix). */
 export function registerRestRoutes(api: FastifyInstance, deps: AppDeps, router: AnyRouter): void {
   // JSON only: Fastify would otherwise hand a text/plain body to the procedure as a string.
   api.removeContentTypeParser('text/plain');
   api.setErrorHandler<FastifyError>((error, req, reply) => {
-    const known = error.statusCode === undefined ? undefined : BEFORE_PROCEDURE[error.statusCode];
+    const known = beforeHandlerError(error.statusCode);
     // Anything else goes on to the host's handler, which hides unexpected errors.
     if (!known) throw error;
     const body: RestErrorBody = { ...known, requestId: req.id };
