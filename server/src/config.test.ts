@@ -71,6 +71,14 @@ describe('config', () => {
     expect(config.log.pretty).toBe(false);
   });
 
+  it('resolves relative paths from the project root, whatever the working directory', () => {
+    const config = parseConfig({ EMBEDDED_PG_DIR: '.data/pg', JWT_KEYS_FILE: 'keys/dev.json' });
+    const root = new URL('../../', import.meta.url).pathname;
+    expect(config.database.embeddedDir).toBe(`${root}.data/pg`);
+    expect(config.auth.keysFile).toBe(`${root}keys/dev.json`);
+    expect(parseConfig({ EMBEDDED_PG_DIR: '/var/lib/keel/pg' }).database.embeddedDir).toBe('/var/lib/keel/pg');
+  });
+
   it('is documented: .env.example and the README configuration table name every variable', () => {
     const variables = Object.keys(envSchema.shape);
     const example = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');

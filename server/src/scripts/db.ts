@@ -11,10 +11,12 @@
  *
  * The database is $DATABASE_URL, or the project's embedded PostgreSQL when it is unset.
  */
+
+import { resolve } from 'node:path';
 import { stdin, stdout } from 'node:process';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
-import { loadDotEnv, readEnv } from '../config.js';
+import { loadDotEnv, PROJECT_ROOT, readEnv } from '../config.js';
 import { type CommandContext, devCommand, migrateCommand, resetCommand, resolveCommand, statusCommand } from '../db/migrations/commands.js';
 import { assertResetAllowed, MigrationError } from '../db/migrations/runner.js';
 import { redactUrl } from '../db/wait.js';
@@ -56,7 +58,7 @@ async function openDatabase(): Promise<Database> {
   }
   // Loaded only when needed: the embedded server is for development machines without DATABASE_URL.
   const { ensureDatabase } = await import('../db/embedded.js');
-  const handle = await ensureDatabase({ log, dir: readEnv('EMBEDDED_PG_DIR') ?? '.data/postgres' });
+  const handle = await ensureDatabase({ log, dir: resolve(PROJECT_ROOT, readEnv('EMBEDDED_PG_DIR') ?? '.data/postgres') });
   log(`database: ${redactUrl(handle.url)} (embedded; set DATABASE_URL to use another)`);
   return handle;
 }
