@@ -41,5 +41,3 @@ export class AppError extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
-
-export const isAppError = (error: unknown): error is AppError => error instanceof AppError;

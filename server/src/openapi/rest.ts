@@ -17,7 +17,7 @@ import type { z } from 'zod';
 import { beforeHandlerError } from '../http/client-errors.js';
 import type { Logger } from '../logger.js';
 import type { AppRouter } from '../router.js';
-import { type AppDeps, type Context, createContextInner } from '../trpc/context.js';
+import { type AppDeps, type Context, createContextInner, requestMetaFrom } from '../trpc/context.js';
 import type { RestErrorBody } from './document.js';
 
 /** Keel's Fastify host (its logger is Keel's pino logger). */
@@ -60,19 +60,7 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
 
 /** The request's context: bearer auth only (the refresh cookie is for the tRPC API's browsers). */
 function restContext(deps: AppDeps, req: FastifyRequest, path: string): Context {
-  return createContextInner(deps, {
-    requestId: req.id,
-    ip: req.ip,
-    userAgent: req.headers['user-agent']?.slice(0, 512),
-    log: deps.logger.child({ reqId: req.id, procedure: path }),
-    authorization: req.headers.authorization,
-    origin: req.headers.origin,
-    authMode: 'bearer',
-    cookies: undefined,
-    identify: (userId) => {
-      req.log = req.log.child({ userId });
-    },
-  });
+  return createContextInner(deps, { ...requestMetaFrom(deps, req, path), authMode: 'bearer', cookies: undefined });
 }
 
 function sendError(reply: FastifyReply, shape: ErrorShape, requestId: string): FastifyReply {

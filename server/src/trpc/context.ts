@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 // Types only: the cookie methods of Fastify's request and reply (the plugin is registered in http/app.ts).
 import type {} from '@fastify/cookie';
 import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify';
+import type { FastifyRequest } from 'fastify';
 import type { AppDeps } from '../deps.js';
 import type { Logger } from '../logger.js';
 import type { AuthUser } from '../modules/auth/service.js';
@@ -76,27 +77,36 @@ export function createContextInner(deps: AppDeps, meta: Partial<RequestMeta> = {
   };
 }
 
+/**
+ * What every transport knows of a Fastify request: id, address, agent, the bearer header, the
+ * origin, a logger bound to the request and procedure, and how to name the user on the request's
+ * log line. tRPC and REST both build their context from it.
+ */
+export function requestMetaFrom(deps: AppDeps, req: FastifyRequest, procedure: string): Omit<RequestMeta, 'authMode' | 'cookies'> {
+  return {
+    requestId: req.id,
+    ip: req.ip,
+    userAgent: req.headers['user-agent']?.slice(0, 512),
+    log: deps.logger.child({ reqId: req.id, procedure }),
+    authorization: req.headers.authorization,
+    origin: req.headers.origin,
+    // The request's log line (onResponse hook) names the user (a batch shares one token).
+    identify: (userId) => {
+      req.userId = userId;
+    },
+  };
+}
+
 /** The tRPC adapter's context factory: adds request-derived parts on top of `createContextInner`. */
 export function createContextFactory(deps: AppDeps) {
-  return ({ req, res, info }: CreateFastifyContextOptions): Context => {
-    const procedures = info.calls.map((call) => call.path).join(',');
-    return createContextInner(deps, {
-      requestId: req.id,
-      ip: req.ip,
-      userAgent: req.headers['user-agent']?.slice(0, 512),
-      log: deps.logger.child({ reqId: req.id, procedure: procedures }),
-      authorization: req.headers.authorization,
-      origin: req.headers.origin,
+  return ({ req, res, info }: CreateFastifyContextOptions): Context =>
+    createContextInner(deps, {
+      ...requestMetaFrom(deps, req, info.calls.map((call) => call.path).join(',')),
       authMode: req.headers['x-keel-auth'] === 'cookie' ? 'cookie' : 'bearer',
       cookies: {
         get: (name) => req.cookies[name],
         set: (name, value, options) => void res.setCookie(name, value, options),
         clear: (name, options) => void res.clearCookie(name, options),
       },
-      // The request's log line (onResponse hook) names the user (a batch shares one token).
-      identify: (userId) => {
-        req.userId = userId;
-      },
     });
-  };
 }

@@ -97,9 +97,7 @@ const authenticated = t.middleware(async ({ ctx, next }) => {
 });
 
 export const router = t.router;
-export const middleware = t.middleware;
 export const createCallerFactory = t.createCallerFactory;
-export const mergeRouters = t.mergeRouters;
 export const publicProcedure = t.procedure.use(errorMapping).use(sharedQueries);
 export const authedProcedure = publicProcedure.use(authenticated);
 
