@@ -58,7 +58,6 @@ async function startServer(): Promise<Server> {
     stop: async () => {
       await handle.stop();
       rmSync(join(dir, '..'), { recursive: true, force: true });
-      rmSync(`${dir}.credentials.json`, { force: true });
     },
   };
 }

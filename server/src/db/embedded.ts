@@ -5,7 +5,7 @@
  * instead of starting another on the same data directory.
  */
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, parse, resolve } from 'node:path';
@@ -216,7 +216,6 @@ function isPostgresProcess(pid: number): boolean {
     return false;
   }
   try {
-    accessSync(`/proc/${pid}/cmdline`, constants.R_OK);
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('postgres');
   } catch {
     return true; // no procfs: trust the live pid
