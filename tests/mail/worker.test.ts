@@ -65,11 +65,8 @@ describe('mail outbox worker', () => {
     expect(new Set(recipients).size).toBe(10);
   });
 
-  it('delivers on its own once started, without waiting for the next poll after a kick', async () => {
+  it('delivers a mail queued after start on a kick, without waiting for the next poll', async () => {
     const { sent, transport } = recordingTransport();
-    const worker = new MailWorker(prisma, transport, logger, { pollIntervalMs: 60_000 });
-    worker.start();
-    await enqueueMail(prisma, { to: 'kicked@example.test', subject: 'kick', text: 'now' });
     const delivered = new Promise<void>((resolve) => {
       const original = transport.send;
       transport.send = async (mail) => {
@@ -77,9 +74,15 @@ describe('mail outbox worker', () => {
         if (mail.to === 'kicked@example.test') resolve();
       };
     });
+    const worker = new MailWorker(prisma, transport, logger, { pollIntervalMs: 60_000 });
+    worker.start();
+    // The first pass finds an empty outbox; the next poll is a minute away, so only the kick can deliver.
+    await worker.settled();
+    expect(sent).toEqual([]);
+    await enqueueMail(prisma, { to: 'kicked@example.test', subject: 'kick', text: 'now' });
     worker.kick();
     await delivered;
     await worker.stop();
-    expect(sent.map((m) => m.to)).toContain('kicked@example.test');
+    expect(sent.map((m) => m.to)).toEqual(['kicked@example.test']);
   });
 });

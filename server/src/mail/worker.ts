@@ -45,9 +45,10 @@ export class MailWorker {
     this.leaseMs = options.leaseMs ?? 60_000;
   }
 
+  /** Starts polling; the first pass is queued at once (see `settled`). */
   start(): void {
     this.stopped = false;
-    this.schedule(0);
+    this.tick();
   }
 
   /** Look at the outbox now (after a mail was queued) instead of at the next poll. */
@@ -60,6 +61,11 @@ export class MailWorker {
     clearTimeout(this.timer);
     await this.queue;
     this.transport.close();
+  }
+
+  /** Resolves once every pass queued so far has finished (the next poll or kick is not waited for). */
+  async settled(): Promise<void> {
+    await this.queue;
   }
 
   /** Delivers everything due now; resolves with how many mails were sent. */
@@ -84,14 +90,17 @@ export class MailWorker {
 
   private schedule(delayMs: number): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.runOnce()
-        .catch((error: unknown) => this.log.error({ err: error }, 'mail worker: pass failed'))
-        .finally(() => {
-          if (!this.stopped) this.schedule(this.pollIntervalMs);
-        });
-    }, delayMs);
+    this.timer = setTimeout(() => this.tick(), delayMs);
     this.timer.unref();
+  }
+
+  /** Runs a pass now, then polls again after the interval. */
+  private tick(): void {
+    this.runOnce()
+      .catch((error: unknown) => this.log.error({ err: error }, 'mail worker: pass failed'))
+      .finally(() => {
+        if (!this.stopped) this.schedule(this.pollIntervalMs);
+      });
   }
 
   private async deliverBatch(): Promise<number> {
