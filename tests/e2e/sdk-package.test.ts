@@ -1,8 +1,9 @@
 /**
  * The SDK as it is published: `pnpm pack` builds the tarball; a separate consumer project (outside
- * the workspace) installs only that tarball, its dependencies and its peers, offline from the pnpm
- * store; the repository's tsc type-checks the consumer fixture (tests/e2e/fixtures/consumer), which
- * then runs with Node against a live server. The tarball's declarations must mention nothing of
+ * the workspace) installs only that tarball, its dependencies and its peers, from the pnpm store
+ * (the registry is asked only for metadata the store lacks, as on a fresh machine); the
+ * repository's tsc type-checks the consumer fixture (tests/e2e/fixtures/consumer), which then runs
+ * with Node against a live server. The tarball's declarations must mention nothing of
  * the server and its JavaScript must contain none of it; the bundle must fit its size budget.
  */
 import { execFile } from 'node:child_process';
@@ -92,7 +93,7 @@ beforeAll(async () => {
   );
   cpSync(join(FIXTURE_DIR, 'tsconfig.json'), join(consumer, 'tsconfig.json'));
   cpSync(join(FIXTURE_DIR, 'main.ts.txt'), join(consumer, 'src/main.ts'));
-  await sh('pnpm', ['install', '--offline', '--config.confirmModulesPurge=false'], consumer);
+  await sh('pnpm', ['install', '--prefer-offline', '--config.confirmModulesPurge=false'], consumer);
 }, STEP_TIMEOUT_MS * 2);
 
 describe('the packed @keel/client-sdk', () => {
