@@ -37,6 +37,8 @@ interface Scenario {
   name: string;
   result: LoadResult;
   rssMiB: number;
+  /** Server CPU time (user + system) per answered request, in ms. */
+  cpuMsPerRequest: number;
   /** Calls per second when one request carries several calls. */
   callsPerSecond?: number;
 }
@@ -49,6 +51,20 @@ function memoryOf(pid: number): { rss: number; peak: number } {
     return { rss: kib('VmRSS') / 1024, peak: kib('VmHWM') / 1024 };
   } catch {
     return { rss: Number.NaN, peak: Number.NaN };
+  }
+}
+
+/**
+ * CPU time (user + system) the process has used so far, in ms; NaN off Linux. Per request, it is a
+ * steadier figure than req/s on a machine whose other work comes and goes.
+ */
+function cpuMsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime: clock ticks of 10 ms
+    return ticks * 10;
+  } catch {
+    return Number.NaN;
   }
 }
 
@@ -126,11 +142,13 @@ async function main(): Promise<void> {
     const scenarios: Scenario[] = [];
     const measure = async (name: string, pid: number, load: () => Promise<LoadResult>, callsPerRequest = 1) => {
       log(`${name}: ${SECONDS} s`);
+      const cpuBefore = cpuMsOf(pid);
       const result = await load();
       scenarios.push({
         name,
         result,
         rssMiB: memoryOf(pid).peak,
+        cpuMsPerRequest: (cpuMsOf(pid) - cpuBefore) / Math.max(1, result.ok),
         ...(callsPerRequest > 1 ? { callsPerSecond: result.okPerSecond * callsPerRequest } : {}),
       });
     };
@@ -209,7 +227,7 @@ function report(scenarios: Scenario[], context: { database: string; logLevel: st
   const rows: Row[] = scenarios.map((s) => ({
     measure: s.name,
     value: `${fmt(s.result.okPerSecond, 0)} req/s${s.callsPerSecond ? ` (${fmt(s.callsPerSecond, 0)} calls/s)` : ''}`,
-    note: `p50 ${s.result.latencyP50} ms, p99 ${s.result.latencyP99} ms, errors ${s.result.errors + s.result.non2xx + s.result.timeouts}, RSS peak ${fmt(s.rssMiB, 0)} MiB`,
+    note: `p50 ${s.result.latencyP50} ms, p99 ${s.result.latencyP99} ms, errors ${s.result.errors + s.result.non2xx + s.result.timeouts}, RSS peak ${fmt(s.rssMiB, 0)} MiB, server CPU ${fmt(s.cpuMsPerRequest, 2)} ms/req`,
   }));
   const verdict = (ok: boolean) => (ok ? 'met' : 'missed');
   const goals: Row[] = [];
