@@ -32,15 +32,12 @@ function serializeFast(root: unknown): SuperJSONResult | typeof NEEDS_SUPERJSON 
   // container holding dates (built like superjson's, so keys come out in the same order).
   let annotations: Annotations | undefined;
 
-  const walkChild = (value: unknown, key: string, inner: Record<string, DateAnnotation> | undefined) => {
-    const json = walk(value);
-    const child = annotations;
-    if (child !== undefined) {
-      inner ??= {};
-      if (Array.isArray(child)) inner[escapeKey(key)] = child;
-      else for (const path in child) inner[`${escapeKey(key)}.${path}`] = child[path] as DateAnnotation;
-    }
-    return { json, inner };
+  /** Adds a child's annotations under its key, as superjson nests them. */
+  const nest = (inner: Record<string, DateAnnotation> | undefined, key: string, child: Annotations) => {
+    const into = inner ?? {};
+    if (Array.isArray(child)) into[escapeKey(key)] = child;
+    else for (const path in child) into[`${escapeKey(key)}.${path}`] = child[path] as DateAnnotation;
+    return into;
   };
 
   const walk = (value: unknown): JsonValue => {
@@ -66,9 +63,8 @@ function serializeFast(root: unknown): SuperJSONResult | typeof NEEDS_SUPERJSON 
           const out: JsonValue[] = new Array(value.length);
           for (let i = 0; i < value.length; i++) {
             if (!(i in value)) throw NEEDS_SUPERJSON;
-            const step = walkChild(value[i], String(i), inner);
-            out[i] = step.json;
-            inner = step.inner;
+            out[i] = walk(value[i]);
+            if (annotations !== undefined) inner = nest(inner, String(i), annotations);
           }
           annotations = inner;
           return out;
@@ -77,9 +73,8 @@ function serializeFast(root: unknown): SuperJSONResult | typeof NEEDS_SUPERJSON 
         const out: Record<string, JsonValue> = {};
         for (const key of Object.keys(value)) {
           if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw NEEDS_SUPERJSON;
-          const step = walkChild(value[key], key, inner);
-          out[key] = step.json;
-          inner = step.inner;
+          out[key] = walk(value[key]);
+          if (annotations !== undefined) inner = nest(inner, key, annotations);
         }
         annotations = inner;
         return out;
