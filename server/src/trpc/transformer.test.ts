@@ -101,7 +101,7 @@ describe('the tRPC output transformer', () => {
     }
   });
 
-  it('hands everything else to superjson: undefined, BigInt, Map, Set, NaN, -0, invalid dates, shared objects, sparse arrays', () => {
+  it('hands everything else to superjson: undefined, BigInt, Map, Set, NaN, -0, invalid dates, shared objects, sparse arrays, arrays with named keys', () => {
     const shared = { at: day(1) };
     const sparse: unknown[] = [1];
     sparse[2] = 3;
@@ -119,6 +119,8 @@ describe('the tRPC output transformer', () => {
       { one: shared, two: shared },
       { d: day(5), again: [day(5)] },
       sparse,
+      { match: 'abc'.match(/b/) },
+      Object.assign([day(1)], { named: day(2) }),
       { p: new Point(1) },
       { '': day(1) },
     ]) {

@@ -21,10 +21,10 @@ const isPlainObject = (value: object): value is Record<string, unknown> => {
  * walk (identity tracking, path arrays and annotation objects for every node) was 16% of the
  * server's CPU on a 20-row `projects.list`; this walk writes the same wire format for exactly
  * that subset, and hands everything else to superjson: Map, Set, BigInt, undefined,
- * NaN/±Infinity/-0, invalid dates, class instances, sparse arrays, a value met twice (superjson
- * records referential equality), and the keys superjson refuses (__proto__, constructor,
- * prototype). The output is byte-for-byte superjson's (server/src/trpc/transformer.test.ts), so
- * any superjson client reads it.
+ * NaN/±Infinity/-0, invalid dates, class instances, sparse arrays or arrays with named
+ * properties, a value met twice (superjson records referential equality), and the keys superjson
+ * refuses (__proto__, constructor, prototype). The output is byte-for-byte superjson's
+ * (server/src/trpc/transformer.test.ts), so any superjson client reads it.
  */
 function serializeFast(root: unknown): SuperJSONResult | typeof NEEDS_SUPERJSON {
   const seen = new Set<object>();
@@ -60,6 +60,8 @@ function serializeFast(root: unknown): SuperJSONResult | typeof NEEDS_SUPERJSON 
         }
         let inner: Record<string, DateAnnotation> | undefined;
         if (Array.isArray(value)) {
+          // superjson walks an array's own keys: named ones (a RegExp match's `groups`) too.
+          if (Object.keys(value).length !== value.length) throw NEEDS_SUPERJSON;
           const out: JsonValue[] = new Array(value.length);
           for (let i = 0; i < value.length; i++) {
             if (!(i in value)) throw NEEDS_SUPERJSON;
