@@ -190,6 +190,19 @@ describe('per-account backoff', () => {
     expect(await deps.database.prisma.session.count({ where: { userId: user.id } })).toBe(1);
   });
 
+  it('checks at most the free failures plus one password when many attempts on one account arrive at once', async () => {
+    freezeDate();
+    const user = await createUser(deps);
+    const attempts = 12;
+    // As a batch runs its calls (concurrently), or many addresses at once: none waits for another's failure.
+    const outcomes = await Promise.all(Array.from({ length: attempts }, () => login(user.email, 'wrong password')));
+    const codes = outcomes.map((o) => o.code);
+    expect(codes.filter((c) => c === 'UNAUTHORIZED')).toHaveLength(FREE_FAILURES + 1);
+    expect(codes.filter((c) => c === 'TOO_MANY_REQUESTS')).toHaveLength(attempts - FREE_FAILURES - 1);
+    // The failure past the free ones started the backoff: the right password waits too.
+    expect(await login(user.email, KNOWN_PASSWORD)).toEqual(tooMany());
+  });
+
   it('makes the retry-after grow with each further failure', async () => {
     const advance = freezeDate();
     const user = await createUser(deps);

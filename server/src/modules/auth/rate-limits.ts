@@ -10,14 +10,24 @@ import { AppError } from '../../lib/errors.js';
 
 export type IpLimit = 'login' | 'register' | 'passwordReset';
 
+/** One password check on an account, counted as a failure until it is settled. */
+export interface PasswordAttempt {
+  /** The right password: the account's failures are forgotten. */
+  succeeded(): Promise<void>;
+  /** A wrong password: past the free failures, each one doubles the account's backoff (1 s .. 15 min). */
+  failed(): Promise<void>;
+}
+
 export interface RateLimits {
   /** Counts one attempt from `ip`; TOO_MANY_REQUESTS once the window's budget is spent. */
   consumeIp(limit: IpLimit, ip: string | undefined): Promise<void>;
-  /** TOO_MANY_REQUESTS while the account is in a failure backoff. */
-  assertAccountNotBlocked(email: string): Promise<void>;
-  /** A failed login: past the free failures, each one doubles the account's backoff (1 s .. 15 min). */
-  recordLoginFailure(email: string): Promise<void>;
-  recordLoginSuccess(email: string): Promise<void>;
+  /**
+   * Starts a password check on the account of `email`: TOO_MANY_REQUESTS while the account is in
+   * a backoff, or while another check past its free failures is running. The attempt is counted
+   * before the password is checked, so concurrent calls (a batch, many addresses) cannot all slip
+   * through before the first failure is recorded.
+   */
+  beginPasswordAttempt(email: string): Promise<PasswordAttempt>;
 }
 
 const MAX_BACKOFF_SECONDS = 15 * 60;
@@ -33,12 +43,8 @@ const accountKey = (email: string) => createHash('sha256').update(email).digest(
 
 export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): RateLimits {
   if (!config.enabled) {
-    return {
-      consumeIp: async () => {},
-      assertAccountNotBlocked: async () => {},
-      recordLoginFailure: async () => {},
-      recordLoginSuccess: async () => {},
-    };
+    const unlimited: PasswordAttempt = { succeeded: async () => {}, failed: async () => {} };
+    return { consumeIp: async () => {}, beginPasswordAttempt: async () => unlimited };
   }
   const limiter = (keyPrefix: string, points: number, duration: number) =>
     new RateLimiterPostgres({ storeClient: pool, storeType: 'pool', tableName: TABLE, tableCreated: true, keyPrefix, points, duration });
@@ -49,6 +55,8 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): Ra
   };
   const failures = limiter('acct-fail', 10_000, 24 * 60 * 60);
   const blocks = limiter('acct-block', 1, MAX_BACKOFF_SECONDS);
+  // Past the free failures, one check at a time per account (held at most this long).
+  const turns = limiter('acct-turn', 1, 30);
 
   return {
     async consumeIp(limit, ip) {
@@ -59,19 +67,37 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): Ra
         throw error;
       }
     },
-    async assertAccountNotBlocked(email) {
-      const state = await blocks.get(accountKey(email));
-      if (state && state.consumedPoints > 1) throw tooMany(state.msBeforeNext);
-    },
-    async recordLoginFailure(email) {
+    async beginPasswordAttempt(email) {
       const key = accountKey(email);
+      const block = await blocks.get(key);
+      if (block && block.consumedPoints > 1) throw tooMany(block.msBeforeNext);
       const { consumedPoints } = await failures.penalty(key, 1);
       const excess = consumedPoints - config.loginFreeFailures;
-      if (excess > 0) await blocks.block(key, Math.min(2 ** (excess - 1), MAX_BACKOFF_SECONDS));
-    },
-    async recordLoginSuccess(email) {
-      const key = accountKey(email);
-      await Promise.all([failures.delete(key), blocks.delete(key)]);
+      if (excess > 0) {
+        try {
+          await turns.consume(key);
+          // The check before the turn may have raced the last holder's failure: look again.
+          const since = await blocks.get(key);
+          if (since && since.consumedPoints > 1) {
+            await turns.delete(key);
+            throw new RateLimiterRes(0, since.msBeforeNext);
+          }
+        } catch (error) {
+          await failures.reward(key, 1);
+          if (error instanceof RateLimiterRes) throw tooMany(error.msBeforeNext);
+          throw error;
+        }
+      }
+      return {
+        async succeeded() {
+          await Promise.all([failures.delete(key), blocks.delete(key), turns.delete(key)]);
+        },
+        async failed() {
+          if (excess <= 0) return;
+          await blocks.block(key, Math.min(2 ** (excess - 1), MAX_BACKOFF_SECONDS));
+          await turns.delete(key);
+        },
+      };
     },
   };
 }
