@@ -17,7 +17,7 @@ import { audit } from './audit.js';
 import type { KeySet } from './keys.js';
 import { hashToken, newOpaqueToken } from './opaque-tokens.js';
 import { passwordProblems } from './password-policy.js';
-import type { RateLimits } from './rate-limits.js';
+import type { PasswordAttempt, RateLimits } from './rate-limits.js';
 import type {
   AuthResult,
   changePasswordInput,
@@ -76,6 +76,19 @@ const INVALID_REFRESH = 'Invalid or expired refresh token.';
 const INVALID_LINK = 'This link is invalid or has expired. Request a new one.';
 
 const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message);
+const deactivated = () => new AppError('FORBIDDEN', 'This account is deactivated.');
+
+/**
+ * The user's password hash and state under a row lock, for the write that follows a password
+ * check: a change, reset or deactivation committed since the check is seen (and waited for when
+ * it is still running), so it cannot be undone by a sign-in or a change that read the row before.
+ */
+async function lockUser(tx: Db, userId: string): Promise<{ passwordHash: string; active: boolean } | undefined> {
+  const rows = await tx.$queryRaw<{ password_hash: string; active: boolean }[]>`
+    SELECT password_hash, active FROM users WHERE id = ${userId}::uuid FOR UPDATE`;
+  const row = rows[0];
+  return row && { passwordHash: row.password_hash, active: row.active };
+}
 const fieldError = (field: string, problems: string[]) =>
   new AppError('BAD_REQUEST', 'Invalid input.', { fieldErrors: { [field]: problems } });
 
@@ -89,11 +102,14 @@ export function createAuthService(deps: AuthServiceDeps) {
    * Refreshes of one token in flight in this process. Concurrent callers (a burst of requests that
    * all saw the same UNAUTHORIZED) would receive the same successor anyway; sharing one rotation
    * spares the pool from connections queueing on the session's row lock. Across instances, the
-   * row lock in rotateRefreshToken still serialises them.
+   * row lock in rotateRefreshToken still serialises them. Not with REFRESH_REUSE_GRACE_SECONDS=0,
+   * where every presentation after the first is reuse.
    */
   const rotations = new Map<string, Promise<RotationResult>>();
 
   function rotateOnce(token: string): Promise<RotationResult> {
+    // With no grace window, a second presentation is reuse even a millisecond later: never share.
+    if (policy.reuseGraceSeconds === 0) return rotateRefreshToken(db, { token, secrets: deps.keys.refreshSecrets, policy, now: now() });
     let rotation = rotations.get(token);
     if (!rotation) {
       rotation = rotateRefreshToken(db, { token, secrets: deps.keys.refreshSecrets, policy, now: now() }).finally(() =>
@@ -189,9 +205,10 @@ export function createAuthService(deps: AuthServiceDeps) {
     },
 
     async login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<AuthResult> {
+      let attempt: PasswordAttempt;
       try {
         await rateLimits.consumeIp('login', client.ip);
-        await rateLimits.assertAccountNotBlocked(input.email);
+        attempt = await rateLimits.beginPasswordAttempt(input.email);
       } catch (error) {
         audit(client.log, 'auth.rate_limited', { ip: client.ip, procedure: 'login' });
         throw error;
@@ -199,20 +216,32 @@ export function createAuthService(deps: AuthServiceDeps) {
       const row = await db.user.findUnique({ where: { email: input.email }, select: { ...userSelect, passwordHash: true, active: true } });
       const valid = await verifyPassword(row?.passwordHash ?? (await hashForUnknownUser()), input.password, config.passwords);
       if (!row || !valid) {
-        await rateLimits.recordLoginFailure(input.email);
+        await attempt.failed();
         audit(client.log, 'auth.login.failed', { userId: row?.id, ip: client.ip });
         throw unauthorized(INVALID_CREDENTIALS);
       }
+      await attempt.succeeded();
       if (!row.active) {
         audit(client.log, 'auth.login.deactivated', { userId: row.id, ip: client.ip });
-        throw new AppError('FORBIDDEN', 'This account is deactivated.');
+        throw deactivated();
       }
-      await rateLimits.recordLoginSuccess(input.email);
       const { passwordHash, active: _active, ...user } = row;
-      if (needsRehash(passwordHash, config.passwords)) {
-        await db.user.update({ where: { id: user.id }, data: { passwordHash: await hashPassword(input.password, config.passwords) } });
+      const rehashed = needsRehash(passwordHash, config.passwords) ? await hashPassword(input.password, config.passwords) : undefined;
+      const issued = await db.$transaction(async (tx) => {
+        const current = await lockUser(tx, user.id);
+        if (current?.passwordHash !== passwordHash) return 'password changed' as const;
+        if (!current.active) return 'deactivated' as const;
+        if (rehashed) await tx.user.update({ where: { id: user.id }, data: { passwordHash: rehashed } });
+        return createSession(tx, { userId: user.id, userAgent: client.userAgent, ip: client.ip, now: now(), policy });
+      });
+      if (issued === 'password changed') {
+        audit(client.log, 'auth.login.failed', { userId: user.id, ip: client.ip, reason: 'password changed during sign-in' });
+        throw unauthorized(INVALID_CREDENTIALS);
       }
-      const issued = await createSession(db, { userId: user.id, userAgent: client.userAgent, ip: client.ip, now: now(), policy });
+      if (issued === 'deactivated') {
+        audit(client.log, 'auth.login.deactivated', { userId: user.id, ip: client.ip });
+        throw deactivated();
+      }
       audit(client.log, 'auth.login.succeeded', { userId: user.id, sessionId: issued.sessionId, ip: client.ip });
       return authResult(user, issued);
     },
@@ -289,20 +318,24 @@ export function createAuthService(deps: AuthServiceDeps) {
     async changePassword(user: AuthUser, input: z.infer<typeof changePasswordInput>, client: ClientInfo): Promise<{ ok: true }> {
       const row = await db.user.findUnique({ where: { id: user.id }, select: { email: true, passwordHash: true } });
       if (!row) throw unauthorized('This account no longer exists.');
-      await rateLimits.assertAccountNotBlocked(row.email);
+      const attempt = await rateLimits.beginPasswordAttempt(row.email);
       if (!(await verifyPassword(row.passwordHash, input.currentPassword, config.passwords))) {
-        await rateLimits.recordLoginFailure(row.email);
+        await attempt.failed();
         throw fieldError('currentPassword', ['is incorrect']);
       }
+      await attempt.succeeded();
       if (input.newPassword === input.currentPassword) throw fieldError('newPassword', ['must differ from the current password']);
       assertAcceptablePassword(input.newPassword, row.email, 'newPassword');
       const passwordHash = await hashPassword(input.newPassword, config.passwords);
       const revoked = await db.$transaction(async (tx) => {
+        // A reset or another change that committed since the check above wins: its password stays.
+        if ((await lockUser(tx, user.id))?.passwordHash !== row.passwordHash) return undefined;
         const at = now();
         await tx.user.update({ where: { id: user.id }, data: { passwordHash, passwordChangedAt: at } });
         await tx.userToken.updateMany({ where: { userId: user.id, consumedAt: null }, data: { consumedAt: at } });
         return revokeUserSessions(tx, { userId: user.id, reason: 'password_changed', now: at, exceptSessionId: user.sessionId });
       });
+      if (revoked === undefined) throw fieldError('currentPassword', ['is incorrect']);
       deps.sessionCache.clear();
       audit(client.log, 'auth.password.changed', { userId: user.id, sessionId: user.sessionId, ip: client.ip, revokedSessions: revoked });
       return { ok: true };
