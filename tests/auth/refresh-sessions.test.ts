@@ -81,6 +81,15 @@ describe('auth.refresh', () => {
     expect(session.revokedAt).toBeNull();
   });
 
+  it('with REFRESH_REUSE_GRACE_SECONDS=0, two parallel refreshes with one token are reuse: the session ends', async () => {
+    const { deps } = withClock({ REFRESH_REUSE_GRACE_SECONDS: '0' });
+    const { refreshToken, sessionId } = await signIn(deps, await createUser(deps));
+    const results = await Promise.allSettled([0, 1].map(() => callerWith(deps).auth.refresh({ refreshToken })));
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(1);
+    const session = await deps.database.prisma.session.findUniqueOrThrow({ where: { id: sessionId } });
+    expect(session.revokedAt).not.toBeNull();
+  });
+
   it('serialises a race between two instances on the session row lock: one successor, no error', async () => {
     const clock = { now: new Date() };
     const instanceA = db.deps({ now: () => clock.now });

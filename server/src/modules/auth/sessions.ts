@@ -104,7 +104,7 @@ export async function rotateRefreshToken(
       } as const;
     }
 
-    const withinGrace = now.getTime() - token.rotatedAt.getTime() <= policy.reuseGraceSeconds * 1000;
+    const withinGrace = policy.reuseGraceSeconds > 0 && now.getTime() - token.rotatedAt.getTime() <= policy.reuseGraceSeconds * 1000;
     if (withinGrace && token.replacedById) {
       const next = await tx.refreshToken.findUnique({ where: { id: token.replacedById }, select: { rotatedAt: true, tokenHash: true } });
       // Only the immediate predecessor of the live token qualifies; older ancestors are reuse.
