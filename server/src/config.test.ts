@@ -36,6 +36,19 @@ describe('config', () => {
     expect(() => parseConfig({ PORT: '70000' })).toThrow(/Invalid configuration.*\n {2}- PORT/);
   });
 
+  it('trusts X-Forwarded-For only from named proxies, never from every hop', () => {
+    expect(parseConfig({}).http.trustProxy).toBe(false);
+    expect(parseConfig({ TRUST_PROXY: 'loopback, 10.0.0.0/8, fd00::/8, 192.0.2.7' }).http.trustProxy).toBe(
+      'loopback,10.0.0.0/8,fd00::/8,192.0.2.7',
+    );
+    expect(problemsOf({ TRUST_PROXY: 'true' })[0]).toMatch(
+      /^TRUST_PROXY: true would trust every hop, letting clients pick their own address/,
+    );
+    for (const bad of ['1', '10.0.0.0/33', 'proxy.internal', '10.0.0.1/8/1']) {
+      expect(problemsOf({ TRUST_PROXY: bad })[0]).toMatch(/^TRUST_PROXY: expected false, or the addresses\/CIDR ranges of the proxies/);
+    }
+  });
+
   it('refuses development-only defaults in production', () => {
     const problems = problemsOf({ NODE_ENV: 'production', ADMIN_EMAIL: 'root@example.com' });
     expect(problems.join('\n')).toMatch(/DATABASE_URL: required in production/);
@@ -64,10 +77,10 @@ describe('config', () => {
   });
 
   it('treats an empty variable as unset and parses lists and booleans', () => {
-    const config = parseConfig({ PORT: '', CORS_ORIGINS: 'https://a.example, https://b.example', TRUST_PROXY: 'yes', LOG_PRETTY: 'false' });
+    const config = parseConfig({ PORT: '', CORS_ORIGINS: 'https://a.example, https://b.example', TRUST_PROXY: 'no', LOG_PRETTY: 'false' });
     expect(config.port).toBe(3000);
     expect(config.http.corsOrigins).toEqual(['https://a.example', 'https://b.example']);
-    expect(config.http.trustProxy).toBe(true);
+    expect(config.http.trustProxy).toBe(false);
     expect(config.log.pretty).toBe(false);
   });
 

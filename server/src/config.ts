@@ -4,6 +4,7 @@
  * problem, and production refuses the conveniences that only make sense on a developer's machine.
  */
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +35,34 @@ const list = z.string().transform((v) =>
     .filter((s) => s !== '' && s !== 'none'),
 );
 
+/** An address or a CIDR range (`10.0.0.0/8`, `fd00::/8`), or a name proxy-addr knows. */
+const isProxyAddress = (entry: string): boolean => {
+  if (entry === 'loopback' || entry === 'linklocal' || entry === 'uniquelocal') return true;
+  const [address = '', bits, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+};
+
+/**
+ * Which proxies' `X-Forwarded-For` to believe: `false` (none: the socket's address is the
+ * client's), or the proxies' addresses and CIDR ranges (`loopback`, `10.0.0.0/8`). The client
+ * address is then the nearest hop that is not a trusted proxy. `true` (every hop) is refused: the
+ * client writes the leftmost entry, so it could choose its own address and walk around every
+ * per-address limit; hop counts too (Fastify 5 ignores them, failing closed).
+ */
+const trustProxy = z.string().transform((value, ctx): false | string => {
+  const v = value.trim();
+  if (v === 'false' || v === '0' || v === 'no') return false;
+  const entries = v.split(',').map((e) => e.trim());
+  if (entries.every(isProxyAddress)) return entries.join(',');
+  ctx.addIssue({
+    code: 'custom',
+    message: `${v === 'true' || v === 'yes' ? 'true would trust every hop, letting clients pick their own address: ' : ''}expected false, or the addresses/CIDR ranges of the proxies in front of Keel, comma-separated (e.g. loopback or 10.0.0.0/8)`,
+  });
+  return z.NEVER;
+});
+
 const postgresUrl = z.string().regex(/^postgres(ql)?:\/\/\S+$/, { message: 'expected a postgresql:// connection URL' });
 
 export const envSchema = z.object({
@@ -56,7 +85,7 @@ export const envSchema = z.object({
   STUDIO_PORT: int(1, 65535).default(5555),
 
   CORS_ORIGINS: list.optional(),
-  TRUST_PROXY: bool.default(false),
+  TRUST_PROXY: trustProxy.default(false),
   BODY_LIMIT_BYTES: int(1_024, 100 * 1024 * 1024).default(1024 * 1024),
   TRPC_MAX_BATCH_SIZE: int(1, 1_000).default(50),
   REQUEST_TIMEOUT_MS: int(1_000, 600_000).default(30_000),
@@ -127,7 +156,8 @@ export interface Config {
   };
   http: {
     corsOrigins: string[];
-    trustProxy: boolean;
+    /** For Fastify's `trustProxy`: false, or the trusted proxies' addresses (see TRUST_PROXY). */
+    trustProxy: false | string;
     bodyLimitBytes: number;
     maxBatchSize: number;
     requestTimeoutMs: number;

@@ -23,7 +23,7 @@ const RESET_PER_IP = 2;
 
 const db = await useTestDatabase();
 const limits = {
-  TRUST_PROXY: 'true',
+  TRUST_PROXY: 'loopback',
   RATE_LIMIT_LOGIN_PER_IP: String(LOGIN_PER_IP),
   RATE_LIMIT_LOGIN_FREE_FAILURES: String(FREE_FAILURES),
   RATE_LIMIT_REGISTER_PER_IP: String(REGISTER_PER_IP),
@@ -105,6 +105,15 @@ describe('per-address limits', () => {
     // Failed attempts count too, and another address is not affected.
     expect((await mutate(server.url, 'auth.login', { ...input, password: 'wrong password' }, '192.0.2.10')).status).toBe(429);
     expect((await mutate(server.url, 'auth.login', input, '192.0.2.11')).status).toBe(200);
+  });
+
+  it('counts the address the trusted proxy saw: a client cannot escape by writing its own X-Forwarded-For entries', async () => {
+    const user = await createUser(deps);
+    const input = { email: user.email, password: KNOWN_PASSWORD };
+    for (let i = 0; i < LOGIN_PER_IP; i += 1) expect((await mutate(server.url, 'auth.login', input, '192.0.2.70')).status).toBe(200);
+    // What a client would send through the proxy: its own made-up entries, then the proxy appends the real address.
+    expect((await mutate(server.url, 'auth.login', input, '203.0.113.5, 192.0.2.70')).status).toBe(429);
+    expect((await mutate(server.url, 'auth.login', input, 'not-an-ip, 192.0.2.70')).status).toBe(429);
   });
 
   it('limits registrations per address', async () => {

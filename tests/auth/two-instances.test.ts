@@ -18,7 +18,11 @@ const db = await useTestDatabase();
 let clockOffsetMs = 0;
 const now = () => new Date(Date.now() + clockOffsetMs);
 
-const config = { TRUST_PROXY: 'true', RATE_LIMIT_LOGIN_PER_IP: String(LOGIN_PER_IP), REFRESH_REUSE_GRACE_SECONDS: String(GRACE_SECONDS) };
+const config = {
+  TRUST_PROXY: 'loopback',
+  RATE_LIMIT_LOGIN_PER_IP: String(LOGIN_PER_IP),
+  REFRESH_REUSE_GRACE_SECONDS: String(GRACE_SECONDS),
+};
 const depsA = db.deps({ config, now });
 const depsB = db.deps({ config, now });
 const a = await startTestServer(depsA);

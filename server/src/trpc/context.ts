@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 // Types only: the cookie methods of Fastify's request and reply (the plugin is registered in http/app.ts).
 import type {} from '@fastify/cookie';
 import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify';
@@ -85,7 +86,8 @@ export function createContextInner(deps: AppDeps, meta: Partial<RequestMeta> = {
 export function requestMetaFrom(deps: AppDeps, req: FastifyRequest, procedure: string): Omit<RequestMeta, 'authMode' | 'cookies'> {
   return {
     requestId: req.id,
-    ip: req.ip,
+    // Behind a misconfigured proxy chain req.ip could be any text a client wrote: only addresses pass.
+    ip: isIP(req.ip) === 0 ? undefined : req.ip,
     userAgent: req.headers['user-agent']?.slice(0, 512),
     log: deps.logger.child({ reqId: req.id, procedure }),
     authorization: req.headers.authorization,

@@ -3,6 +3,7 @@
  * Each call of a batch goes through its procedure, so batching cannot get around a limit.
  */
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import type pg from 'pg';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../../config.js';
@@ -41,6 +42,30 @@ const tooMany = (msBeforeNext: number) => {
 /** Rate-limit keys never hold an address in clear: the table is readable by anyone with Studio. */
 const accountKey = (email: string) => createHash('sha256').update(email).digest('hex').slice(0, 40);
 
+/**
+ * The key a client address is limited by: an IPv4 address as it is (also IPv4-mapped IPv6), an
+ * IPv6 address by its /64, since one host usually holds a whole /64 and could otherwise rotate
+ * through it. Anything else (no address, or not an address) shares one key.
+ */
+export function addressKey(ip: string | undefined): string {
+  const address = ip?.split('%')[0] ?? '';
+  const family = isIP(address);
+  if (family === 0) return 'unknown';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (family === 4 || mapped) return mapped?.[1] ?? address;
+  const [head = '', tail] = address.split('::');
+  const groups = head === '' ? [] : head.split(':');
+  if (tail !== undefined) {
+    const tailGroups = tail === '' ? [] : tail.split(':');
+    const tailWidth = tailGroups.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
+    groups.push(...Array<string>(8 - groups.length - tailWidth).fill('0'), ...tailGroups);
+  }
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}
+
 export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): RateLimits {
   if (!config.enabled) {
     const unlimited: PasswordAttempt = { succeeded: async () => {}, failed: async () => {} };
@@ -61,7 +86,7 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): Ra
   return {
     async consumeIp(limit, ip) {
       try {
-        await ipLimiters[limit].consume(ip ?? 'unknown');
+        await ipLimiters[limit].consume(addressKey(ip));
       } catch (error) {
         if (error instanceof RateLimiterRes) throw tooMany(error.msBeforeNext);
         throw error;
