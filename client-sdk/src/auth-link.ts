@@ -46,18 +46,22 @@ export function authLink(session: Session): TRPCLink<AppRouter> {
             if ((await session.beforeCall())?.status === 'expired') mayRetry = false;
           }
           if (closed) return;
+          // The session this call is sent for: its UNAUTHORIZED is never retried as someone else.
+          const generation = session.generation;
           const context = { ...op.context };
           subscription = next({ ...op, context }).subscribe({
             next: (envelope) =>
               inOrder(async () => {
-                if (SIGN_IN.has(op.path) && 'data' in envelope.result) await session.store(envelope.result.data as AuthResult);
+                if (SIGN_IN.has(op.path) && 'data' in envelope.result) {
+                  await session.store(envelope.result.data as AuthResult, op.path !== 'auth.refresh');
+                }
                 if (SIGN_OUT.has(op.path)) await session.clear();
                 observer.next(envelope);
               }),
             complete: () => inOrder(() => observer.complete()),
             error: (error) =>
               inOrder(async () => {
-                if (!mayRetry || !isUnauthorized(error)) {
+                if (!mayRetry || !isUnauthorized(error) || session.generation !== generation) {
                   if (SIGN_OUT.has(op.path) && isUnauthorized(error)) await session.clear();
                   observer.error(error);
                   return;

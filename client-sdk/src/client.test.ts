@@ -477,17 +477,18 @@ describe('refresh on UNAUTHORIZED', () => {
     }
   });
 
-  it('a throwing onSessionExpired does not keep the failed calls from settling', async () => {
+  it('a throwing onSessionExpired does not keep the failed calls from settling, and is reported, not thrown', async () => {
     const { server, client } = await signedIn({
       onSessionExpired: () => {
         throw new Error('callback bug');
       },
     });
-    const reported = new Promise<unknown>((resolve) => process.once('uncaughtException', resolve));
+    const reported = vi.spyOn(console, 'error').mockImplementation(() => {});
     server.expireAccessTokens();
     server.refreshMode = 'refuse';
     await expect(client.auth.me.query()).rejects.toSatisfy((e: unknown) => isKeelError(e, 'UNAUTHORIZED'));
-    expect(await reported).toMatchObject({ message: 'callback bug' });
+    expect(reported).toHaveBeenCalledWith('@keel/client-sdk: onSessionExpired threw', expect.objectContaining({ message: 'callback bug' }));
+    reported.mockRestore();
   });
 
   it('bearer mode without a refresh token surfaces UNAUTHORIZED without refreshing', async () => {
@@ -495,6 +496,63 @@ describe('refresh on UNAUTHORIZED', () => {
     await expect(client.auth.me.query()).rejects.toSatisfy((e: unknown) => isKeelError(e, 'UNAUTHORIZED'));
     expect(server.paths()).toEqual(['auth.me']);
     expect(onSessionExpired).not.toHaveBeenCalled();
+  });
+});
+
+/** A promise and the function that settles it. */
+function gate() {
+  let open = () => {};
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+describe('sign-ins and sign-outs racing a refresh or a call', () => {
+  it('a refresh answered after a new sign-in leaves the new tokens alone; the call that waited for it is not retried', async () => {
+    const { server, client } = await signedIn();
+    server.expireAccessTokens();
+    const refresh = gate();
+    server.refreshGate = refresh.promise;
+    const waiting = client.auth.me.query();
+    await vi.waitFor(() => expect(server.count('auth.refresh')).toBe(1));
+    const fresh = await client.login({ email: 'ann@example.test', password: 'right' });
+    refresh.open();
+    await expect(waiting).rejects.toSatisfy((e: unknown) => isKeelError(e, 'UNAUTHORIZED'));
+    expect(await client.getTokens()).toMatchObject({ accessToken: fresh.accessToken, refreshToken: fresh.refreshToken });
+    expect(server.count('auth.me')).toBe(1);
+  });
+
+  it('a call sent for one session and refused after a new sign-in is not resent with the new session', async () => {
+    const { server, client } = await signedIn();
+    const sentWith = (await client.getTokens())?.accessToken as string;
+    const held = gate();
+    server.callGates.set('projects.create', held.promise);
+    const slow = client.projects.create.mutate({ name: 'Started before the new sign-in' });
+    await vi.waitFor(() => expect(server.count('projects.create')).toBe(1));
+    await client.login({ email: 'ann@example.test', password: 'right' });
+    server.accepted.delete(sentWith);
+    held.open();
+    await expect(slow).rejects.toSatisfy((e: unknown) => isKeelError(e, 'UNAUTHORIZED'));
+    expect(server.count('projects.create')).toBe(1);
+    expect(server.count('auth.refresh')).toBe(0);
+  });
+
+  it('a refresh answered after a completed logout does not bring the session back', async () => {
+    const { server, client } = await signedIn();
+    const logoutHeld = gate();
+    server.callGates.set('auth.logout', logoutHeld.promise);
+    const loggingOut = client.logout();
+    await vi.waitFor(() => expect(server.count('auth.logout')).toBe(1));
+    const refresh = gate();
+    server.refreshGate = refresh.promise;
+    const refreshing = client.refresh();
+    await vi.waitFor(() => expect(server.count('auth.refresh')).toBe(1));
+    logoutHeld.open();
+    await loggingOut;
+    refresh.open();
+    expect(await refreshing).toBe(false);
+    expect(await client.getTokens()).toBeNull();
   });
 });
 

@@ -58,6 +58,12 @@ export class Session {
   private ended = false;
   /** Whether a call waits for the running refresh (then its failure is reported to `onSessionExpired`). */
   private callWaiting = false;
+  /**
+   * Changes with every sign-in and sign-out. Work started for one session (a refresh, a call to
+   * retry) must not touch the next one: a refresh answered after a new login would overwrite its
+   * tokens, one answered after a logout would bring the old session back.
+   */
+  private currentGeneration = 0;
 
   constructor(private readonly options: SessionOptions) {}
 
@@ -73,8 +79,16 @@ export class Session {
     return (await this.tokens())?.accessToken;
   }
 
-  /** Keeps what a sign-in or refresh returned. Cookie mode keeps no refresh token: the cookie has it. */
-  async store(result: AuthResult): Promise<void> {
+  get generation(): number {
+    return this.currentGeneration;
+  }
+
+  /**
+   * Keeps what a sign-in or refresh returned (`newSession` for a sign-in). Cookie mode keeps no
+   * refresh token: the cookie has it.
+   */
+  async store(result: AuthResult, newSession = false): Promise<void> {
+    if (newSession) this.currentGeneration += 1;
     const iat = issuedAtMs(result.accessToken);
     this.clockOffsetMs = iat === undefined ? 0 : iat - Date.now();
     this.ended = false;
@@ -88,6 +102,7 @@ export class Session {
   }
 
   async clear(): Promise<void> {
+    this.currentGeneration += 1;
     this.ended = true;
     await this.options.storage.set(null);
   }
@@ -121,18 +136,22 @@ export class Session {
     return this.refresh();
   }
 
-  /** A throwing callback must not fail the calls waiting for this refresh: its error is reported on its own. */
+  /**
+   * A throwing callback must not fail the calls waiting for this refresh, nor crash a Node
+   * process: its error is reported (reportError where the platform has it, else the console).
+   */
   private notifyExpired(error: KeelError): void {
     try {
       this.options.onSessionExpired?.(error);
     } catch (callbackError) {
-      queueMicrotask(() => {
-        throw callbackError;
-      });
+      const report = (globalThis as { reportError?: (error: unknown) => void }).reportError;
+      if (report) report(callbackError);
+      else console.error('@keel/client-sdk: onSessionExpired threw', callbackError);
     }
   }
 
   private async runRefresh(force: boolean): Promise<RefreshOutcome> {
+    const generation = this.currentGeneration;
     const tokens = await this.tokens();
     if (!force && !this.canRefresh(tokens)) return { status: 'none' };
     if (this.options.mode === 'bearer' && !tokens?.refreshToken) return { status: 'none' };
@@ -140,16 +159,23 @@ export class Session {
     try {
       result = await this.options.callRefresh(this.options.mode === 'bearer' ? tokens?.refreshToken : undefined);
     } catch (error) {
+      // A sign-in or sign-out since it started: that session's tokens are not this refresh's to touch.
+      if (this.currentGeneration !== generation) return { status: 'none' };
       if (!isKeelError(error) || !error.data || !SESSION_OVER.has(error.data.code)) return { status: 'failed', error };
       // Another caller (a second tab sharing the storage) may have rotated the token meanwhile.
       const now = await this.tokens();
       if (this.options.mode === 'bearer' && now?.refreshToken && now.refreshToken !== tokens?.refreshToken) {
         return { status: 'refreshed' };
       }
-      await this.clear();
-      if (this.callWaiting) this.notifyExpired(error);
+      try {
+        await this.clear();
+      } finally {
+        // Even when the storage fails to forget the tokens, the session is over: say so.
+        if (this.callWaiting) this.notifyExpired(error);
+      }
       return { status: 'expired', error };
     }
+    if (this.currentGeneration !== generation) return { status: 'none' };
     await this.store(result);
     return { status: 'refreshed' };
   }
