@@ -5,6 +5,7 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { AppError } from '../../server/src/lib/errors.js';
+import { restMeta } from '../../server/src/openapi/meta.js';
 import { createCallerFactory, publicProcedure, router } from '../../server/src/trpc/init.js';
 
 /** The secret-looking text an unexpected error carries; it must never reach a client in production. */
@@ -31,6 +32,15 @@ export const testRouter = router({
     .mutation(({ ctx, input }) =>
       ctx.db.user.create({ data: { email: input.email, passwordHash: 'not-a-real-hash' }, select: { id: true } }),
     ),
+  /** A query slower than any statement timeout the tests set; on the REST surface too. */
+  slowQuery: publicProcedure
+    .meta(restMeta('test')('GET', '/test/slow', 'A query slower than the statement timeout', { public: true }))
+    .input(z.object({}).optional())
+    .output(z.object({ done: z.boolean() }))
+    .query(async ({ ctx }) => {
+      await ctx.db.$queryRaw`SELECT 1 AS slept FROM pg_sleep(2)`;
+      return { done: true };
+    }),
   /** Updates a user that does not exist (Prisma P2025). */
   renameMissingUser: publicProcedure.mutation(({ ctx }) =>
     ctx.db.user.update({ where: { id: randomUUID() }, data: { name: 'nobody' }, select: { id: true } }),

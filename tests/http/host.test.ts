@@ -3,9 +3,12 @@
  * migrated database. Logs are captured as JSON lines to check what an operator would read.
  */
 import superjson from 'superjson';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createDatabase } from '../../server/src/db/client.js';
+import { createAppDeps } from '../../server/src/deps.js';
+import { createLogger } from '../../server/src/logger.js';
 import { VERSION } from '../../server/src/version.js';
-import { useTestDatabase } from '../support/database.js';
+import { testConfig, useTestDatabase } from '../support/database.js';
 import { startTestServer } from '../support/http.js';
 import { withCapturedLogs } from '../support/log-capture.js';
 import { decodeTrpcError, type SuperJsonEnvelope, type TrpcErrorShape } from '../support/trpc-http.js';
@@ -304,5 +307,41 @@ describe('tRPC error formatter', () => {
     expect(error.message).toBe('That name is taken.');
     expect(error.data.fieldErrors).toEqual({ name: ['already taken'] });
     expect(error.data.stack).toBeUndefined();
+  });
+});
+
+describe('a database that does not answer in time', () => {
+  // Its own pool: the statement timeout is a setting of the connections.
+  const slowDb = (async () => {
+    const config = testConfig(db.url, { DATABASE_STATEMENT_TIMEOUT_MS: '100' });
+    const logger = createLogger(config);
+    const database = createDatabase(db.url, config.database, logger);
+    afterAll(() => database.close());
+    return startTestServer(createAppDeps({ config, database, logger, keys: db.keys }), { router: testRouter });
+  })();
+
+  it('answers TIMEOUT with 504, not 408 (which clients resend), over tRPC and REST, within the statement timeout', async () => {
+    const { url } = await slowDb;
+    const started = Date.now();
+    const trpc = await fetch(`${url}/trpc/slowQuery`);
+    const error = decodeTrpcError(((await trpc.json()) as { error: SuperJsonEnvelope }).error);
+    expect(trpc.status).toBe(504);
+    expect(error.data).toMatchObject({ code: 'TIMEOUT', httpStatus: 504 });
+    expect(error.message).toBe('The database did not answer in time. Retry later.');
+
+    const rest = await fetch(`${url}/api/test/slow`);
+    expect(rest.status).toBe(504);
+    expect(await rest.json()).toMatchObject({ code: 'TIMEOUT', message: 'The database did not answer in time. Retry later.' });
+    // pg_sleep(2) twice, cut at 100 ms each.
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('keeps a batch with an answered call at 207: the timed-out call says 504 in its own body', async () => {
+    const { url } = await slowDb;
+    const response = await fetch(`${url}/trpc/slowQuery,userCount?batch=1&input=${encodeURIComponent('{}')}`);
+    expect(response.status).toBe(207);
+    const [slow, count] = (await response.json()) as { error?: SuperJsonEnvelope; result?: unknown }[];
+    expect(decodeTrpcError(slow?.error as SuperJsonEnvelope).data).toMatchObject({ code: 'TIMEOUT', httpStatus: 504 });
+    expect(count?.result).toBeDefined();
   });
 });

@@ -90,6 +90,7 @@ describe('the OpenAPI document', () => {
         'BadRequest',
         'Conflict',
         'Forbidden',
+        'GatewayTimeout',
         'InternalServerError',
         'NotFound',
         'ServiceUnavailable',

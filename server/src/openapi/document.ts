@@ -101,6 +101,11 @@ const ERROR_RESPONSES: Record<number, ErrorResponse> = {
     description: 'The database is unavailable: retry later.',
     example: example('SERVICE_UNAVAILABLE', 'The database is unavailable. Retry later.'),
   },
+  504: {
+    name: 'GatewayTimeout',
+    description: 'The database did not answer within the statement timeout: retry later (code `TIMEOUT`).',
+    example: example('TIMEOUT', 'The database did not answer in time. Retry later.'),
+  },
 };
 
 /** Request bodies shown in the docs, by procedure path (path parameters excluded). Tests parse each with its procedure's input schema. */
@@ -197,6 +202,7 @@ function errorStatuses(options: { protect: boolean; hasInput: boolean; pathParam
   if (options.versioned) statuses.add(409);
   statuses.add(500);
   statuses.add(503);
+  statuses.add(504);
   return [...statuses].sort((a, b) => a - b);
 }
 

@@ -20,6 +20,13 @@ function zodFieldErrors(error: ZodError): FieldErrors {
 }
 
 // `meta.openapi` puts a procedure on the REST surface under /api (see server/src/openapi).
+/**
+ * tRPC answers TIMEOUT with 408, which tells a client that *it* was too slow, and some clients
+ * (OkHttp) resend the request on a 408, even a POST. Keel's TIMEOUT is the database not answering
+ * in time: 504, like a gateway whose upstream timed out.
+ */
+export const httpStatusOf = (code: string, status: number): number => (code === 'TIMEOUT' ? 504 : status);
+
 const builder = initTRPC.context<Context>().meta<OpenApiMeta>();
 
 const t = builder.create({
@@ -46,7 +53,7 @@ const t = builder.create({
       message,
       data: {
         code: shape.data.code,
-        httpStatus: shape.data.httpStatus,
+        httpStatus: httpStatusOf(shape.data.code, shape.data.httpStatus),
         ...(shape.data.path === undefined ? {} : { path: shape.data.path }),
         ...(requestId === undefined ? {} : { requestId }),
         ...(fieldErrors === undefined ? {} : { fieldErrors }),

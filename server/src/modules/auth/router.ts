@@ -129,7 +129,7 @@ export const authRouter = router({
   }),
 
   changePassword: authedProcedure
-    .meta(rest('POST', '/auth/change-password', 'Change the password (ends the other sessions)'))
+    .meta(rest('POST', '/auth/change-password', 'Change the password (ends the other sessions)', { errors: [429] }))
     .input(changePasswordInput)
     .output(okSchema)
     .mutation(({ ctx, input }) => ctx.services.auth.changePassword(ctx.user, input, client(ctx))),
@@ -147,7 +147,7 @@ export const authRouter = router({
     .mutation(({ ctx, input }) => ctx.services.auth.resetPassword(input, client(ctx))),
 
   requestEmailVerification: authedProcedure
-    .meta(rest('POST', '/auth/email-verification/request', 'Mail a new email verification link'))
+    .meta(rest('POST', '/auth/email-verification/request', 'Mail a new email verification link', { errors: [429] }))
     .output(okSchema)
     .mutation(({ ctx }) => ctx.services.auth.requestEmailVerification(ctx.user, client(ctx))),
 
