@@ -118,6 +118,7 @@ export const envSchema = z.object({
   RATE_LIMIT_LOGIN_FREE_FAILURES: int(1, 100).default(5),
   RATE_LIMIT_REGISTER_PER_IP: int(1, 100_000).default(20),
   RATE_LIMIT_RESET_PER_IP: int(1, 100_000).default(10),
+  RATE_LIMIT_RESET_PER_ACCOUNT: int(1, 1_000).default(5),
 
   MAIL_TRANSPORT: z.enum(['log', 'smtp']).default('log'),
   SMTP_URL: z
@@ -186,7 +187,14 @@ export interface Config {
     secureCookies: boolean;
     appUrl: string;
   };
-  rateLimit: { enabled: boolean; loginPerIp: number; loginFreeFailures: number; registerPerIp: number; resetPerIp: number };
+  rateLimit: {
+    enabled: boolean;
+    loginPerIp: number;
+    loginFreeFailures: number;
+    registerPerIp: number;
+    resetPerIp: number;
+    resetPerAccount: number;
+  };
   mail: { transport: 'log' | 'smtp'; smtpUrl: string | undefined; from: string };
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
 }
@@ -288,6 +296,7 @@ export function parseConfig(raw: RawEnv): Config {
       loginFreeFailures: e.RATE_LIMIT_LOGIN_FREE_FAILURES,
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
       resetPerIp: e.RATE_LIMIT_RESET_PER_IP,
+      resetPerAccount: e.RATE_LIMIT_RESET_PER_ACCOUNT,
     },
     mail: { transport: e.MAIL_TRANSPORT, smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
     passwords: {

@@ -20,6 +20,7 @@ const LOGIN_PER_IP = 3;
 const FREE_FAILURES = 2;
 const REGISTER_PER_IP = 2;
 const RESET_PER_IP = 2;
+const RESET_PER_ACCOUNT = 2;
 
 const db = await useTestDatabase();
 const limits = {
@@ -28,6 +29,7 @@ const limits = {
   RATE_LIMIT_LOGIN_FREE_FAILURES: String(FREE_FAILURES),
   RATE_LIMIT_REGISTER_PER_IP: String(REGISTER_PER_IP),
   RATE_LIMIT_RESET_PER_IP: String(RESET_PER_IP),
+  RATE_LIMIT_RESET_PER_ACCOUNT: String(RESET_PER_ACCOUNT),
 };
 const deps = db.deps({ config: limits });
 const server = await startTestServer(deps);
@@ -154,6 +156,16 @@ describe('per-address limits', () => {
       expect(limited.headers.get('retry-after')).toBe(String(limited.retryAfterSeconds));
     }
     expect((await mutate(server.url, 'auth.requestPasswordReset', { email: user.email }, '192.0.2.31')).status).toBe(200);
+  });
+
+  it('mails at most RATE_LIMIT_RESET_PER_ACCOUNT resets an hour to one account, whatever addresses ask; the answer never changes', async () => {
+    const user = await createUser(deps);
+    for (let i = 0; i < RESET_PER_ACCOUNT + 2; i += 1) {
+      await expect(callerWith(deps, { ip: nextIp() }).auth.requestPasswordReset({ email: user.email })).resolves.toEqual({ ok: true });
+    }
+    await deps.background.drain();
+    const mails = await deps.database.prisma.mailOutbox.count({ where: { recipient: user.email, subject: 'Reset your password' } });
+    expect(mails).toBe(RESET_PER_ACCOUNT);
   });
 
   it('counts each call of a batch: N logins in ONE HTTP request spend N of the budget', async () => {

@@ -29,6 +29,12 @@ export interface RateLimits {
    * through before the first failure is recorded.
    */
   beginPasswordAttempt(email: string): Promise<PasswordAttempt>;
+  /**
+   * Counts one password-reset mail to the account of `email`; false once the hour's budget is
+   * spent, whatever addresses asked (each new mail also kills the previous link, so a flood of
+   * requests could keep the owner from ever finishing a reset).
+   */
+  allowResetMail(email: string): Promise<boolean>;
 }
 
 const MAX_BACKOFF_SECONDS = 15 * 60;
@@ -69,7 +75,7 @@ export function addressKey(ip: string | undefined): string {
 export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): RateLimits {
   if (!config.enabled) {
     const unlimited: PasswordAttempt = { succeeded: async () => {}, failed: async () => {} };
-    return { consumeIp: async () => {}, beginPasswordAttempt: async () => unlimited };
+    return { consumeIp: async () => {}, beginPasswordAttempt: async () => unlimited, allowResetMail: async () => true };
   }
   const limiter = (keyPrefix: string, points: number, duration: number) =>
     new RateLimiterPostgres({ storeClient: pool, storeType: 'pool', tableName: TABLE, tableCreated: true, keyPrefix, points, duration });
@@ -82,6 +88,7 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): Ra
   const blocks = limiter('acct-block', 1, MAX_BACKOFF_SECONDS);
   // Past the free failures, one check at a time per account (held at most this long).
   const turns = limiter('acct-turn', 1, 30);
+  const resetMails = limiter('acct-reset', config.resetPerAccount, 60 * 60);
 
   return {
     async consumeIp(limit, ip) {
@@ -123,6 +130,15 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): Ra
           await turns.delete(key);
         },
       };
+    },
+    async allowResetMail(email) {
+      try {
+        await resetMails.consume(accountKey(email));
+        return true;
+      } catch (error) {
+        if (error instanceof RateLimiterRes) return false;
+        throw error;
+      }
     },
   };
 }

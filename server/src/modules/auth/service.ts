@@ -350,6 +350,10 @@ export function createAuthService(deps: AuthServiceDeps) {
       deps.background.run('password-reset-mail', async () => {
         const user = await db.user.findUnique({ where: { email: input.email }, select: { id: true, email: true, active: true } });
         if (!user?.active) return;
+        if (!(await rateLimits.allowResetMail(user.email))) {
+          audit(client.log, 'auth.rate_limited', { userId: user.id, ip: client.ip, procedure: 'requestPasswordReset' });
+          return;
+        }
         await db.$transaction(async (tx) => {
           const token = await issueUserToken(tx, user.id, 'PASSWORD_RESET', config.auth.resetTokenTtlSeconds);
           const minutes = Math.round(config.auth.resetTokenTtlSeconds / 60);
