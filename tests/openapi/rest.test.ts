@@ -168,6 +168,14 @@ describe('REST: plain JSON in and out', () => {
     const bad = await call('GET', `/echo/${id}?count=1.5&at=not-a-date&extra=1`, { base: testServer.url });
     expectErrorBody(bad, 400, 'BAD_REQUEST', true);
     expect(Object.keys(bad.json.fieldErrors).sort()).toEqual(['_', 'at', 'count']);
+    // Only ISO 8601 date-times with an offset, as the document says: not what Date.parse guesses.
+    for (const at of ['1', '2026-01-15T09:30', 'March 7']) {
+      const guessed = await call('GET', `/echo/${id}?count=1&at=${encodeURIComponent(at)}`, { base: testServer.url });
+      expectErrorBody(guessed, 400, 'BAD_REQUEST', true);
+      expect(Object.keys(guessed.json.fieldErrors)).toEqual(['at']);
+    }
+    const offset = await call('GET', `/echo/${id}?count=1&at=${encodeURIComponent('2026-01-15T10:30:00+01:00')}`, { base: testServer.url });
+    expect(offset.json).toMatchObject({ at: '2026-01-15T09:30:00.000Z' });
   });
 
   it('serves its OpenAPI document at GET /openapi.json', async () => {

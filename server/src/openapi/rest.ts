@@ -13,7 +13,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type AnyRouter, callTRPCProcedure, getTRPCErrorFromUnknown, getTRPCErrorShape, type TRPCError } from '@trpc/server';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { forEachOpenApiProcedure, getInputOutputParsers, unwrapZodType } from 'trpc-to-openapi';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { beforeHandlerError } from '../http/client-errors.js';
 import type { Logger } from '../logger.js';
 import type { AppRouter } from '../router.js';
@@ -25,11 +25,15 @@ export type Host = FastifyInstance<Server, IncomingMessage, ServerResponse, Logg
 type ErrorShape = AppRouter['_def']['_config']['$types']['errorShape'];
 type QueryValue = string | string[] | undefined;
 
+const ISO_DATE_TIME = z.iso.datetime({ offset: true });
+
 /** How a query string value becomes the type its input field expects, by the field's zod type. */
 const FROM_QUERY: Partial<Record<string, (value: string) => unknown>> = {
   number: (value) => (/^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value),
   boolean: (value) => (value === 'true' ? true : value === 'false' ? false : value),
-  date: (value) => (Number.isNaN(Date.parse(value)) ? value : new Date(value)),
+  // Only what the document promises (ISO 8601 date-time with an offset): Date.parse would also
+  // take `1` (2001-01-01) or a time without zone (read in the server's zone).
+  date: (value) => (ISO_DATE_TIME.safeParse(value).success ? new Date(value) : value),
 };
 
 /**
