@@ -77,6 +77,8 @@ const INVALID_LINK = 'This link is invalid or has expired. Request a new one.';
 
 const unauthorized = (message: string) => new AppError('UNAUTHORIZED', message);
 const deactivated = () => new AppError('FORBIDDEN', 'This account is deactivated.');
+const fieldError = (field: string, problems: string[]) =>
+  new AppError('BAD_REQUEST', 'Invalid input.', { fieldErrors: { [field]: problems } });
 
 /**
  * The user's password hash and state under a row lock, for the write that follows a password
@@ -89,8 +91,6 @@ async function lockUser(tx: Db, userId: string): Promise<{ passwordHash: string;
   const row = rows[0];
   return row && { passwordHash: row.password_hash, active: row.active };
 }
-const fieldError = (field: string, problems: string[]) =>
-  new AppError('BAD_REQUEST', 'Invalid input.', { fieldErrors: { [field]: problems } });
 
 export type AuthService = ReturnType<typeof createAuthService>;
 
