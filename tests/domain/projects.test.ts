@@ -125,4 +125,17 @@ describe('projects', () => {
     expect((await trpcErrorOf(caller.projects.list({ limit: 101 }))).code).toBe('BAD_REQUEST');
     expect((await trpcErrorOf(caller.projects.list({ limit: 0 }))).code).toBe('BAD_REQUEST');
   });
+
+  it('answers BAD_REQUEST, never a 500, for input the database could not take', async () => {
+    const { caller } = await owner();
+    // PostgreSQL text cannot hold NUL.
+    const nul = await trpcErrorOf(caller.projects.create({ name: 'a\u0000b' }));
+    expect(nul.code).toBe('BAD_REQUEST');
+    expect(nul.cause).toMatchObject({ issues: [{ path: ['name'], message: 'must not contain NUL characters' }] });
+    // A crafted cursor holding a timestamp PostgreSQL cannot take (year 0; tasks.test.ts crafts positions).
+    const crafted = Buffer.from(JSON.stringify(['0000-01-01T00:00:00Z', '00000000-0000-4000-8000-000000000000'])).toString('base64url');
+    expect((await trpcErrorOf(caller.projects.list({ cursor: crafted }))).code).toBe('BAD_REQUEST');
+    // An input JSON cannot write (superjson carries BigInt): a validation error, not a crash in the batching middleware.
+    expect((await trpcErrorOf(caller.projects.list({ limit: 5n as unknown as number }))).code).toBe('BAD_REQUEST');
+  });
 });

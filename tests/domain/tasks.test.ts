@@ -107,6 +107,24 @@ describe('tasks', () => {
     expect(positions).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  it('refuses due dates PostgreSQL cannot store (or no plan needs) with a field error', async () => {
+    const { caller, project } = await setup([]);
+    for (const dueAt of [new Date(-8.64e15), new Date('0000-01-01T00:00:00Z'), new Date('1850-01-01T00:00:00Z')]) {
+      expect(await codeOf(caller.tasks.create({ projectId: project.id, title: 't', dueAt }))).toBe('BAD_REQUEST');
+    }
+    await expect(
+      caller.tasks.create({ projectId: project.id, title: 't', dueAt: new Date('2030-01-01T00:00:00Z') }),
+    ).resolves.toBeDefined();
+  });
+
+  it('answers a crafted cursor with a position the database cannot compare with BAD_REQUEST, not a 500', async () => {
+    const { caller, project } = await setup(['a']);
+    const crafted = (key: unknown) => Buffer.from(JSON.stringify([key, '00000000-0000-4000-8000-000000000000'])).toString('base64url');
+    for (const key of [0.5, 3e9, -1]) {
+      expect(await codeOf(caller.tasks.list({ projectId: project.id, cursor: crafted(key) }))).toBe('BAD_REQUEST');
+    }
+  });
+
   it('freezes the tasks of an archived project', async () => {
     const { caller, project, tasks } = await setup(['a']);
     await caller.projects.archive({ id: project.id, version: 1 });

@@ -28,7 +28,21 @@ export interface CursorKey<K extends Date | number = Date | number> {
   id: string;
 }
 
-const cursorSchema = z.tuple([z.union([z.number(), z.iso.datetime()]), z.uuid()]);
+/** Keys the database can compare: a 32-bit position, or a timestamp in years 1..9999. */
+const cursorSchema = z.tuple([
+  z.union([
+    z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1),
+    z.iso.datetime().refine((v) => {
+      const year = new Date(v).getUTCFullYear();
+      return year >= 1 && year <= 9999;
+    }),
+  ]),
+  z.uuid(),
+]);
 
 export function encodeCursor({ key, id }: CursorKey): string {
   return Buffer.from(JSON.stringify([key instanceof Date ? key.toISOString() : key, id])).toString('base64url');

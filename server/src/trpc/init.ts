@@ -82,7 +82,12 @@ const errorMapping = t.middleware(async ({ next }) => {
  */
 const sharedQueries = t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
   if (type !== 'query') return next();
-  const key = `${path}\u0000${JSON.stringify(await getRawInput()) ?? ''}`;
+  let key: string;
+  try {
+    key = `${path}\u0000${JSON.stringify(await getRawInput()) ?? ''}`;
+  } catch {
+    return next(); // an input JSON cannot write (a BigInt): not shared, and its validation answers
+  }
   const running = ctx.runningQueries.get(key) as ReturnType<typeof next> | undefined;
   if (running) return running;
   const result = next().finally(() => ctx.runningQueries.delete(key));

@@ -1,5 +1,6 @@
 /** Wire shapes of the auth procedures. Types come from here (`z.infer`), never written twice. */
 import { z } from 'zod';
+import { text } from '../../lib/text.js';
 import { passwordSchema } from './password-policy.js';
 
 export const roleSchema = z.enum(['USER', 'ADMIN']);
@@ -39,7 +40,7 @@ export type AuthResult = z.infer<typeof authResultSchema>;
 export const registerInput = z.strictObject({
   email: emailSchema,
   password: passwordSchema,
-  name: z.string().trim().min(1).max(100).optional(),
+  name: text().trim().min(1).max(100).optional(),
 });
 
 export const loginInput = z.strictObject({

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { pageInput, pageOf } from '../../lib/pagination.js';
+import { text } from '../../lib/text.js';
 
-const name = z.string().trim().min(1, { message: 'must not be empty' }).max(100);
-const description = z.string().trim().max(2000).nullable();
+const name = text().trim().min(1, { message: 'must not be empty' }).max(100);
+const description = text().trim().max(2000).nullable();
 const version = z.number().int().min(1);
 
 export const projectSchema = z.object({

@@ -1,14 +1,17 @@
 import { z } from 'zod';
 import { pageInput, pageOf } from '../../lib/pagination.js';
+import { text } from '../../lib/text.js';
 
 export const taskStatusSchema = z.enum(['TODO', 'IN_PROGRESS', 'DONE']);
 
-const title = z.string().trim().min(1, { message: 'must not be empty' }).max(200);
-const description = z.string().trim().max(5000).nullable();
+const title = text().trim().min(1, { message: 'must not be empty' }).max(200);
+const description = text().trim().max(5000).nullable();
 /** A Date over tRPC (superjson), an ISO 8601 string with offset over REST; a Date either way inside. */
 const dueAt = z
   .union([z.date(), z.iso.datetime({ offset: true })])
   .transform((value) => new Date(value))
+  // What PostgreSQL can store, and what a due date can sensibly be.
+  .refine((date) => date.getUTCFullYear() >= 1900 && date.getUTCFullYear() <= 9999, { message: 'must be a date from 1900 to 9999' })
   .nullable();
 const version = z.number().int().min(1);
 

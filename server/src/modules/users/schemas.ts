@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { pageInput, pageOf } from '../../lib/pagination.js';
+import { text } from '../../lib/text.js';
 import { roleSchema, userSchema } from '../auth/schemas.js';
 
 export const adminUserSchema = userSchema.extend({ active: z.boolean(), updatedAt: z.date() });
@@ -11,7 +12,7 @@ export const listUsersInput = z
   .strictObject({
     ...pageInput,
     /** An email prefix or part of a name, case-insensitive. */
-    search: z.string().trim().min(1).max(100).optional(),
+    search: text().trim().min(1).max(100).optional(),
     role: roleSchema.optional(),
     active: z.boolean().optional(),
   })

@@ -34,14 +34,17 @@ async function assertNotLastAdmin(tx: Db, userId: string, action: string): Promi
 
 export function createUserAdminService(db: PrismaClient, sessionCache: SessionCache, now: () => Date) {
   /** Runs `change` on a user, serialised with every other admin-set change. */
-  function changeUser(id: string, change: (tx: Db, user: { role: Role; active: boolean }) => Promise<void>): Promise<AdminUser> {
-    return db.$transaction(async (tx) => {
+  async function changeUser(id: string, change: (tx: Db, user: { role: Role; active: boolean }) => Promise<void>): Promise<AdminUser> {
+    const changed = await db.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADMIN_CHANGES_LOCK})`;
       const user = await tx.user.findUnique({ where: { id }, select: { role: true, active: true } });
       if (!user) throw notFound();
       await change(tx, user);
       return tx.user.findUniqueOrThrow({ where: { id }, select: adminUserSelect });
     });
+    // After the commit: cleared earlier, a request in between could cache the old state again.
+    sessionCache.clear();
+    return changed;
   }
 
   return {
@@ -88,7 +91,6 @@ export function createUserAdminService(db: PrismaClient, sessionCache: SessionCa
         await tx.user.update({ where: { id }, data: { role } });
         if (role === 'USER') {
           await revokeUserSessions(tx, { userId: id, reason: 'role_changed', now: now() });
-          sessionCache.clear();
         }
       });
     },
@@ -101,7 +103,6 @@ export function createUserAdminService(db: PrismaClient, sessionCache: SessionCa
         await tx.user.update({ where: { id }, data: { active } });
         if (!active) {
           await revokeUserSessions(tx, { userId: id, reason: 'account_deactivated', now: now() });
-          sessionCache.clear();
         }
       });
     },
