@@ -107,6 +107,9 @@ export function createProjectService(db: PrismaClient, now: () => Date) {
     /** The project and all its tasks, in one transaction: a failure leaves both untouched. */
     async delete(user: AuthUser, id: string, version: number): Promise<{ ok: true; deletedTasks: number }> {
       const deletedTasks = await db.$transaction(async (tx) => {
+        // The project row first, as every task write does: one lock order (no deadlock with a
+        // move), and no task can be added between deleting the tasks and deleting the project.
+        await tx.$queryRaw`SELECT 1 FROM projects WHERE id = ${id}::uuid AND owner_id = ${user.id}::uuid FOR UPDATE`;
         const tasks = await tx.task.deleteMany({ where: { projectId: id, project: { ownerId: user.id } } });
         const { count } = await tx.project.deleteMany({ where: { id, ownerId: user.id, version } });
         if (count === 0) throw await explainMissedWrite(tx, user, id);

@@ -149,11 +149,14 @@ export function createTaskService(db: PrismaClient, now: () => Date) {
           });
           await tx.task.updateMany({ where: { projectId: target, position: { gte: position } }, data: { position: { increment: 1 } } });
         }
-        return tx.task.update({
-          where: { id: input.id },
+        // Conditional on the version: an update committed since the check above (updates lock
+        // only the task row) makes this write nothing, and the shifts above roll back.
+        const { count } = await tx.task.updateMany({
+          where: { id: input.id, version: input.version },
           data: { projectId: target, position, version: { increment: 1 } },
-          select: taskSelect,
         });
+        if (count === 0) throw await explainMissedTaskWrite(tx, user, input.id);
+        return tx.task.findUniqueOrThrow({ where: { id: input.id }, select: taskSelect });
       });
     },
 
@@ -164,7 +167,8 @@ export function createTaskService(db: PrismaClient, now: () => Date) {
         await lockOwnedProjects(tx, user, [task.projectId]);
         const current = await tx.task.findUnique({ where: { id }, select: { position: true, version: true } });
         if (!current || current.version !== version) throw await explainMissedTaskWrite(tx, user, id);
-        await tx.task.delete({ where: { id } });
+        const { count } = await tx.task.deleteMany({ where: { id, version } });
+        if (count === 0) throw await explainMissedTaskWrite(tx, user, id);
         await tx.task.updateMany({
           where: { projectId: task.projectId, position: { gt: current.position } },
           data: { position: { decrement: 1 } },
