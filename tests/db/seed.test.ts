@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seed } from '../../server/src/db/seed.js';
-import { verifyPassword } from '../../server/src/lib/password.js';
+import { hashPassword, verifyPassword } from '../../server/src/lib/password.js';
 import { testConfig, useTestDatabase } from '../support/database.js';
 
 const db = await useTestDatabase();
@@ -20,10 +20,25 @@ describe('seed', () => {
     expect(await prisma.user.count({ where: { email: 'boss@example.test' } })).toBe(1);
   });
 
-  it('promotes an existing account named by ADMIN_EMAIL instead of creating another', async () => {
-    await prisma.user.create({ data: { email: 'promote@example.test', passwordHash: 'x' } });
-    await seed(prisma, testConfig(db.url, { ADMIN_EMAIL: 'promote@example.test', ADMIN_PASSWORD: 'a long admin passphrase' }), quiet);
+  it('promotes an existing account named by ADMIN_EMAIL only when its password is ADMIN_PASSWORD', async () => {
+    const config = testConfig(db.url, { ADMIN_EMAIL: 'promote@example.test', ADMIN_PASSWORD: 'a long admin passphrase' });
+    await prisma.user.create({
+      data: { email: 'promote@example.test', passwordHash: await hashPassword('a long admin passphrase', config.passwords) },
+    });
+    await seed(prisma, config, quiet);
     expect((await prisma.user.findUniqueOrThrow({ where: { email: 'promote@example.test' } })).role).toBe('ADMIN');
+  });
+
+  it('never promotes an account someone registered with ADMIN_EMAIL before the seed ran, and says so', async () => {
+    const config = testConfig(db.url, { ADMIN_EMAIL: 'squatted@example.test', ADMIN_PASSWORD: 'a long admin passphrase' });
+    await prisma.user.create({
+      data: { email: 'squatted@example.test', passwordHash: await hashPassword("the squatter's own password", config.passwords) },
+    });
+    const lines: string[] = [];
+    const result = await seed(prisma, config, (line) => lines.push(line));
+    expect(result.admin).toEqual({ email: 'squatted@example.test', created: false });
+    expect((await prisma.user.findUniqueOrThrow({ where: { email: 'squatted@example.test' } })).role).toBe('USER');
+    expect(lines.join('\n')).toMatch(/squatted@example\.test is already registered with another password, so it was NOT made an admin/);
   });
 
   it('in development without ADMIN_EMAIL creates admin@keel.local with a generated password printed once, and demo data', async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config.js';
-import { hashPassword } from '../lib/password.js';
+import { hashPassword, verifyPassword } from '../lib/password.js';
 import type { PrismaClient } from './client.js';
 
 export interface SeedResult {
@@ -12,15 +12,29 @@ const DEV_ADMIN_EMAIL = 'admin@keel.local';
 /**
  * Idempotent: running it twice changes nothing. The first admin comes from ADMIN_EMAIL and
  * ADMIN_PASSWORD; in development without them, one admin is created with a generated password
- * that is printed once. `register` never creates admins.
+ * that is printed once. `register` never creates admins, and an account that already holds
+ * ADMIN_EMAIL is promoted only if its password is ADMIN_PASSWORD.
  */
 export async function seed(db: PrismaClient, config: Config, log: (message: string) => void): Promise<SeedResult> {
   const result: SeedResult = { admin: undefined };
   const email = config.seed.adminEmail ?? (config.env === 'development' ? DEV_ADMIN_EMAIL : undefined);
   if (email) {
-    const existing = await db.user.findUnique({ where: { email }, select: { id: true, role: true } });
+    const existing = await db.user.findUnique({ where: { email }, select: { id: true, role: true, passwordHash: true } });
     if (existing) {
-      if (existing.role !== 'ADMIN') await db.user.update({ where: { id: existing.id }, data: { role: 'ADMIN' } });
+      // Anyone may have registered that address before the seed ran: promote the account only when
+      // its password is ADMIN_PASSWORD, which proves it is the operator's.
+      const provenOwn =
+        config.seed.adminPassword !== undefined &&
+        (await verifyPassword(existing.passwordHash, config.seed.adminPassword, config.passwords));
+      if (existing.role !== 'ADMIN' && provenOwn) {
+        await db.user.update({ where: { id: existing.id }, data: { role: 'ADMIN' } });
+        log(`seed: promoted the existing account ${email} to admin`);
+      } else if (existing.role !== 'ADMIN') {
+        log(
+          `seed: WARNING: ${email} is already registered with another password, so it was NOT made an admin. ` +
+            'Choose another ADMIN_EMAIL, or promote the account yourself once you know it is yours (users.setRole).',
+        );
+      }
       result.admin = { email, created: false };
     } else {
       const generated = config.seed.adminPassword ? undefined : randomBytes(12).toString('base64url');
