@@ -30,6 +30,18 @@ describe('config', () => {
     expect(problems[0]).toMatch(/^PORT: expected an integer from 0 to 65535 \(got "abc"\)/);
   });
 
+  it('never repeats the value of a variable that may hold a secret', () => {
+    const problems = problemsOf({
+      DATABASE_URL: 'postgresql://app:S3cretPassw0rd@db.internal/app ',
+      SMTP_URL: 'mail.example.com:S3cret',
+      ADMIN_PASSWORD: 'short',
+      JWT_KEYS: '{"keys": "S3cret"}',
+    });
+    expect(problems.length).toBeGreaterThanOrEqual(3);
+    for (const problem of problems) expect(problem).not.toMatch(/S3cret|short/);
+    expect(problems.find((p) => p.startsWith('DATABASE_URL'))).toMatch(/\(value not shown: it may hold a secret\)$/);
+  });
+
   it('lists every bad variable in one error', () => {
     const problems = problemsOf({ PORT: '70000', LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://x', TRUST_PROXY: 'maybe' });
     expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['DATABASE_URL', 'LOG_LEVEL', 'PORT', 'TRUST_PROXY']);

@@ -210,6 +210,9 @@ export class ConfigError extends Error {
 
 type RawEnv = Record<string, string | undefined>;
 
+/** Variables whose value is never repeated in an error message (start-up errors go to logs). */
+const SECRET_VARIABLE = /URL|PASSWORD|SECRET|KEY|TOKEN/;
+
 /** Parses an environment into a `Config`, throwing one `ConfigError` that lists every problem. */
 export function parseConfig(raw: RawEnv): Config {
   // An empty variable (`PORT=`) means "not set", as in most dotenv tooling.
@@ -220,7 +223,13 @@ export function parseConfig(raw: RawEnv): Config {
     for (const issue of parsed.error.issues) {
       const key = String(issue.path[0] ?? '(environment)');
       const got = cleaned[key];
-      problems.push(`${key}: ${issue.message}${got === undefined ? ' (missing)' : ` (got "${truncate(got)}")`}`);
+      const shown =
+        got === undefined
+          ? ' (missing)'
+          : SECRET_VARIABLE.test(key)
+            ? ' (value not shown: it may hold a secret)'
+            : ` (got "${truncate(got)}")`;
+      problems.push(`${key}: ${issue.message}${shown}`);
     }
   }
   if (parsed.success && parsed.data.NODE_ENV === 'production') {
