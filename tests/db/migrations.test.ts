@@ -329,6 +329,31 @@ describe('resolve and reset', () => {
     expect((await migrationRows(db.url)).map((r) => r.migration_name)).toEqual(repoMigrations);
     expect(await schemaInfo()).toEqual(before); // same owner, grants and comment as before
   });
+
+  test('db:reset (the CLI) without a terminal to confirm drops nothing unless --force is given', async () => {
+    const db = await scratchDatabase();
+    await applyMigrations({ databaseUrl: db.url });
+    await query(db.url, 'CREATE TABLE keep_me (id int)');
+    const reset = (...flags: string[]) =>
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'server/src/scripts/db.ts', 'reset', ...flags], {
+        cwd: repoRoot,
+        env: { ...process.env, DATABASE_URL: db.url, NODE_ENV: 'test' },
+        timeout: 30_000,
+      }).then(
+        (out) => ({ code: 0, output: out.stdout + out.stderr }),
+        (error: { code?: number; stdout?: string; stderr?: string }) => ({
+          code: error.code ?? -1,
+          output: `${error.stdout}${error.stderr}`,
+        }),
+      );
+    const refused = await reset();
+    expect(refused.code).toBe(1);
+    expect(refused.output).toContain('re-run with --force');
+    expect(await tableExists(db.url, 'keep_me')).toBe(true);
+    const forced = await reset('--force');
+    expect(forced.code).toBe(0);
+    expect(await tableExists(db.url, 'keep_me')).toBe(false);
+  });
 });
 
 // Keep the repository's migration files byte-stable: an accidental edit of an applied migration

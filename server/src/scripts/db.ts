@@ -131,7 +131,12 @@ async function run(argv: string[]): Promise<number> {
         await resolveCommand({ ...ctx, applied: values.applied, rolledBack: values['rolled-back'] });
         return 0;
       case 'reset':
-        if (!values.force && stdin.isTTY && !(await confirm('Drop every table and row of this database and re-apply all migrations?'))) {
+        if (!values.force && !stdin.isTTY) {
+          // A deploy job or cron with the wrong DATABASE_URL must not drop a database unasked.
+          log('reset drops every table and row, and stdin is not a terminal to confirm it: re-run with --force to go on');
+          return 1;
+        }
+        if (!values.force && !(await confirm('Drop every table and row of this database and re-apply all migrations?'))) {
           log('reset cancelled: nothing changed');
           return 1;
         }
