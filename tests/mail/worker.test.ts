@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { enqueueMail } from '../../server/src/mail/outbox.js';
 import type { MailTransport, OutgoingMail } from '../../server/src/mail/transport.js';
 import { MailWorker } from '../../server/src/mail/worker.js';
@@ -84,5 +84,68 @@ describe('mail outbox worker', () => {
     await delivered;
     await worker.stop();
     expect(sent.map((m) => m.to)).toEqual(['kicked@example.test']);
+  });
+
+  it('claims a batch for as long as sending all of it may take (the lease is per mail)', async () => {
+    for (let i = 0; i < 3; i++) await enqueueMail(prisma, { to: `lease${i}@example.test`, subject: 'lease', text: 'x' });
+    let leaseLeft = 0;
+    const transport: MailTransport = {
+      async send(mail) {
+        if (mail.to !== 'lease0@example.test') return;
+        const row = await prisma.mailOutbox.findFirstOrThrow({ where: { recipient: mail.to } });
+        leaseLeft = (row.lockedUntil?.getTime() ?? 0) - Date.now();
+      },
+      close() {},
+    };
+    await new MailWorker(prisma, transport, logger, { batchSize: 3, leaseMs: 10_000 }).drain();
+    // Three mails of up to 10 s each: the claim lasts ~30 s, not the 10 s that would let another worker resend the third.
+    expect(leaseLeft).toBeGreaterThan(20_000);
+  });
+
+  it('sends nothing more once stopped, even with passes queued by kicks during a slow send', async () => {
+    for (let i = 0; i < 3; i++) await enqueueMail(prisma, { to: `stop${i}@example.test`, subject: 'stop', text: 'x' });
+    let release = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const sent: string[] = [];
+    let sending = () => {};
+    const firstSend = new Promise<void>((resolve) => {
+      sending = resolve;
+    });
+    const transport: MailTransport = {
+      async send(mail) {
+        sending();
+        await held;
+        sent.push(mail.to);
+      },
+      close() {},
+    };
+    const worker = new MailWorker(prisma, transport, logger, { batchSize: 1, pollIntervalMs: 60_000 });
+    const passes = vi.spyOn(worker, 'runOnce');
+    worker.start();
+    await firstSend;
+    // Two more passes queue up behind the one that is sending (each would claim the next mail).
+    for (const queued of [2, 3]) {
+      worker.kick();
+      await vi.waitFor(() => expect(passes).toHaveBeenCalledTimes(queued));
+    }
+    const stopped = worker.stop();
+    release();
+    await stopped;
+    expect(sent).toHaveLength(1);
+    expect(await prisma.mailOutbox.count({ where: { subject: 'stop', sentAt: null, attempts: 0 } })).toBe(2);
+  });
+
+  it('does not count a delivered mail as failed when marking it sent fails', async () => {
+    await enqueueMail(prisma, { to: 'marked@example.test', subject: 'marked', text: 'x' });
+    const transport: MailTransport = {
+      // Delivered, then the row disappears (as if the database lost it): the update that marks it sent fails.
+      async send(mail) {
+        await prisma.mailOutbox.deleteMany({ where: { recipient: mail.to } });
+      },
+      close() {},
+    };
+    expect(await new MailWorker(prisma, transport, logger).drain()).toBe(0);
   });
 });

@@ -6,7 +6,10 @@ export interface MailWorkerOptions {
   pollIntervalMs?: number;
   batchSize?: number;
   maxAttempts?: number;
-  /** How long a claimed row stays invisible to other workers (a crashed worker's rows come back). */
+  /**
+   * How long a claimed mail stays invisible to other workers, per mail of the batch (they are
+   * sent one after another); a crashed worker's rows come back after it.
+   */
   leaseMs?: number;
 }
 
@@ -28,6 +31,8 @@ export class MailWorker {
   /** The last queued pass; passes run one after another, never two at once. */
   private queue: Promise<unknown> = Promise.resolve();
   private stopped = true;
+  /** Set by stop(): passes queued before it send nothing more. */
+  private closing = false;
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
   private readonly maxAttempts: number;
@@ -58,6 +63,7 @@ export class MailWorker {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.closing = true;
     clearTimeout(this.timer);
     await this.queue;
     this.transport.close();
@@ -104,8 +110,10 @@ export class MailWorker {
   }
 
   private async deliverBatch(): Promise<number> {
+    if (this.closing) return 0;
+    const leaseMs = this.leaseMs * this.batchSize;
     const claimed = await this.db.$queryRaw<ClaimedMail[]>`
-      UPDATE mail_outbox SET locked_until = now() + (${this.leaseMs}::int * interval '1 millisecond'), attempts = attempts + 1
+      UPDATE mail_outbox SET locked_until = now() + (${leaseMs}::int * interval '1 millisecond'), attempts = attempts + 1
       WHERE id IN (
         SELECT id FROM mail_outbox
         WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
@@ -119,24 +127,34 @@ export class MailWorker {
     for (const mail of claimed) {
       try {
         await this.transport.send({ to: mail.recipient, subject: mail.subject, text: mail.body });
+      } catch (error) {
+        await this.recordFailure(mail, error);
+        continue;
+      }
+      try {
         await this.db.mailOutbox.update({
           where: { id: mail.id },
           data: { sentAt: new Date(), body: '', lockedUntil: null, lastError: null },
         });
         sent++;
       } catch (error) {
-        const message = (error instanceof Error ? error.message : String(error)).slice(0, 1000);
-        const giveUp = mail.attempts >= this.maxAttempts;
-        const backoffMs = Math.min(2 ** mail.attempts * 5_000, 60 * 60_000);
-        await this.db.mailOutbox.update({
-          where: { id: mail.id },
-          data: giveUp
-            ? { failedAt: new Date(), lockedUntil: null, lastError: message, body: '' }
-            : { nextAttemptAt: new Date(Date.now() + backoffMs), lockedUntil: null, lastError: message },
-        });
-        this.log.warn({ mailId: mail.id, attempts: mail.attempts, giveUp, error: message }, 'mail delivery failed');
+        // Delivered: not a failed delivery to retry now. Unmarked, it may go out again once its lease ends.
+        this.log.error({ err: error, mailId: mail.id }, 'mail sent, but marking it sent failed');
       }
     }
     return sent;
+  }
+
+  private async recordFailure(mail: ClaimedMail, error: unknown): Promise<void> {
+    const message = (error instanceof Error ? error.message : String(error)).slice(0, 1000);
+    const giveUp = mail.attempts >= this.maxAttempts;
+    const backoffMs = Math.min(2 ** mail.attempts * 5_000, 60 * 60_000);
+    await this.db.mailOutbox.update({
+      where: { id: mail.id },
+      data: giveUp
+        ? { failedAt: new Date(), lockedUntil: null, lastError: message, body: '' }
+        : { nextAttemptAt: new Date(Date.now() + backoffMs), lockedUntil: null, lastError: message },
+    });
+    this.log.warn({ mailId: mail.id, attempts: mail.attempts, giveUp, error: message }, 'mail delivery failed');
   }
 }
