@@ -4,7 +4,7 @@
  * restarts. A second process (say, `pnpm studio` next to `pnpm dev`) reuses the running cluster
  * instead of starting another on the same data directory.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -183,7 +183,8 @@ function credentials(dataDir: string): string {
  */
 function usableDataDir(dataDir: string, log: (message: string) => void): string {
   if (process.getuid?.() !== 0 || traversableByOthers(dirname(dataDir))) return dataDir;
-  const fallback = join(tmpdir(), `keel-${Buffer.from(dataDir).toString('base64url').slice(-24)}`, 'postgres');
+  // Named by a hash of the whole path: two checkouts never share a cluster (or its credentials).
+  const fallback = join(tmpdir(), `keel-${createHash('sha256').update(dataDir).digest('hex').slice(0, 16)}`, 'postgres');
   log(`${dirname(dataDir)} is not reachable by the postgres user; keeping embedded data in ${fallback}`);
   return fallback;
 }

@@ -28,6 +28,9 @@ export function createMailTransport(config: Config, logger: Logger): MailTranspo
   }
   const transporter = nodemailer.createTransport({
     url: config.mail.smtpUrl,
+    // In production an smtp:// relay must upgrade with STARTTLS: a network attacker who strips the
+    // server's offer must not get the login and the mailed links in clear (smtps:// is TLS anyway).
+    requireTLS: config.isProduction,
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 20_000,
