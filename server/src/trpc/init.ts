@@ -82,9 +82,10 @@ const errorMapping = t.middleware(async ({ next }) => {
  */
 const sharedQueries = t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
   if (type !== 'query') return next();
+  const input = await getRawInput(); // a malformed input fails here, as a BAD_REQUEST
   let key: string;
   try {
-    key = `${path}\u0000${JSON.stringify(await getRawInput()) ?? ''}`;
+    key = `${path}\u0000${JSON.stringify(input) ?? ''}`;
   } catch {
     return next(); // an input JSON cannot write (a BigInt): not shared, and its validation answers
   }
