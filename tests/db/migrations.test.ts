@@ -113,6 +113,22 @@ describe('applyMigrations', () => {
     expect(pick(await migrationRows(theirs.url))).toEqual(pick(await migrationRows(ours.url)));
   });
 
+  test('records a migration as finished in the same transaction as its script: if recording fails, nothing of it stays', async () => {
+    const project = tempProject({ copyRepoMigrations: true });
+    const db = await scratchDatabase();
+    await applyMigrations({ databaseUrl: db.url, migrationsDir: project.migrationsDir });
+    // Make the "finished" update itself fail, as a lost connection or a kill at that moment would.
+    await query(
+      db.url,
+      `CREATE FUNCTION refuse_finish() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'cannot record'; END $$;
+       CREATE TRIGGER refuse_finish BEFORE UPDATE OF finished_at ON _prisma_migrations
+         FOR EACH ROW WHEN (NEW.finished_at IS NOT NULL) EXECUTE FUNCTION refuse_finish();`,
+    );
+    project.addMigration('99990101000000_atomic', 'CREATE TABLE atomic_marker (id int);\n');
+    await rejectionOf(applyMigrations({ databaseUrl: db.url, migrationsDir: project.migrationsDir }), MigrationError);
+    expect(await tableExists(db.url, 'atomic_marker')).toBe(false);
+  });
+
   test('two concurrent runs on one empty database apply each migration exactly once, and both succeed', async () => {
     const project = tempProject({ copyRepoMigrations: true });
     project.addMigration('99990101000000_slow', 'SELECT pg_sleep(0.3);\nCREATE TABLE slow_marker (id int);\n');

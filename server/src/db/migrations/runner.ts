@@ -395,10 +395,15 @@ async function applyOne(client: pg.Client, schema: string, migration: LocalMigra
     migration.checksum,
     migration.name,
   ]);
+  // Recorded as finished in the same implicit transaction as the script: a process killed (or a
+  // connection lost) between the two could otherwise leave an applied migration looking failed,
+  // and the advice for failed ones (resolve --rolled-back, migrate) would run it twice. The id is
+  // our own UUID, safe to inline: a simple query takes no parameters.
+  const finish = `UPDATE ${table} SET finished_at = now(), applied_steps_count = applied_steps_count + 1 WHERE id = '${id}'`;
   try {
     // One simple-protocol query (no parameters): PostgreSQL runs the whole script as one implicit
     // transaction, so a failure leaves nothing half applied. Never split on `;`.
-    await client.query(migration.script);
+    await client.query(`${migration.script}\n;\n${finish}`);
   } catch (error) {
     // A script with its own BEGIN may leave the session inside an aborted transaction block.
     await client.query('ROLLBACK').catch(() => {});
@@ -411,7 +416,6 @@ async function applyOne(client: pg.Client, schema: string, migration: LocalMigra
       [migration.name],
     );
   }
-  await client.query(`UPDATE ${table} SET finished_at = now(), applied_steps_count = applied_steps_count + 1 WHERE id = $1`, [id]);
 }
 
 /**
