@@ -50,19 +50,28 @@ async function projectWithTasks(titles: string[]) {
   return { caller, project, tasks };
 }
 
-const titlesOf = async (projectId: string) =>
+/** [title, position, version] of a project's tasks, in order. */
+const tasksOf = async (projectId: string) =>
   (await prisma.task.findMany({ where: { projectId }, orderBy: { position: 'asc' } })).map((t) => [t.title, t.position, t.version]);
+
+/**
+ * Runs `call` while another transaction holds an edit of task `taskId` (title and version), and
+ * commits that edit once `call` waits for it: the outcome of `call`.
+ */
+async function whileEditedElsewhere(taskId: string, call: () => Promise<unknown>) {
+  const other = await openTransaction([["UPDATE tasks SET title = 'edited elsewhere', version = version + 1 WHERE id = $1", [taskId]]]);
+  const outcome = codeOf(call());
+  await someoneWaitsForALock();
+  await other.commit();
+  return outcome;
+}
 
 describe('writes racing other writes', () => {
   it('a move whose task is updated meanwhile writes nothing: CONFLICT, the update and all positions stay', async () => {
     const { caller, project, tasks } = await projectWithTasks(['a', 'b', 'c']);
     const c = tasks[2] as (typeof tasks)[number];
-    const other = await openTransaction([["UPDATE tasks SET title = 'edited elsewhere', version = version + 1 WHERE id = $1", [c.id]]]);
-    const move = codeOf(caller.tasks.move({ id: c.id, version: 1, position: 0 }));
-    await someoneWaitsForALock();
-    await other.commit();
-    expect(await move).toBe('CONFLICT');
-    expect(await titlesOf(project.id)).toEqual([
+    expect(await whileEditedElsewhere(c.id, () => caller.tasks.move({ id: c.id, version: 1, position: 0 }))).toBe('CONFLICT');
+    expect(await tasksOf(project.id)).toEqual([
       ['a', 0, 1],
       ['b', 1, 1],
       ['edited elsewhere', 2, 2],
@@ -72,12 +81,8 @@ describe('writes racing other writes', () => {
   it('a delete whose task is updated meanwhile deletes nothing: CONFLICT, the update stays', async () => {
     const { caller, project, tasks } = await projectWithTasks(['a', 'b']);
     const a = tasks[0] as (typeof tasks)[number];
-    const other = await openTransaction([["UPDATE tasks SET title = 'edited elsewhere', version = version + 1 WHERE id = $1", [a.id]]]);
-    const remove = codeOf(caller.tasks.delete({ id: a.id, version: 1 }));
-    await someoneWaitsForALock();
-    await other.commit();
-    expect(await remove).toBe('CONFLICT');
-    expect(await titlesOf(project.id)).toEqual([
+    expect(await whileEditedElsewhere(a.id, () => caller.tasks.delete({ id: a.id, version: 1 }))).toBe('CONFLICT');
+    expect(await tasksOf(project.id)).toEqual([
       ['edited elsewhere', 0, 2],
       ['b', 1, 1],
     ]);
