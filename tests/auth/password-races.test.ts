@@ -5,6 +5,7 @@
  * during its check. The check is stretched here by running the competing request from inside it.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { hashPassword } from '../../server/src/lib/password.js';
 import { callerFor, callerWith, signIn } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
 import { codeOf, trpcErrorOf } from '../support/errors.js';
@@ -74,5 +75,18 @@ describe('a password check racing a change on the account', () => {
     expect(error.cause).toMatchObject({ fieldErrors: { currentPassword: ['is incorrect'] } });
     await expect(callerWith(deps).auth.login({ email: user.email, password: 'the first one wins' })).resolves.toBeDefined();
     expect(await codeOf(callerWith(deps).auth.login({ email: user.email, password: 'the second one loses' }))).toBe('UNAUTHORIZED');
+  });
+
+  it('a sign-in that rehashes the password (new argon2 settings) does not fail another sign-in racing it', async () => {
+    const user = await createUser(deps);
+    // Stored with older, cheaper settings: the next sign-in rehashes it.
+    const old = await hashPassword(KNOWN_PASSWORD, { ...deps.config.passwords, iterations: 1 });
+    await prisma.user.update({ where: { id: user.id }, data: { passwordHash: old } });
+    duringCheck.run = () => callerWith(deps).auth.login({ email: user.email, password: KNOWN_PASSWORD });
+
+    await expect(callerWith(deps).auth.login({ email: user.email, password: KNOWN_PASSWORD })).resolves.toBeDefined();
+    expect(duringCheck.run).toBeUndefined();
+    expect((await prisma.user.findUniqueOrThrow({ where: { id: user.id } })).passwordHash).not.toBe(old);
+    expect(await liveSessions(user.id)).toBe(2);
   });
 });

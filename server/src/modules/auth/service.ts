@@ -81,16 +81,20 @@ const fieldError = (field: string, problems: string[]) =>
   new AppError('BAD_REQUEST', 'Invalid input.', { fieldErrors: { [field]: problems } });
 
 /**
- * The user's password hash and state under a row lock, for the write that follows a password
- * check: a change, reset or deactivation committed since the check is seen (and waited for when
- * it is still running), so it cannot be undone by a sign-in or a change that read the row before.
+ * When the user's password last changed, and whether the account is active, under a row lock, for
+ * the write that follows a password check: a change, reset or deactivation committed since the
+ * check is seen (and waited for when it is still running), so it cannot be undone by a sign-in or
+ * a change that read the row before. A rehash on sign-in does not count as a change.
  */
-async function lockUser(tx: Db, userId: string): Promise<{ passwordHash: string; active: boolean } | undefined> {
-  const rows = await tx.$queryRaw<{ password_hash: string; active: boolean }[]>`
-    SELECT password_hash, active FROM users WHERE id = ${userId}::uuid FOR UPDATE`;
+async function lockUser(tx: Db, userId: string): Promise<{ passwordChangedAt: Date | null; active: boolean } | undefined> {
+  const rows = await tx.$queryRaw<{ password_changed_at: Date | null; active: boolean }[]>`
+    SELECT password_changed_at, active FROM users WHERE id = ${userId}::uuid FOR UPDATE`;
   const row = rows[0];
-  return row && { passwordHash: row.password_hash, active: row.active };
+  return row && { passwordChangedAt: row.password_changed_at, active: row.active };
 }
+
+/** Whether the password changed (a change or reset; not a rehash) between two reads of the user. */
+const passwordChangedSince = (before: Date | null, now: Date | null | undefined) => (before?.getTime() ?? null) !== (now?.getTime() ?? null);
 
 export type AuthService = ReturnType<typeof createAuthService>;
 
@@ -213,7 +217,10 @@ export function createAuthService(deps: AuthServiceDeps) {
         audit(client.log, 'auth.rate_limited', { ip: client.ip, procedure: 'login' });
         throw error;
       }
-      const row = await db.user.findUnique({ where: { email: input.email }, select: { ...userSelect, passwordHash: true, active: true } });
+      const row = await db.user.findUnique({
+        where: { email: input.email },
+        select: { ...userSelect, passwordHash: true, passwordChangedAt: true, active: true },
+      });
       const valid = await verifyPassword(row?.passwordHash ?? (await hashForUnknownUser()), input.password, config.passwords);
       if (!row || !valid) {
         await attempt.failed();
@@ -225,11 +232,11 @@ export function createAuthService(deps: AuthServiceDeps) {
         audit(client.log, 'auth.login.deactivated', { userId: row.id, ip: client.ip });
         throw deactivated();
       }
-      const { passwordHash, active: _active, ...user } = row;
+      const { passwordHash, passwordChangedAt, active: _active, ...user } = row;
       const rehashed = needsRehash(passwordHash, config.passwords) ? await hashPassword(input.password, config.passwords) : undefined;
       const issued = await db.$transaction(async (tx) => {
         const current = await lockUser(tx, user.id);
-        if (current?.passwordHash !== passwordHash) return 'password changed' as const;
+        if (!current || passwordChangedSince(passwordChangedAt, current.passwordChangedAt)) return 'password changed' as const;
         if (!current.active) return 'deactivated' as const;
         if (rehashed) await tx.user.update({ where: { id: user.id }, data: { passwordHash: rehashed } });
         return createSession(tx, { userId: user.id, userAgent: client.userAgent, ip: client.ip, now: now(), policy });
@@ -316,7 +323,7 @@ export function createAuthService(deps: AuthServiceDeps) {
     },
 
     async changePassword(user: AuthUser, input: z.infer<typeof changePasswordInput>, client: ClientInfo): Promise<{ ok: true }> {
-      const row = await db.user.findUnique({ where: { id: user.id }, select: { email: true, passwordHash: true } });
+      const row = await db.user.findUnique({ where: { id: user.id }, select: { email: true, passwordHash: true, passwordChangedAt: true } });
       if (!row) throw unauthorized('This account no longer exists.');
       const attempt = await rateLimits.beginPasswordAttempt(row.email);
       if (!(await verifyPassword(row.passwordHash, input.currentPassword, config.passwords))) {
@@ -329,7 +336,8 @@ export function createAuthService(deps: AuthServiceDeps) {
       const passwordHash = await hashPassword(input.newPassword, config.passwords);
       const revoked = await db.$transaction(async (tx) => {
         // A reset or another change that committed since the check above wins: its password stays.
-        if ((await lockUser(tx, user.id))?.passwordHash !== row.passwordHash) return undefined;
+        const current = await lockUser(tx, user.id);
+        if (!current || passwordChangedSince(row.passwordChangedAt, current.passwordChangedAt)) return undefined;
         const at = now();
         await tx.user.update({ where: { id: user.id }, data: { passwordHash, passwordChangedAt: at } });
         await tx.userToken.updateMany({ where: { userId: user.id, consumedAt: null }, data: { consumedAt: at } });
