@@ -17,6 +17,8 @@ export interface PasswordAttempt {
   succeeded(): Promise<void>;
   /** A wrong password: past the free failures, each one doubles the account's backoff (1 s .. 15 min). */
   failed(): Promise<void>;
+  /** The check could not finish (the database failed): it stays counted, the account's turn is freed. */
+  abandoned(): Promise<void>;
 }
 
 export interface RateLimits {
@@ -74,7 +76,7 @@ export function addressKey(ip: string | undefined): string {
 
 export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): RateLimits {
   if (!config.enabled) {
-    const unlimited: PasswordAttempt = { succeeded: async () => {}, failed: async () => {} };
+    const unlimited: PasswordAttempt = { succeeded: async () => {}, failed: async () => {}, abandoned: async () => {} };
     return { consumeIp: async () => {}, beginPasswordAttempt: async () => unlimited, allowResetMail: async () => true };
   }
   const limiter = (keyPrefix: string, points: number, duration: number) =>
@@ -115,7 +117,9 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): Ra
             throw new RateLimiterRes(0, since.msBeforeNext);
           }
         } catch (error) {
-          await failures.reward(key, 1);
+          // No refund of the count: a refund racing the owner's success (which deletes the key)
+          // would drive it below zero and hand out extra free attempts. Refused concurrent
+          // attempts only make the next backoff longer.
           if (error instanceof RateLimiterRes) throw tooMany(error.msBeforeNext);
           throw error;
         }
@@ -128,6 +132,9 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): Ra
           if (excess <= 0) return;
           await blocks.block(key, Math.min(2 ** (excess - 1), MAX_BACKOFF_SECONDS));
           await turns.delete(key);
+        },
+        async abandoned() {
+          if (excess > 0) await turns.delete(key);
         },
       };
     },

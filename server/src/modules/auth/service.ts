@@ -94,7 +94,8 @@ async function lockUser(tx: Db, userId: string): Promise<{ passwordChangedAt: Da
 }
 
 /** Whether the password changed (a change or reset; not a rehash) between two reads of the user. */
-const passwordChangedSince = (before: Date | null, now: Date | null | undefined) => (before?.getTime() ?? null) !== (now?.getTime() ?? null);
+const passwordChangedSince = (before: Date | null, now: Date | null | undefined) =>
+  (before?.getTime() ?? null) !== (now?.getTime() ?? null);
 
 export type AuthService = ReturnType<typeof createAuthService>;
 
@@ -217,11 +218,18 @@ export function createAuthService(deps: AuthServiceDeps) {
         audit(client.log, 'auth.rate_limited', { ip: client.ip, procedure: 'login' });
         throw error;
       }
-      const row = await db.user.findUnique({
-        where: { email: input.email },
-        select: { ...userSelect, passwordHash: true, passwordChangedAt: true, active: true },
-      });
-      const valid = await verifyPassword(row?.passwordHash ?? (await hashForUnknownUser()), input.password, config.passwords);
+      let row: (User & { passwordHash: string; passwordChangedAt: Date | null; active: boolean }) | null;
+      let valid: boolean;
+      try {
+        row = await db.user.findUnique({
+          where: { email: input.email },
+          select: { ...userSelect, passwordHash: true, passwordChangedAt: true, active: true },
+        });
+        valid = await verifyPassword(row?.passwordHash ?? (await hashForUnknownUser()), input.password, config.passwords);
+      } catch (error) {
+        await attempt.abandoned().catch(() => {});
+        throw error;
+      }
       if (!row || !valid) {
         await attempt.failed();
         audit(client.log, 'auth.login.failed', { userId: row?.id, ip: client.ip });
@@ -323,7 +331,10 @@ export function createAuthService(deps: AuthServiceDeps) {
     },
 
     async changePassword(user: AuthUser, input: z.infer<typeof changePasswordInput>, client: ClientInfo): Promise<{ ok: true }> {
-      const row = await db.user.findUnique({ where: { id: user.id }, select: { email: true, passwordHash: true, passwordChangedAt: true } });
+      const row = await db.user.findUnique({
+        where: { id: user.id },
+        select: { email: true, passwordHash: true, passwordChangedAt: true },
+      });
       if (!row) throw unauthorized('This account no longer exists.');
       const attempt = await rateLimits.beginPasswordAttempt(row.email);
       if (!(await verifyPassword(row.passwordHash, input.currentPassword, config.passwords))) {
