@@ -17,6 +17,23 @@ export interface MailTransport {
  * `log` prints the mail (development: the link is right there in the terminal); production
  * refuses it. `smtp` speaks real SMTP through nodemailer, with bounded timeouts.
  */
+/**
+ * Whether the SMTP connection must be upgraded with STARTTLS before the login and the mail go
+ * out: in production, for a relay across a network (an attacker who strips the server's STARTTLS
+ * offer must not get them in clear). A relay on the same host (a sidecar Postfix) is exempt;
+ * smtps:// is TLS from the start; `?requireTLS=false` in SMTP_URL overrides this for an internal
+ * relay without TLS.
+ */
+export function smtpRequiresTls(config: Pick<Config, 'isProduction'> & { mail: Pick<Config['mail'], 'smtpUrl'> }): boolean {
+  if (!config.isProduction) return false;
+  try {
+    const host = new URL(config.mail.smtpUrl ?? '').hostname.replace(/^\[|\]$/g, '');
+    return !(host === 'localhost' || host === '::1' || /^127\./.test(host));
+  } catch {
+    return true;
+  }
+}
+
 export function createMailTransport(config: Config, logger: Logger): MailTransport {
   if (config.mail.transport === 'log') {
     return {
@@ -28,9 +45,7 @@ export function createMailTransport(config: Config, logger: Logger): MailTranspo
   }
   const transporter = nodemailer.createTransport({
     url: config.mail.smtpUrl,
-    // In production an smtp:// relay must upgrade with STARTTLS: a network attacker who strips the
-    // server's offer must not get the login and the mailed links in clear (smtps:// is TLS anyway).
-    requireTLS: config.isProduction,
+    requireTLS: smtpRequiresTls(config),
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 20_000,
