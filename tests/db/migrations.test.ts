@@ -129,6 +129,16 @@ describe('applyMigrations', () => {
     expect(await tableExists(db.url, 'atomic_marker')).toBe(false);
   });
 
+  test('applies a migration whose one statement cannot run in a transaction block (CREATE INDEX CONCURRENTLY)', async () => {
+    const project = tempProject({ copyRepoMigrations: true });
+    project.addMigration('99990101000001_concurrent_index', 'CREATE INDEX CONCURRENTLY "users_name_idx" ON "users" ("name");\n');
+    const db = await scratchDatabase();
+    const { applied } = await applyMigrations({ databaseUrl: db.url, migrationsDir: project.migrationsDir });
+    expect(applied).toContain('99990101000001_concurrent_index');
+    const rows = await migrationRows(db.url);
+    expect(rows.find((r) => r.migration_name === '99990101000001_concurrent_index')?.finished_at).not.toBeNull();
+  });
+
   test('two concurrent runs on one empty database apply each migration exactly once, and both succeed', async () => {
     const project = tempProject({ copyRepoMigrations: true });
     project.addMigration('99990101000000_slow', 'SELECT pg_sleep(0.3);\nCREATE TABLE slow_marker (id int);\n');

@@ -387,6 +387,9 @@ function describePgError(error: unknown): { message: string; logs: string } {
   return { message: `${message}${e.code ? ` (SQLSTATE ${e.code})` : ''}`, logs: lines.join('\n') };
 }
 
+/** Statements PostgreSQL refuses inside a transaction block (so also in a multi-statement query). */
+const OUTSIDE_TRANSACTION = /\b(CONCURRENTLY|VACUUM)\b/i;
+
 async function applyOne(client: pg.Client, schema: string, migration: LocalMigration): Promise<void> {
   const table = qualifiedTable(schema);
   const id = randomUUID();
@@ -400,10 +403,13 @@ async function applyOne(client: pg.Client, schema: string, migration: LocalMigra
   // and the advice for failed ones (resolve --rolled-back, migrate) would run it twice. The id is
   // our own UUID, safe to inline: a simple query takes no parameters.
   const finish = `UPDATE ${table} SET finished_at = now(), applied_steps_count = applied_steps_count + 1 WHERE id = '${id}'`;
+  // A statement that cannot run inside a transaction block (CREATE INDEX CONCURRENTLY, VACUUM)
+  // works only alone in its migration, sent alone: then the record follows separately.
+  const alone = OUTSIDE_TRANSACTION.test(migration.script);
   try {
     // One simple-protocol query (no parameters): PostgreSQL runs the whole script as one implicit
     // transaction, so a failure leaves nothing half applied. Never split on `;`.
-    await client.query(`${migration.script}\n;\n${finish}`);
+    await client.query(alone ? migration.script : `${migration.script}\n;\n${finish}`);
   } catch (error) {
     // A script with its own BEGIN may leave the session inside an aborted transaction block.
     await client.query('ROLLBACK').catch(() => {});
@@ -416,6 +422,7 @@ async function applyOne(client: pg.Client, schema: string, migration: LocalMigra
       [migration.name],
     );
   }
+  if (alone) await client.query(finish);
 }
 
 /**
