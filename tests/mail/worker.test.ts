@@ -135,6 +135,12 @@ describe('mail outbox worker', () => {
     await stopped;
     expect(sent).toHaveLength(1);
     expect(await prisma.mailOutbox.count({ where: { subject: 'stop', sentAt: null, attempts: 0 } })).toBe(2);
+
+    // Started again, it delivers the rest.
+    worker.start();
+    await worker.settled();
+    await vi.waitFor(() => expect(sent).toHaveLength(3));
+    await worker.stop();
   });
 
   it('does not count a delivered mail as failed when marking it sent fails', async () => {

@@ -45,14 +45,18 @@ export class MailWorker {
     options: MailWorkerOptions = {},
   ) {
     this.pollIntervalMs = options.pollIntervalMs ?? 2_000;
-    this.batchSize = options.batchSize ?? 10;
+    // A claim lasts batchSize x leaseMs (2.5 min): long enough for five sends at the transport's
+    // worst case (~40 s of timeouts each), short enough that a crashed worker's mails (password
+    // resets among them) come back soon.
+    this.batchSize = options.batchSize ?? 5;
     this.maxAttempts = options.maxAttempts ?? 8;
-    this.leaseMs = options.leaseMs ?? 60_000;
+    this.leaseMs = options.leaseMs ?? 30_000;
   }
 
   /** Starts polling; the first pass is queued at once (see `settled`). */
   start(): void {
     this.stopped = false;
+    this.closing = false;
     this.tick();
   }
 
@@ -100,9 +104,14 @@ export class MailWorker {
     this.timer.unref();
   }
 
-  /** Runs a pass now, then polls again after the interval. */
+  /** Runs passes now, then polls again after the interval. */
   private tick(): void {
-    this.runOnce()
+    // A full batch suggests more is waiting: go on until a pass sends less (a backlog is not
+    // limited to one batch per poll interval).
+    const passes = async () => {
+      while (!this.closing && (await this.runOnce()) === this.batchSize) {}
+    };
+    passes()
       .catch((error: unknown) => this.log.error({ err: error }, 'mail worker: pass failed'))
       .finally(() => {
         if (!this.stopped) this.schedule(this.pollIntervalMs);
