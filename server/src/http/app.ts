@@ -111,15 +111,13 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
       router: options.router ?? appRouter,
       createContext: createContextFactory(deps),
       maxBatchSize: config.http.maxBatchSize,
-      responseMeta({ errors, paths }) {
+      responseMeta({ errors }) {
         // API answers carry personal data and tokens: never cached by browsers or proxies.
         const headers: Record<string, string> = { 'cache-control': 'no-store' };
         if (errors.some((e) => e.code === 'UNAUTHORIZED')) headers['www-authenticate'] = 'Bearer realm="keel"';
         const retryAfter = Math.max(0, ...errors.map((e) => (e.cause instanceof AppError ? (e.cause.retryAfterSeconds ?? 0) : 0)));
         if (retryAfter > 0) headers['retry-after'] = String(retryAfter);
-        // tRPC would answer 408 when every call timed out (a mixed batch stays 207): see httpStatusOf.
-        const allTimedOut = errors.length > 0 && errors.length === (paths?.length ?? 1) && errors.every((e) => e.code === 'TIMEOUT');
-        return allTimedOut ? { headers, status: 504 } : { headers };
+        return { headers };
       },
       onError({ error, path, ctx, req }) {
         const log = ctx?.log ?? req.log;
