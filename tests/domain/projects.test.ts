@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { encodeCursor } from '../../server/src/lib/pagination.js';
 import { callerFor } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
 import { trpcErrorOf } from '../support/errors.js';
@@ -133,7 +134,7 @@ describe('projects', () => {
     expect(nul.code).toBe('BAD_REQUEST');
     expect(nul.cause).toMatchObject({ issues: [{ path: ['name'], message: 'must not contain NUL characters' }] });
     // A crafted cursor holding a timestamp PostgreSQL cannot take (year 0; tasks.test.ts crafts positions).
-    const crafted = Buffer.from(JSON.stringify(['0000-01-01T00:00:00Z', '00000000-0000-4000-8000-000000000000'])).toString('base64url');
+    const crafted = encodeCursor({ key: new Date('0000-01-01T00:00:00Z'), id: '00000000-0000-4000-8000-000000000000' });
     expect((await trpcErrorOf(caller.projects.list({ cursor: crafted }))).code).toBe('BAD_REQUEST');
     // An input JSON cannot write (superjson carries BigInt): a validation error, not a crash in the batching middleware.
     expect((await trpcErrorOf(caller.projects.list({ limit: 5n as unknown as number }))).code).toBe('BAD_REQUEST');

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { encodeCursor } from '../../server/src/lib/pagination.js';
 import { callerFor } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
 import { codeOf } from '../support/errors.js';
@@ -119,7 +120,7 @@ describe('tasks', () => {
 
   it('answers a crafted cursor with a position the database cannot compare with BAD_REQUEST, not a 500', async () => {
     const { caller, project } = await setup(['a']);
-    const crafted = (key: unknown) => Buffer.from(JSON.stringify([key, '00000000-0000-4000-8000-000000000000'])).toString('base64url');
+    const crafted = (key: number) => encodeCursor({ key, id: '00000000-0000-4000-8000-000000000000' });
     for (const key of [0.5, 3e9, -1]) {
       expect(await codeOf(caller.tasks.list({ projectId: project.id, cursor: crafted(key) }))).toBe('BAD_REQUEST');
     }

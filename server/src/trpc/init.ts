@@ -25,7 +25,7 @@ function zodFieldErrors(error: ZodError): FieldErrors {
  * (OkHttp) resend the request on a 408, even a POST. Keel's TIMEOUT is the database not answering
  * in time: 504, like a gateway whose upstream timed out.
  */
-export const httpStatusOf = (code: string, status: number): number => (code === 'TIMEOUT' ? 504 : status);
+const httpStatusOf = (code: string, status: number): number => (code === 'TIMEOUT' ? 504 : status);
 
 const builder = initTRPC.context<Context>().meta<OpenApiMeta>();
 
