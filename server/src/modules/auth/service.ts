@@ -113,13 +113,12 @@ export function createAuthService(deps: AuthServiceDeps) {
   const rotations = new Map<string, Promise<RotationResult>>();
 
   function rotateOnce(token: string): Promise<RotationResult> {
+    const rotate = () => rotateRefreshToken(db, { token, secrets: deps.keys.refreshSecrets, policy, now: now() });
     // With no grace window, a second presentation is reuse even a millisecond later: never share.
-    if (policy.reuseGraceSeconds === 0) return rotateRefreshToken(db, { token, secrets: deps.keys.refreshSecrets, policy, now: now() });
+    if (policy.reuseGraceSeconds === 0) return rotate();
     let rotation = rotations.get(token);
     if (!rotation) {
-      rotation = rotateRefreshToken(db, { token, secrets: deps.keys.refreshSecrets, policy, now: now() }).finally(() =>
-        rotations.delete(token),
-      );
+      rotation = rotate().finally(() => rotations.delete(token));
       rotations.set(token, rotation);
     }
     return rotation;
