@@ -80,6 +80,7 @@ export const envSchema = z.object({
   DATABASE_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   DATABASE_APPLICATION_NAME: z.string().min(1).max(63).default('keel'),
   DATABASE_STARTUP_RETRIES: int(0, 100).default(8),
+  DATABASE_PREPARED_STATEMENTS: bool.default(true),
   EMBEDDED_PG_DIR: z.string().min(1).default('.data/postgres'),
   MIGRATE_ON_START: bool.default(true),
   STUDIO_PORT: int(1, 65535).default(5555),
@@ -88,6 +89,7 @@ export const envSchema = z.object({
   TRUST_PROXY: trustProxy.default(false),
   BODY_LIMIT_BYTES: int(1_024, 100 * 1024 * 1024).default(1024 * 1024),
   TRPC_MAX_BATCH_SIZE: int(1, 1_000).default(50),
+  TRPC_ADAPTER: z.enum(['keel', 'standard']).default('keel'),
   REQUEST_TIMEOUT_MS: int(1_000, 600_000).default(30_000),
   HEADERS_TIMEOUT_MS: int(1_000, 120_000).default(10_000),
   KEEP_ALIVE_TIMEOUT_MS: int(1_000, 120_000).default(5_000),
@@ -152,6 +154,8 @@ export interface Config {
     statementTimeoutMs: number;
     applicationName: string;
     startupRetries: number;
+    /** Hot reads as named prepared statements (off behind a transaction-mode pooler older than PgBouncer 1.21). */
+    preparedStatements: boolean;
     embeddedDir: string;
     migrateOnStart: boolean;
   };
@@ -161,6 +165,8 @@ export interface Config {
     trustProxy: false | string;
     bodyLimitBytes: number;
     maxBatchSize: number;
+    /** `keel`: tRPC's protocol served directly (http/trpc-route.ts); `standard`: tRPC's own Fastify adapter. */
+    trpcAdapter: 'keel' | 'standard';
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
@@ -269,6 +275,7 @@ export function parseConfig(raw: RawEnv): Config {
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
       applicationName: e.DATABASE_APPLICATION_NAME,
       startupRetries: e.DATABASE_STARTUP_RETRIES,
+      preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
       embeddedDir: resolve(PROJECT_ROOT, e.EMBEDDED_PG_DIR),
       migrateOnStart: e.MIGRATE_ON_START,
     },
@@ -277,6 +284,7 @@ export function parseConfig(raw: RawEnv): Config {
       trustProxy: e.TRUST_PROXY,
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
       maxBatchSize: e.TRPC_MAX_BATCH_SIZE,
+      trpcAdapter: e.TRPC_ADAPTER,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
       headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
       keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,

@@ -11,11 +11,12 @@ import { MailWorker } from './mail/worker.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
 import type { KeySet } from './modules/auth/keys.js';
 import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js';
-import { type AuthService, createAuthService } from './modules/auth/service.js';
+import { createAuthService } from './modules/auth/service.js';
 import { SessionCache } from './modules/auth/sessions.js';
-import { createProjectService, type ProjectService } from './modules/projects/service.js';
-import { createTaskService, type TaskService } from './modules/tasks/service.js';
-import { createUserAdminService, type UserAdminService } from './modules/users/service.js';
+import { createProjectService } from './modules/projects/service.js';
+import { createTaskService } from './modules/tasks/service.js';
+import { createUserAdminService } from './modules/users/service.js';
+import type { Services } from './services.js';
 
 export interface AppDeps {
   config: Config;
@@ -29,7 +30,7 @@ export interface AppDeps {
   sessionCache: SessionCache;
   background: BackgroundTasks;
   mailer: MailWorker;
-  services: { auth: AuthService; projects: ProjectService; tasks: TaskService; users: UserAdminService };
+  services: Services;
 }
 
 export interface AppDepsInput {
@@ -73,7 +74,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     mailer,
     services: {
       auth,
-      projects: createProjectService(database.prisma, now),
+      projects: createProjectService(database.prisma, database.sql, now),
       tasks: createTaskService(database.prisma, now),
       users: createUserAdminService(database.prisma, sessionCache, now),
     },

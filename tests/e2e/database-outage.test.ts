@@ -16,7 +16,7 @@ import { applyMigrations } from '../../server/src/db/migrations/runner.js';
 import { createAppDeps, stopAppDeps } from '../../server/src/deps.js';
 import { createLogger } from '../../server/src/logger.js';
 import { generateJwkSet, importKeySet } from '../../server/src/modules/auth/keys.js';
-import { superjsonInput, testRouter } from '../http/fixtures.js';
+import { superjsonInput, testRouterFor } from '../http/fixtures.js';
 import { testConfig } from '../support/database.js';
 import { startTestServer } from '../support/http.js';
 
@@ -91,7 +91,7 @@ afterAll(async () => {
   await postgres.stop();
   rmSync(root, { recursive: true, force: true });
 });
-const server = await startTestServer(deps, { router: testRouter });
+const server = await startTestServer(deps, { router: testRouterFor(database.prisma) });
 
 /** GET with a deadline: a hang fails the test instead of waiting for the test timeout. */
 const get = (path: string, deadlineMs: number) => fetch(`${server.url}${path}`, { signal: AbortSignal.timeout(deadlineMs) });

@@ -9,15 +9,14 @@ import { ZodError } from 'zod';
 import { createDatabase } from '../../server/src/db/client.js';
 import { freePort } from '../../server/src/db/embedded.js';
 import { AppError } from '../../server/src/lib/errors.js';
-import { createContextInner } from '../../server/src/trpc/context.js';
 import { VERSION } from '../../server/src/version.js';
-import { callerWith } from '../support/caller.js';
+import { callerWith, contextOf } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
 import { createTestCaller, LEAKY_MESSAGE } from './fixtures.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();
-const caller = createTestCaller(createContextInner(deps));
+const caller = createTestCaller(deps.database.prisma)(contextOf(deps));
 
 /** Runs `call`, expecting it to reject with a TRPCError; returns that error. */
 async function trpcErrorOf(call: () => Promise<unknown>): Promise<TRPCError> {
@@ -36,9 +35,9 @@ describe('createCaller', () => {
   });
 
   it('gives the context the request id it was called with', async () => {
-    const context = createContextInner(deps, { requestId: 'caller-request-1' });
-    expect(context.requestId).toBe('caller-request-1');
-    expect(context.db).toBe(deps.database.prisma);
+    const context = contextOf(deps, { requestId: 'caller-request-1' });
+    expect(context.request.requestId).toBe('caller-request-1');
+    expect(context.services).toBe(deps.services);
   });
 
   it('surfaces invalid input as BAD_REQUEST caused by the ZodError that names each field', async () => {
@@ -82,7 +81,7 @@ describe('createCaller', () => {
     url.port = String(await freePort());
     const unreachable = createDatabase(url.toString(), deps.config.database, deps.logger);
     afterAll(() => unreachable.close());
-    const offline = createTestCaller(createContextInner({ ...deps, database: unreachable }));
+    const offline = createTestCaller(unreachable.prisma)(contextOf(deps));
     const error = await trpcErrorOf(() => offline.userCount());
     expect(error.code).toBe('SERVICE_UNAVAILABLE');
     expect(error.message).toBe('The database is unavailable. Retry later.');

@@ -4,6 +4,7 @@
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import type { PrismaClient } from '../../server/src/db/client.js';
 import { AppError } from '../../server/src/lib/errors.js';
 import { restMeta } from '../../server/src/openapi/meta.js';
 import { createCallerFactory, publicProcedure, router } from '../../server/src/trpc/init.js';
@@ -11,43 +12,46 @@ import { createCallerFactory, publicProcedure, router } from '../../server/src/t
 /** The secret-looking text an unexpected error carries; it must never reach a client in production. */
 export const LEAKY_MESSAGE = 'db password=hunter2-leaked';
 
-export const testRouter = router({
-  /** (a) Validates its input with zod. */
-  register: publicProcedure
-    .input(z.object({ email: z.email(), age: z.number().int().min(18), nested: z.object({ name: z.string().min(1) }).optional() }))
-    .mutation(({ input }) => ({ ok: true as const, email: input.email })),
-  /** (b) Fails with an unexpected error whose message must stay on the server. */
-  explode: publicProcedure.query(() => {
-    throw new Error(LEAKY_MESSAGE);
-  }),
-  /** (c) Fails with a domain error carrying field errors. */
-  conflict: publicProcedure.mutation(() => {
-    throw new AppError('CONFLICT', 'That name is taken.', { fieldErrors: { name: ['already taken'] } });
-  }),
-  /** Needs the database: fails when it is down. */
-  userCount: publicProcedure.query(({ ctx }) => ctx.db.user.count()),
-  /** Creates a user: a second call with the same email violates the unique index. */
-  createUser: publicProcedure
-    .input(z.object({ email: z.email() }))
-    .mutation(({ ctx, input }) =>
-      ctx.db.user.create({ data: { email: input.email, passwordHash: 'not-a-real-hash' }, select: { id: true } }),
-    ),
-  /** A query slower than any statement timeout the tests set; on the REST surface too. */
-  slowQuery: publicProcedure
-    .meta(restMeta('test')('GET', '/test/slow', 'A query slower than the statement timeout', { public: true }))
-    .input(z.object({}).optional())
-    .output(z.object({ done: z.boolean() }))
-    .query(async ({ ctx }) => {
-      await ctx.db.$queryRaw`SELECT 1 AS slept FROM pg_sleep(2)`;
-      return { done: true };
+/**
+ * Built for one database: procedures read it directly (the production context carries services,
+ * not the client), which is what these failure cases need.
+ */
+export const testRouterFor = (db: PrismaClient) =>
+  router({
+    /** (a) Validates its input with zod. */
+    register: publicProcedure
+      .input(z.object({ email: z.email(), age: z.number().int().min(18), nested: z.object({ name: z.string().min(1) }).optional() }))
+      .mutation(({ input }) => ({ ok: true as const, email: input.email })),
+    /** (b) Fails with an unexpected error whose message must stay on the server. */
+    explode: publicProcedure.query(() => {
+      throw new Error(LEAKY_MESSAGE);
     }),
-  /** Updates a user that does not exist (Prisma P2025). */
-  renameMissingUser: publicProcedure.mutation(({ ctx }) =>
-    ctx.db.user.update({ where: { id: randomUUID() }, data: { name: 'nobody' }, select: { id: true } }),
-  ),
-});
+    /** (c) Fails with a domain error carrying field errors. */
+    conflict: publicProcedure.mutation(() => {
+      throw new AppError('CONFLICT', 'That name is taken.', { fieldErrors: { name: ['already taken'] } });
+    }),
+    /** Needs the database: fails when it is down. */
+    userCount: publicProcedure.query(() => db.user.count()),
+    /** Creates a user: a second call with the same email violates the unique index. */
+    createUser: publicProcedure
+      .input(z.object({ email: z.email() }))
+      .mutation(({ input }) => db.user.create({ data: { email: input.email, passwordHash: 'not-a-real-hash' }, select: { id: true } })),
+    /** A query slower than any statement timeout the tests set; on the REST surface too. */
+    slowQuery: publicProcedure
+      .meta(restMeta('test')('GET', '/test/slow', 'A query slower than the statement timeout', { public: true }))
+      .input(z.object({}).optional())
+      .output(z.object({ done: z.boolean() }))
+      .query(async () => {
+        await db.$queryRaw`SELECT 1 AS slept FROM pg_sleep(2)`;
+        return { done: true };
+      }),
+    /** Updates a user that does not exist (Prisma P2025). */
+    renameMissingUser: publicProcedure.mutation(() =>
+      db.user.update({ where: { id: randomUUID() }, data: { name: 'nobody' }, select: { id: true } }),
+    ),
+  });
 
-export const createTestCaller = createCallerFactory(testRouter);
+export const createTestCaller = (db: PrismaClient) => createCallerFactory(testRouterFor(db));
 
 /** A superjson-encoded tRPC body or query input. */
 export const superjsonInput = (value: unknown) => JSON.stringify({ json: value });

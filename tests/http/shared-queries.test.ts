@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createContextInner } from '../../server/src/trpc/context.js';
 import { createCallerFactory, publicProcedure, router } from '../../server/src/trpc/init.js';
+import { contextOf } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
 import { startTestServer } from '../support/http.js';
 
@@ -20,7 +20,8 @@ const counting = router({
     return { run: runs };
   }),
 });
-const caller = () => createCallerFactory(counting)(createContextInner(deps));
+// The context of a request carrying several calls (a batch): only such calls share.
+const caller = () => createCallerFactory(counting)(contextOf(deps, { calls: 3 }));
 
 describe('identical concurrent queries in one request', () => {
   it('run once and share the answer; other inputs and later calls run again', async () => {

@@ -67,13 +67,14 @@ describe('GET /docs', () => {
     });
   });
 
-  it("leaves helmet's default policy on every other route", async () => {
+  it("leaves the host's policy (load nothing, be framed by nobody) on every other route", async () => {
     const docs = csp(await fetch(`${server.url}/docs`));
-    for (const path of ['/healthz', '/openapi.json', '/api/health']) {
+    for (const path of ['/healthz', '/openapi.json', '/api/health', '/trpc/system.health']) {
       const policy = csp(await fetch(`${server.url}${path}`));
       expect(policy, path).not.toEqual(docs);
-      expect(policy['default-src'], path).toEqual(["'self'"]);
-      expect(policy['script-src'], path).toEqual(["'self'"]);
+      expect(policy['default-src'], path).toEqual(["'none'"]);
+      expect(policy['frame-ancestors'], path).toEqual(["'none'"]);
+      expect(policy['script-src'], path).toBeUndefined();
     }
   });
 

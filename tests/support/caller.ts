@@ -1,12 +1,17 @@
 import type { AppDeps } from '../../server/src/deps.js';
 import { createSession } from '../../server/src/modules/auth/sessions.js';
 import { createCaller } from '../../server/src/router.js';
-import { createContextInner, type RequestMeta } from '../../server/src/trpc/context.js';
+import { type Context, createContextInner, type RequestFacts, requestFacts } from '../../server/src/trpc/context.js';
 import type { TestUser } from './factories.js';
 
+/** The context of an in-process call with these request facts (defaults for the rest). */
+export function contextOf(deps: AppDeps, request: Partial<RequestFacts> = {}): Context {
+  return createContextInner({ services: deps.services, config: deps.config, logger: deps.logger, request: requestFacts(request) });
+}
+
 /** Calls procedures in-process, through the same middleware and error mapping as HTTP. */
-export function callerWith(deps: AppDeps, meta: Partial<RequestMeta> = {}) {
-  return createCaller(createContextInner(deps, meta));
+export function callerWith(deps: AppDeps, request: Partial<RequestFacts> = {}) {
+  return createCaller(contextOf(deps, request));
 }
 
 export interface SignedIn {
@@ -29,7 +34,7 @@ export async function signIn(deps: AppDeps, user: Pick<TestUser, 'id' | 'role'>)
 }
 
 /** A caller acting as `user` (through a real access token and the real auth middleware), or anonymous. */
-export async function callerFor(deps: AppDeps, user: Pick<TestUser, 'id' | 'role'> | null, meta: Partial<RequestMeta> = {}) {
+export async function callerFor(deps: AppDeps, user: Pick<TestUser, 'id' | 'role'> | null, meta: Partial<RequestFacts> = {}) {
   if (!user) return callerWith(deps, meta);
   const { accessToken } = await signIn(deps, user);
   return callerWith(deps, { ip: '127.0.0.1', ...meta, authorization: `Bearer ${accessToken}` });

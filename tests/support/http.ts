@@ -1,6 +1,6 @@
 import { afterAll } from 'vitest';
+import type { AppDeps } from '../../server/src/deps.js';
 import { type App, type BuildAppOptions, buildApp } from '../../server/src/http/app.js';
-import type { AppDeps } from '../../server/src/trpc/context.js';
 
 export interface TestServer {
   app: App;

@@ -4,8 +4,8 @@
  */
 import { Writable } from 'node:stream';
 import type { Config } from '../../server/src/config.js';
+import type { AppDeps } from '../../server/src/deps.js';
 import { createLogger } from '../../server/src/logger.js';
-import type { AppDeps } from '../../server/src/trpc/context.js';
 
 export interface LogLine {
   level: string;

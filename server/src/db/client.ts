@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { Config } from '../config.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
+import { Sql } from './sql.js';
 
 export type { PrismaClient };
 /** What services receive: the client itself or an interactive transaction's client. */
@@ -11,6 +12,8 @@ export type Db = Omit<PrismaClient, '$connect' | '$disconnect' | '$on' | '$trans
 export interface Database {
   prisma: PrismaClient;
   pool: pg.Pool;
+  /** Typed SQL on the same pool, for the few hot reads that bypass Prisma (see sql.ts). */
+  sql: Sql;
   /** True when the database answers `select 1` within `timeoutMs`. Never throws. */
   ping(timeoutMs: number): Promise<boolean>;
   /** Ends the Prisma client and the pool; safe to call twice. */
@@ -42,6 +45,7 @@ export function createDatabase(url: string, options: Config['database'], log: Lo
   return {
     prisma,
     pool,
+    sql: new Sql(pool, options.preparedStatements),
     async ping(timeoutMs) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<false>((resolve) => {

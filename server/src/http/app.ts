@@ -2,15 +2,17 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
-import type { AnyRouter } from '@trpc/server';
-import { type FastifyTRPCPluginOptions, fastifyTRPCPlugin } from '@trpc/server/adapters/fastify';
-import Fastify, { type FastifyError, LogController } from 'fastify';
+import type { AnyRouter, TRPCError } from '@trpc/server';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, LogController } from 'fastify';
+import type { AppDeps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
+import { LazyChildLogger, type Logger } from '../logger.js';
 import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
-import { type AppDeps, createContextFactory } from '../trpc/context.js';
 import { beforeHandlerError } from './client-errors.js';
+import { contextFor } from './request-facts.js';
+import { SECURITY_HEADERS } from './security-headers.js';
+import { registerTrpcRoute } from './trpc-route.js';
 
 /** Incoming request ids are kept only when they look like ids (no log injection, bounded size). */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -25,11 +27,28 @@ export interface BuildAppOptions {
   router?: AnyRouter;
 }
 
+/** Headers of every tRPC answer, and those its errors call for (the REST routes add the same). */
+export function responseHeaders(errors: readonly TRPCError[]): Record<string, string> {
+  // API answers carry personal data and tokens: never cached by browsers or proxies.
+  const headers: Record<string, string> = { 'cache-control': 'no-store' };
+  if (errors.length === 0) return headers;
+  if (errors.some((e) => e.code === 'UNAUTHORIZED')) headers['www-authenticate'] = 'Bearer realm="keel"';
+  const retryAfter = Math.max(0, ...errors.map((e) => (e.cause instanceof AppError ? (e.cause.retryAfterSeconds ?? 0) : 0)));
+  if (retryAfter > 0) headers['retry-after'] = String(retryAfter);
+  return headers;
+}
+
 /** Builds the HTTP host: every route and hook, no listening. Tests call it with their own deps. */
 export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   const { config, logger, database } = deps;
+  const router = options.router ?? appRouter;
   const app = Fastify({
-    loggerInstance: logger,
+    // Typed as Fastify's base logger: request loggers are lazy children (below), not pino instances.
+    loggerInstance: logger as FastifyBaseLogger,
+    // Fastify gives every request a child logger; most requests never log through it (their one
+    // line is written below with the root logger), so it is made only when used.
+    // (Its parent is the pino `logger` given as loggerInstance.)
+    childLoggerFactory: (parent, bindings) => new LazyChildLogger(parent as Logger, bindings),
     genReqId: requestId,
     requestIdHeader: false,
     // Fastify's own two lines per request are replaced by the single line of the onResponse hook.
@@ -44,31 +63,55 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     // A GET batch puts every procedure path into the one `/trpc/:path` param (50 calls are ~1 KB):
     // Node's 16 KiB header limit already bounds the request line, so this only must not be smaller.
     routerOptions: { maxParamLength: 16_384 },
+    // Errors Fastify raises before routing (a URL with a bad percent-encoding): no hook has run yet,
+    // so the answer gets Keel's headers and error shape here instead of Fastify's, which echoed the URL.
+    frameworkErrors: (error, req, res) => {
+      const reply = res as FastifyReply;
+      const code = error.code === 'FST_ERR_BAD_URL' ? 'BAD_REQUEST' : 'INTERNAL_SERVER_ERROR';
+      if (code === 'INTERNAL_SERVER_ERROR') req.log.error({ err: error }, 'request failed before routing');
+      const message =
+        code === 'BAD_REQUEST'
+          ? 'The request URL is not valid (a malformed percent-encoding).'
+          : `Internal server error. Reference: ${req.id}.`;
+      return reply
+        .headers(SECURITY_HEADERS)
+        .header('x-request-id', req.id)
+        .header('cache-control', 'no-store')
+        .status(code === 'BAD_REQUEST' ? 400 : 500)
+        .send({ code, message, requestId: req.id });
+    },
   });
   // Node's defaults (60 s for headers) leave slow-loris connections open far too long.
   app.server.headersTimeout = config.http.headersTimeoutMs;
 
-  app.decorateRequest('userId', undefined);
-  app.addHook('onRequest', async (req, reply) => {
+  app.decorateRequest('facts', undefined);
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.headers(SECURITY_HEADERS);
     reply.header('x-request-id', req.id);
+    done();
   });
-  app.addHook('onResponse', async (req, reply) => {
-    // The path without its query: tRPC GET inputs travel there and may hold personal data.
-    req.log.info(
+  app.addHook('onResponse', (req, reply, done) => {
+    // The path without its query: tRPC GET inputs travel there and may hold personal data. The root
+    // logger with the request id as a field: a per-request child would cost more than the line.
+    logger.info(
       {
+        reqId: req.id,
         method: req.method,
         path: req.url.split('?', 1)[0],
         status: reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 10) / 10,
-        userId: req.userId,
+        userId: req.facts?.userId,
+        // Refused requests name their client, so an operator can see who is knocking.
+        ip: reply.statusCode === 401 || reply.statusCode === 403 || reply.statusCode === 429 ? req.ip : undefined,
       },
       'request',
     );
+    done();
   });
 
-  await app.register(helmet, { global: true });
   await app.register(cookie);
   await app.register(cors, {
+    // A function, not the list: for an origin it refuses, the plugin then adds no CORS header at all.
     origin: (origin, callback) => callback(null, origin === undefined || config.http.corsOrigins.includes(origin)),
     credentials: true,
     methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -105,30 +148,26 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     return { keys: deps.keys.publicJwks };
   });
 
-  await app.register(fastifyTRPCPlugin, {
-    prefix: '/trpc',
-    trpcOptions: {
-      router: options.router ?? appRouter,
-      createContext: createContextFactory(deps),
-      maxBatchSize: config.http.maxBatchSize,
-      responseMeta({ errors }) {
-        // API answers carry personal data and tokens: never cached by browsers or proxies.
-        const headers: Record<string, string> = { 'cache-control': 'no-store' };
-        if (errors.some((e) => e.code === 'UNAUTHORIZED')) headers['www-authenticate'] = 'Bearer realm="keel"';
-        const retryAfter = Math.max(0, ...errors.map((e) => (e.cause instanceof AppError ? (e.cause.retryAfterSeconds ?? 0) : 0)));
-        if (retryAfter > 0) headers['retry-after'] = String(retryAfter);
-        return { headers };
-      },
-      onError({ error, path, ctx, req }) {
-        const log = ctx?.log ?? req.log;
-        if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path }, 'procedure failed');
-        else log.debug({ code: error.code, path }, 'procedure rejected');
-      },
-    } satisfies FastifyTRPCPluginOptions<AnyRouter>['trpcOptions'],
+  await registerTrpcRoute(app, '/trpc', {
+    router,
+    maxBatchSize: config.http.maxBatchSize,
+    adapter: config.http.trpcAdapter,
+    createContext: (req, reply, paths) =>
+      contextFor(deps, req, reply, {
+        calls: paths.length,
+        cookies: true,
+        procedure: paths.length === 1 ? (paths[0] as string) : paths.join(','),
+      }),
+    responseHeaders,
+    onError({ error, path, ctx, req }) {
+      const log = ctx?.log ?? req.log;
+      if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path }, 'procedure failed');
+      else log.debug({ code: error.code, path }, 'procedure rejected');
+    },
   });
 
   // The same procedures as REST under /api, their OpenAPI document and Swagger UI (server/src/openapi).
-  await registerOpenApi(app, deps, options.router ?? appRouter);
+  await registerOpenApi(app, deps, router);
 
   return app;
 }

@@ -2,11 +2,13 @@
  * GET /docs: Swagger UI, from the swagger-ui-dist package and served by Keel itself (no CDN, so it
  * works offline). The page runs no inline script, so its Content-Security-Policy needs no nonce:
  * only inline styles (Swagger UI's React components set style attributes) and data: images (its
- * icons) beyond 'self'. That policy applies to these routes only; the rest of the host keeps helmet's.
+ * icons) beyond 'self'. That policy applies to these routes only; the rest of the host allows nothing.
  */
 import { createReadStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import type { FastifyReply } from 'fastify';
+import { cspOf } from '../http/security-headers.js';
 import type { Host } from './rest.js';
 
 export const DOCS_PATH = '/docs';
@@ -21,22 +23,19 @@ const ASSETS: Record<string, string> = {
   'favicon-16x16.png': 'image/png',
 };
 
-export const DOCS_CSP = {
-  useDefaults: false,
-  directives: {
-    defaultSrc: ["'none'"],
-    scriptSrc: ["'self'"],
-    styleSrc: ["'self'", "'unsafe-inline'"],
-    imgSrc: ["'self'", 'data:'],
-    fontSrc: ["'self'"],
-    // The document and "Try it out" requests: same origin only.
-    connectSrc: ["'self'"],
-    baseUri: ["'none'"],
-    formAction: ["'none'"],
-    frameAncestors: ["'none'"],
-    objectSrc: ["'none'"],
-  },
-};
+export const DOCS_CSP = cspOf({
+  'default-src': ["'none'"],
+  'script-src': ["'self'"],
+  'style-src': ["'self'", "'unsafe-inline'"],
+  'img-src': ["'self'", 'data:'],
+  'font-src': ["'self'"],
+  // The document and "Try it out" requests: same origin only.
+  'connect-src': ["'self'"],
+  'base-uri': ["'none'"],
+  'form-action': ["'none'"],
+  'frame-ancestors': ["'none'"],
+  'object-src': ["'none'"],
+});
 
 const page = (specUrl: string) => `<!doctype html>
 <html lang="en">
@@ -69,17 +68,21 @@ const INIT_SCRIPT = `window.ui = SwaggerUIBundle({
 `;
 
 export function registerDocs(app: Host, specUrl: string): void {
-  const helmet = { contentSecurityPolicy: DOCS_CSP };
   const html = page(specUrl);
-  app.get(DOCS_PATH, { helmet }, async (_req, reply) =>
+  // The page's own policy replaces the host's (which allows nothing) on these routes.
+  const onRequest = (_req: unknown, reply: FastifyReply, done: () => void) => {
+    reply.header('content-security-policy', DOCS_CSP);
+    done();
+  };
+  app.get(DOCS_PATH, { onRequest }, async (_req, reply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(html),
   );
-  app.get(`${DOCS_PATH}/`, { helmet }, async (_req, reply) => reply.redirect(DOCS_PATH));
-  app.get(`${DOCS_PATH}/init.js`, { helmet }, async (_req, reply) =>
+  app.get(`${DOCS_PATH}/`, { onRequest }, async (_req, reply) => reply.redirect(DOCS_PATH));
+  app.get(`${DOCS_PATH}/init.js`, { onRequest }, async (_req, reply) =>
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(INIT_SCRIPT),
   );
   for (const [file, type] of Object.entries(ASSETS)) {
-    app.get(`${DOCS_PATH}/${file}`, { helmet }, async (_req, reply) =>
+    app.get(`${DOCS_PATH}/${file}`, { onRequest }, async (_req, reply) =>
       reply
         .type(type)
         .header('cache-control', 'public, max-age=3600')

@@ -9,19 +9,20 @@
  * numbers and booleans from then on), and its error bodies carry zod's raw issues.
  */
 
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { type AnyRouter, callTRPCProcedure, getTRPCErrorFromUnknown, getTRPCErrorShape, type TRPCError } from '@trpc/server';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { forEachOpenApiProcedure, getInputOutputParsers, unwrapZodType } from 'trpc-to-openapi';
 import { z } from 'zod';
+import type { AppDeps } from '../deps.js';
+import { responseHeaders } from '../http/app.js';
 import { beforeHandlerError } from '../http/client-errors.js';
-import type { Logger } from '../logger.js';
+import { contextFor } from '../http/request-facts.js';
 import type { AppRouter } from '../router.js';
-import { type AppDeps, type Context, createContextInner, requestMetaFrom } from '../trpc/context.js';
+import { MAX_INPUT_DEPTH, malformedInput, nestedDeeperThan } from '../trpc/transformer.js';
 import type { RestErrorBody } from './document.js';
 
-/** Keel's Fastify host (its logger is Keel's pino logger). */
-export type Host = FastifyInstance<Server, IncomingMessage, ServerResponse, Logger>;
+/** Keel's Fastify host. */
+export type Host = FastifyInstance;
 type ErrorShape = AppRouter['_def']['_config']['$types']['errorShape'];
 type QueryValue = string | string[] | undefined;
 
@@ -62,16 +63,9 @@ function queryConverter(inputParser: z.core.$ZodType) {
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** The request's context: bearer auth only (the refresh cookie is for the tRPC API's browsers). */
-function restContext(deps: AppDeps, req: FastifyRequest, path: string): Context {
-  return createContextInner(deps, { ...requestMetaFrom(deps, req, path), authMode: 'bearer', cookies: undefined });
-}
-
-function sendError(reply: FastifyReply, shape: ErrorShape, requestId: string): FastifyReply {
+function sendError(reply: FastifyReply, error: TRPCError, shape: ErrorShape, requestId: string): FastifyReply {
   const { data } = shape;
-  reply.status(data.httpStatus).header('cache-control', 'no-store');
-  if (data.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer realm="keel"');
-  if (data.retryAfterSeconds !== undefined) reply.header('retry-after', String(data.retryAfterSeconds));
+  reply.status(data.httpStatus).headers(responseHeaders([error]));
   const body: RestErrorBody = {
     code: data.code,
     message: shape.message,
@@ -109,24 +103,31 @@ export function registerRestRoutes(api: FastifyInstance, deps: AppDeps, router: 
         const source = inQuery ? fromQuery(req.query as Record<string, QueryValue>) : req.body;
         // Path parameters win over the same names in the body or query (the document lists them only as path parameters).
         const input = isPlainObject(source) ? { ...source, ...params } : (source ?? (Object.keys(params).length > 0 ? params : undefined));
-        const ctx = restContext(deps, req, path);
+        let ctx: ReturnType<typeof contextFor> | undefined;
         try {
+          // Bearer auth only: the refresh cookie is for the tRPC API's browsers.
+          ctx = contextFor(deps, req, reply, { calls: 1, cookies: false, procedure: path });
           const data: unknown = await callTRPCProcedure({
             router,
             path,
             type,
             ctx,
-            getRawInput: async () => input,
+            getRawInput: async () => {
+              if (nestedDeeperThan(input, MAX_INPUT_DEPTH))
+                throw malformedInput(`the input is nested more than ${MAX_INPUT_DEPTH} levels deep.`);
+              return input;
+            },
             signal: undefined,
             batchIndex: 0,
           });
           return reply.header('cache-control', 'no-store').send(data);
         } catch (cause) {
           const error: TRPCError = getTRPCErrorFromUnknown(cause);
-          if (error.code === 'INTERNAL_SERVER_ERROR') ctx.log.error({ err: error.cause ?? error, path }, 'procedure failed');
-          else ctx.log.debug({ code: error.code, path }, 'procedure rejected');
+          const log = ctx?.log ?? req.log;
+          if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path }, 'procedure failed');
+          else log.debug({ code: error.code, path }, 'procedure rejected');
           const shape = getTRPCErrorShape({ config: router._def._config, error, type, path, input, ctx }) as ErrorShape;
-          return sendError(reply, shape, ctx.requestId);
+          return sendError(reply, error, shape, req.id);
         }
       },
     });

@@ -1,21 +1,16 @@
+/**
+ * The per-call context: what a procedure reads, and nothing else. The long-lived dependencies are
+ * referenced (`services`, `config`), never spread, and the request's facts sit in one object, so
+ * the context that tRPC copies at each middleware level stays a handful of keys.
+ *
+ * Transports (the tRPC route, the REST routes, `createCaller` in tests) build it with
+ * `createContextInner`; this module knows no HTTP framework.
+ */
 import { randomUUID } from 'node:crypto';
-import { isIP } from 'node:net';
-// Types only: the cookie methods of Fastify's request and reply (the plugin is registered in http/app.ts).
-import type {} from '@fastify/cookie';
-import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify';
-import type { FastifyRequest } from 'fastify';
-import type { AppDeps } from '../deps.js';
-import type { Logger } from '../logger.js';
+import type { Config } from '../config.js';
+import { LazyChildLogger, type Log, type Logger } from '../logger.js';
 import type { AuthUser } from '../modules/auth/service.js';
-
-export type { AppDeps };
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The authenticated caller, once a procedure has verified the access token. */
-    userId: string | undefined;
-  }
-}
+import type { Services } from '../services.js';
 
 export interface CookieOptions {
   httpOnly: boolean;
@@ -35,80 +30,68 @@ export interface CookieJar {
 /** How the client wants its refresh token: in the body (default) or only in an HttpOnly cookie. */
 export type AuthMode = 'bearer' | 'cookie';
 
-/** What the transport knows about the caller. Absent for in-process calls. */
-export interface RequestMeta {
+/** What the transport knows about the request. In-process calls get defaults. */
+export interface RequestFacts {
   requestId: string;
   ip: string | undefined;
   userAgent: string | undefined;
-  log: Logger;
   /** The raw Authorization header. Tokens are read from there only, never from the URL. */
   authorization: string | undefined;
   origin: string | undefined;
   cookies: CookieJar | undefined;
   authMode: AuthMode;
-  /** Called once the caller is authenticated, so the transport's request log line names the user. */
-  identify?: ((userId: string) => void) | undefined;
+  /** Procedure calls carried by this request: identical concurrent queries are shared only in a batch. */
+  calls: number;
+  /** Set once a procedure has authenticated the caller, so the transport's log line can name the user. */
+  userId: string | undefined;
 }
 
-export interface Context extends AppDeps, RequestMeta {
-  db: AppDeps['database']['prisma'];
+export interface Context {
+  services: Services;
+  config: Config;
+  request: RequestFacts;
+  /** A logger bound to the request id (and procedure), created only when something is logged. */
+  log: Log;
   /** Set by `authedProcedure`; null on public procedures. */
   user: AuthUser | null;
-  /** Queries of this request still running, by path and input (see `sharedQueries` in init.ts). */
-  runningQueries: Map<string, Promise<unknown>>;
+  /** Queries of this request still running, by path and input (batches only; see `pipeline` in init.ts). */
+  runningQueries: Map<string, Promise<unknown>> | undefined;
 }
 
-/** The composition root for one call: dependencies plus what is known of the request. */
-export function createContextInner(deps: AppDeps, meta: Partial<RequestMeta> = {}): Context {
-  const requestId = meta.requestId ?? randomUUID();
+export interface ContextInput {
+  services: Services;
+  config: Config;
+  logger: Logger;
+  /** The transport's facts; in-process calls (tests, scripts) get `requestFacts()`'s defaults. */
+  request?: RequestFacts | undefined;
+  /** Bound to the request's log lines beside the request id (the transport names the procedure). */
+  procedure?: string | undefined;
+}
+
+/** Request facts for a call made without HTTP: the given ones, defaults for the rest. */
+export function requestFacts(facts: Partial<RequestFacts> = {}): RequestFacts {
   return {
-    ...deps,
-    db: deps.database.prisma,
-    requestId,
-    ip: meta.ip,
-    userAgent: meta.userAgent,
-    log: meta.log ?? deps.logger.child({ reqId: requestId }),
-    authorization: meta.authorization,
-    origin: meta.origin,
-    cookies: meta.cookies,
-    authMode: meta.authMode ?? 'bearer',
-    identify: meta.identify,
+    requestId: facts.requestId ?? randomUUID(),
+    ip: facts.ip,
+    userAgent: facts.userAgent,
+    authorization: facts.authorization,
+    origin: facts.origin,
+    cookies: facts.cookies,
+    authMode: facts.authMode ?? 'bearer',
+    calls: facts.calls ?? 1,
+    userId: undefined,
+  };
+}
+
+/** The context of one call (or of one batch's calls). Tests call it directly with their own services. */
+export function createContextInner({ services, config, logger, request = requestFacts(), procedure }: ContextInput): Context {
+  const reqId = request.requestId;
+  return {
+    services,
+    config,
+    request,
+    log: new LazyChildLogger(logger, procedure === undefined ? { reqId } : { reqId, procedure }),
     user: null,
-    runningQueries: new Map(),
+    runningQueries: request.calls > 1 ? new Map() : undefined,
   };
-}
-
-/**
- * What every transport knows of a Fastify request: id, address, agent, the bearer header, the
- * origin, a logger bound to the request and procedure, and how to name the user on the request's
- * log line. tRPC and REST both build their context from it.
- */
-export function requestMetaFrom(deps: AppDeps, req: FastifyRequest, procedure: string): Omit<RequestMeta, 'authMode' | 'cookies'> {
-  return {
-    requestId: req.id,
-    // Behind a misconfigured proxy chain req.ip could be any text a client wrote: only addresses pass.
-    ip: isIP(req.ip) === 0 ? undefined : req.ip,
-    userAgent: req.headers['user-agent']?.slice(0, 512),
-    log: deps.logger.child({ reqId: req.id, procedure }),
-    authorization: req.headers.authorization,
-    origin: req.headers.origin,
-    // The request's log line (onResponse hook) names the user (a batch shares one token).
-    identify: (userId) => {
-      req.userId = userId;
-    },
-  };
-}
-
-/** The tRPC adapter's context factory: adds request-derived parts on top of `createContextInner`. */
-export function createContextFactory(deps: AppDeps) {
-  return ({ req, res, info }: CreateFastifyContextOptions): Context =>
-    createContextInner(deps, {
-      ...requestMetaFrom(deps, req, info.calls.map((call) => call.path).join(',')),
-      authMode: req.headers['x-keel-auth'] === 'cookie' ? 'cookie' : 'bearer',
-      cookies: {
-        get: (name) => req.cookies[name],
-        set: (name, value, options) => void res.setCookie(name, value, options),
-        clear: (name, options) => void res.clearCookie(name, options),
-      },
-    });
 }

@@ -1,8 +1,9 @@
-import { initTRPC, TRPCError } from '@trpc/server';
+import { getTRPCErrorFromUnknown, initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { ZodError } from 'zod';
 import { AppError } from '../lib/errors.js';
 import type { Role } from '../modules/auth/schemas.js';
+import type { AuthUser } from '../modules/auth/service.js';
 import type { Context } from './context.js';
 import { toTRPCError } from './errors.js';
 import { transformer } from './transformer.js';
@@ -37,7 +38,7 @@ const t = builder.create({
   errorFormatter({ shape, error, ctx }) {
     // Without a context (it failed to build) we cannot know the mode: assume production.
     const production = ctx?.config.isProduction ?? true;
-    const requestId = ctx?.requestId;
+    const requestId = ctx?.request.requestId;
     const isInputError = error.code === 'BAD_REQUEST' && error.cause instanceof ZodError;
     const appError = error.cause instanceof AppError ? error.cause : undefined;
     const unexpected = error.code === 'INTERNAL_SERVER_ERROR';
@@ -64,63 +65,83 @@ const t = builder.create({
   },
 });
 
-/** Maps domain, Prisma and database errors to tRPC codes for every procedure (see errors.ts). */
-const errorMapping = t.middleware(async ({ next }) => {
-  const result = await next();
-  if (!result.ok) {
-    const mapped = toTRPCError(result.error);
-    if (mapped !== result.error) throw mapped;
-  }
-  return result;
-});
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i;
+
+/** The caller of an authenticated procedure, or UNAUTHORIZED. A batch verifies its token once. */
+async function authenticate(ctx: Context): Promise<AuthUser> {
+  const token = ctx.request.authorization ? BEARER.exec(ctx.request.authorization)?.[1] : undefined;
+  if (!token) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
+  const user = await ctx.services.auth.authenticate(token);
+  // The request's log line (written by the transport) names the user; a batch shares one token.
+  ctx.request.userId = user.id;
+  return user;
+}
+
+const anyone = async (): Promise<null> => null;
+const signedIn =
+  (role?: Role) =>
+  async (ctx: Context): Promise<AuthUser> => {
+    const user = await authenticate(ctx);
+    if (role !== undefined && user.role !== role) throw new TRPCError({ code: 'FORBIDDEN', message: 'You are not allowed to do this.' });
+    return user;
+  };
 
 /**
  * Identical queries running at the same time in one request (a batch asking several times for the
  * same list, as separate components of a page do) run once and share the answer, like a
- * request-scoped DataLoader. Only concurrent calls share: a query made after another finished runs
- * again, and mutations never share.
+ * request-scoped DataLoader. Only concurrent calls of a batch share: a query made after another
+ * finished runs again, and mutations never share. Undefined when the call cannot share.
  */
-const sharedQueries = t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
-  if (type !== 'query') return next();
-  const input = await getRawInput(); // a malformed input fails here, as a BAD_REQUEST
-  let key: string;
+function sharingKey(ctx: Context, type: string, path: string, input: unknown): string | undefined {
+  if (type !== 'query' || ctx.runningQueries === undefined) return undefined;
   try {
-    key = `${path}\u0000${JSON.stringify(input) ?? ''}`;
+    return `${path}\u0000${JSON.stringify(input) ?? ''}`;
   } catch {
-    return next(); // an input JSON cannot write (a BigInt): not shared, and its validation answers
+    return undefined; // an input JSON cannot write (a BigInt): not shared, and its validation answers
   }
-  const running = ctx.runningQueries.get(key) as ReturnType<typeof next> | undefined;
-  if (running) return running;
-  const result = next().finally(() => ctx.runningQueries.delete(key));
-  ctx.runningQueries.set(key, result);
-  return result;
-});
-
-const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i;
+}
 
 /**
- * A valid access token (Authorization header only) puts a non-null `user` in the context and the
- * user id on the request's logger; anything else is UNAUTHORIZED.
+ * Every procedure's one middleware: the request's input read (a malformed one fails every call),
+ * the caller (`caller` resolves it: anyone, or a signed-in user of an optional role), sharing of identical queries in a batch, and the mapping of domain, Prisma
+ * and database errors to tRPC codes (errors.ts). One level instead of one per concern: tRPC copies
+ * the call's options and context at every level, a measurable share of a cheap call
+ * (docs/decisions/0011-request-path.md).
  */
-const authenticated = t.middleware(async ({ ctx, next }) => {
-  const token = ctx.authorization ? BEARER.exec(ctx.authorization)?.[1] : undefined;
-  if (!token) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
-  const user = await ctx.services.auth.authenticate(token);
-  ctx.identify?.(user.id);
-  return next({ ctx: { user, log: ctx.log.child({ userId: user.id }) } });
-});
+function pipeline<U extends AuthUser | null>(caller: (ctx: Context) => Promise<U>) {
+  return t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
+    const run = async () => {
+      // Read first, also by procedures that take no input: a malformed one is refused, never ignored.
+      const input = await getRawInput();
+      const user = await caller(ctx);
+      const call = () => next({ ctx: { user } });
+      const key = sharingKey(ctx, type, path, input);
+      if (key === undefined || ctx.runningQueries === undefined) return call();
+      const running = ctx.runningQueries.get(key) as ReturnType<typeof call> | undefined;
+      if (running) return running;
+      const started = call();
+      ctx.runningQueries.set(key, started);
+      return started.finally(() => ctx.runningQueries?.delete(key));
+    };
+    let result: Awaited<ReturnType<typeof run>>;
+    try {
+      result = await run();
+    } catch (cause) {
+      throw toTRPCError(getTRPCErrorFromUnknown(cause));
+    }
+    if (!result.ok) {
+      const mapped = toTRPCError(result.error);
+      if (mapped !== result.error) throw mapped;
+    }
+    return result;
+  });
+}
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
-export const publicProcedure = t.procedure.use(errorMapping).use(sharedQueries);
-export const authedProcedure = publicProcedure.use(authenticated);
-
+export const publicProcedure = t.procedure.use(pipeline(anyone));
+/** A non-null `ctx.user`, or UNAUTHORIZED (over HTTP with `WWW-Authenticate: Bearer`). */
+export const authedProcedure = t.procedure.use(pipeline(signedIn()));
 /** Authenticated, and of `role`: others get FORBIDDEN. */
-export const requireRole = (role: Role) =>
-  authedProcedure.use(({ ctx, next }) => {
-    if (ctx.user.role !== role) throw new TRPCError({ code: 'FORBIDDEN', message: 'You are not allowed to do this.' });
-    return next();
-  });
-
+export const requireRole = (role: Role) => t.procedure.use(pipeline(signedIn(role)));
 export const adminProcedure = requireRole('ADMIN');
-export { TRPCError };

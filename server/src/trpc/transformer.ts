@@ -1,12 +1,19 @@
+import { TRPCError } from '@trpc/server';
 import superjson from 'superjson';
 
 type SuperJSONResult = ReturnType<typeof superjson.serialize>;
 type DateAnnotation = ['Date'];
-type Annotations = DateAnnotation | Record<string, DateAnnotation>;
 type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
 /** Thrown inside the fast walk when a value needs superjson's general machinery. */
 const NEEDS_SUPERJSON = Symbol('needs superjson');
+
+/** A key JavaScript enumerates before the others: a canonical array index (below 2^32 - 1). */
+function isArrayIndex(key: string): boolean {
+  const first = key.charCodeAt(0);
+  if (first < 48 || first > 57) return false; // not a digit: the common case, decided without a regex
+  return /^(?:0|[1-9]\d*)$/.test(key) && Number(key) < 4_294_967_295;
+}
 
 /** superjson's path escaping: `\` -> `\\`, `.` -> `\.`. */
 const escapeKey = (key: string): string => (/[.\\]/.test(key) ? key.replace(/\\/g, '\\\\').replace(/\./g, '\\.') : key);
@@ -28,20 +35,28 @@ const isPlainObject = (value: object): value is Record<string, unknown> => {
  */
 function serializeFast(root: unknown): SuperJSONResult | typeof NEEDS_SUPERJSON {
   const seen = new Set<object>();
-  // The annotations of the value `walk` returned last: ['Date'] for a date, a flat path map for a
-  // container holding dates (built like superjson's, so keys come out in the same order).
-  let annotations: Annotations | undefined;
-
-  /** Adds a child's annotations under its key, as superjson nests them. */
-  const nest = (inner: Record<string, DateAnnotation> | undefined, key: string, child: Annotations) => {
-    const into = inner ?? {};
-    if (Array.isArray(child)) into[escapeKey(key)] = child;
-    else for (const path in child) into[`${escapeKey(key)}.${path}`] = child[path] as DateAnnotation;
-    return into;
+  // Every date's path, flat, in superjson's order. Paths are written once, with the escaped prefix
+  // of their container, instead of being re-keyed at each level on the way up.
+  let values: Record<string, DateAnnotation> | undefined;
+  const annotate = (path: string) => {
+    values ??= {};
+    values[path] = ['Date'];
+  };
+  /**
+   * superjson builds one annotation object per container, where JavaScript lists integer-like
+   * keys first: a date directly under an array index (or a key like "7") comes before every path
+   * into the container's other children. Those dates are annotated first, then the walk goes on.
+   */
+  const annotateIndexedDates = (container: Record<string, unknown> | unknown[], keys: readonly string[], prefix: string) => {
+    for (const key of keys) {
+      if (!isArrayIndex(key)) break; // integer-like keys come first in Object.keys
+      const child = (container as Record<string, unknown>)[key];
+      if (child instanceof Date && !Number.isNaN(child.getTime())) annotate(`${prefix}${key}`);
+    }
   };
 
-  const walk = (value: unknown): JsonValue => {
-    annotations = undefined;
+  /** A leaf that is not an object: JSON as it is, or superjson's business. */
+  const primitive = (value: unknown): JsonValue => {
     switch (typeof value) {
       case 'string':
       case 'boolean':
@@ -49,51 +64,65 @@ function serializeFast(root: unknown): SuperJSONResult | typeof NEEDS_SUPERJSON 
       case 'number':
         if (!Number.isFinite(value) || Object.is(value, -0)) throw NEEDS_SUPERJSON;
         return value;
-      case 'object': {
-        if (value === null) return null;
-        if (seen.has(value)) throw NEEDS_SUPERJSON;
-        seen.add(value);
-        if (value instanceof Date) {
-          if (Number.isNaN(value.getTime())) throw NEEDS_SUPERJSON;
-          annotations = ['Date'];
-          return value.toISOString();
-        }
-        let inner: Record<string, DateAnnotation> | undefined;
-        if (Array.isArray(value)) {
-          // superjson walks an array's own keys: named ones (a RegExp match's `groups`) too.
-          if (Object.keys(value).length !== value.length) throw NEEDS_SUPERJSON;
-          const out: JsonValue[] = new Array(value.length);
-          for (let i = 0; i < value.length; i++) {
-            if (!(i in value)) throw NEEDS_SUPERJSON;
-            out[i] = walk(value[i]);
-            if (annotations !== undefined) inner = nest(inner, String(i), annotations);
-          }
-          annotations = inner;
-          return out;
-        }
-        if (!isPlainObject(value)) throw NEEDS_SUPERJSON;
-        const out: Record<string, JsonValue> = {};
-        for (const key of Object.keys(value)) {
-          if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw NEEDS_SUPERJSON;
-          out[key] = walk(value[key]);
-          if (annotations !== undefined) inner = nest(inner, key, annotations);
-        }
-        annotations = inner;
-        return out;
-      }
       default:
         throw NEEDS_SUPERJSON; // undefined, bigint, symbol, function
     }
   };
 
+  /**
+   * `prefix`: the escaped path of `value` plus the separator, built only for objects (most leaves
+   * need no path). `annotated`: the caller already annotated `value` if it is a date.
+   */
+  const walk = (value: unknown, prefix: string, annotated: boolean): JsonValue => {
+    if (typeof value !== 'object' || value === null) return value === null ? null : primitive(value);
+    if (seen.has(value)) throw NEEDS_SUPERJSON;
+    seen.add(value);
+    if (value instanceof Date) {
+      if (Number.isNaN(value.getTime())) throw NEEDS_SUPERJSON;
+      // The prefix ends with the separator; the date's own path drops it.
+      if (!annotated) annotate(prefix.slice(0, -1));
+      return value.toISOString();
+    }
+    if (Array.isArray(value)) {
+      // superjson walks an array's own keys: named ones (a RegExp match's `groups`) too.
+      const keys = Object.keys(value);
+      if (keys.length !== value.length) throw NEEDS_SUPERJSON;
+      annotateIndexedDates(value, keys, prefix);
+      const out: JsonValue[] = new Array(value.length);
+      for (let i = 0; i < value.length; i++) {
+        if (!(i in value)) throw NEEDS_SUPERJSON;
+        const child: unknown = value[i];
+        out[i] = typeof child === 'object' && child !== null ? walk(child, `${prefix}${i}.`, true) : primitive(child);
+      }
+      return out;
+    }
+    if (!isPlainObject(value)) throw NEEDS_SUPERJSON;
+    const keys = Object.keys(value);
+    annotateIndexedDates(value, keys, prefix);
+    const out: Record<string, JsonValue> = {};
+    for (const key of keys) {
+      if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw NEEDS_SUPERJSON;
+      const child = value[key];
+      out[key] =
+        typeof child === 'object' && child !== null
+          ? walk(child, `${prefix}${escapeKey(key)}.`, child instanceof Date && isArrayIndex(key))
+          : child === null
+            ? null
+            : primitive(child);
+    }
+    return out;
+  };
+
   let json: JsonValue;
   try {
-    json = walk(root);
+    json = walk(root, '', false);
   } catch (error) {
     if (error === NEEDS_SUPERJSON) return NEEDS_SUPERJSON;
     throw error;
   }
-  return annotations === undefined ? { json } : { json, meta: { values: annotations, v: 1 } };
+  if (values === undefined) return { json };
+  // A date at the root is annotated by itself, not by a path.
+  return { json, meta: { values: root instanceof Date ? ['Date'] : values, v: 1 } };
 }
 
 /** superjson's `serialize`, faster for plain JSON with dates. */
@@ -102,11 +131,45 @@ export function serialize(value: unknown): SuperJSONResult {
   return fast === NEEDS_SUPERJSON ? superjson.serialize(value) : fast;
 }
 
+/** Deeper inputs are refused before anything walks them: no procedure takes more than a few levels. */
+export const MAX_INPUT_DEPTH = 32;
+
+/** True when `value` nests objects or arrays more than `max` levels deep (iterative: no stack to blow). */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let entry = stack.pop(); entry !== undefined; entry = stack.pop()) {
+    const [node, depth] = entry;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/** A refused input, in Keel's words rather than the parser's (which may name library internals). */
+export const malformedInput = (reason: string, cause?: unknown) =>
+  new TRPCError({ code: 'BAD_REQUEST', message: `Malformed request: ${reason}`, ...(cause === undefined ? {} : { cause }) });
+
 /**
- * The server's tRPC transformer: inputs are read by superjson itself; answers are written in its
- * format by `serialize` above. Clients use plain superjson for both directions.
+ * superjson's `deserialize` for inputs, bounded: too deep an input, or one superjson refuses (an
+ * unknown class in its meta, a forbidden key), is a BAD_REQUEST that says so.
+ */
+export function deserializeInput(payload: unknown): unknown {
+  if (nestedDeeperThan(payload, MAX_INPUT_DEPTH + 1)) throw malformedInput(`the input is nested more than ${MAX_INPUT_DEPTH} levels deep.`);
+  try {
+    return superjson.deserialize(payload as SuperJSONResult);
+  } catch (cause) {
+    throw malformedInput('the input is not valid superjson (send it as @trpc/client with superjson does).', cause);
+  }
+}
+
+/**
+ * The server's tRPC transformer: inputs are read by superjson, bounded (`deserializeInput`);
+ * answers are written in its format by `serialize` above. Clients use plain superjson both ways.
  */
 export const transformer = {
-  input: superjson,
+  input: { serialize: superjson.serialize, deserialize: deserializeInput },
   output: { serialize, deserialize: superjson.deserialize },
 };

@@ -39,6 +39,29 @@ export interface AccessTokens {
   verify(token: string): Promise<AccessClaims>;
 }
 
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * A JWS compact serialisation in canonical base64url: three segments, no padding, and no bits set
+ * beyond the data in a segment's last character. jose decodes leniently, so without this check
+ * `...Q` and `...R` (or `...Q==`) would both pass as the same signed token: one token must have
+ * one spelling (it is also the key of the verified-token cache).
+ */
+export function isCanonicalCompactJws(token: string): boolean {
+  const segments = token.split('.');
+  if (segments.length !== 3) return false;
+  for (const segment of segments) {
+    if (!/^[A-Za-z0-9_-]+$/.test(segment)) return false;
+    const tail = segment.length % 4;
+    if (tail === 1) return false;
+    if (tail === 0) continue;
+    // 2 characters carry 8 bits (4 left over), 3 carry 16 (2 left over): those must be zero.
+    const unused = tail === 2 ? 0b1111 : 0b11;
+    if ((BASE64URL.indexOf(segment.charAt(segment.length - 1)) & unused) !== 0) return false;
+  }
+  return true;
+}
+
 /** Verified tokens kept in memory: ~1 KB each, so at most ~10 MB. */
 const VERIFIED_CACHE_SIZE = 10_000;
 
@@ -86,6 +109,7 @@ export function createAccessTokens(keys: KeySet, config: Config['auth'], now: ()
         verified.delete(token);
         throw new InvalidAccessTokenError('ERR_JWT_EXPIRED');
       }
+      if (!isCanonicalCompactJws(token)) throw new InvalidAccessTokenError('not canonical base64url');
       try {
         const { payload } = await jwtVerify(token, keys.verificationKeys, {
           algorithms: keys.algorithms,

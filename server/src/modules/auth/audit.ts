@@ -1,4 +1,4 @@
-import type { Logger } from '../../logger.js';
+import type { Log } from '../../logger.js';
 
 export type AuditEvent =
   | 'auth.register'
@@ -22,7 +22,7 @@ export interface AuditFields {
 }
 
 /** Security events: one structured line each, never a token or a password (the logger redacts them anyway). */
-export function audit(log: Logger, event: AuditEvent, fields: AuditFields): void {
+export function audit(log: Log, event: AuditEvent, fields: AuditFields): void {
   const level = event === 'auth.refresh.reuse_detected' || event === 'auth.rate_limited' || event === 'auth.login.failed' ? 'warn' : 'info';
   log[level]({ audit: event, ...fields }, event);
 }

@@ -25,23 +25,23 @@ export const REFRESH_COOKIE = 'keel_refresh';
 /** The cookie goes to the refresh procedure only (called unbatched by the SDK). */
 export const REFRESH_COOKIE_PATH = '/trpc/auth.refresh';
 
-const client = (ctx: Context): ClientInfo => ({ ip: ctx.ip, userAgent: ctx.userAgent, log: ctx.log });
+const client = (ctx: Context): ClientInfo => ({ ip: ctx.request.ip, userAgent: ctx.request.userAgent, log: ctx.log });
 
 /**
  * Cookie mode is for browsers, where a cookie rides along with any request: a mutation that sets
  * or uses the refresh cookie must come from an allowed Origin (CSRF defence beside SameSite=Strict).
  */
 function assertCookieOrigin(ctx: Context): void {
-  if (ctx.authMode !== 'cookie') return;
-  if (!ctx.origin || !ctx.config.http.corsOrigins.includes(ctx.origin)) {
+  if (ctx.request.authMode !== 'cookie') return;
+  if (!ctx.request.origin || !ctx.config.http.corsOrigins.includes(ctx.request.origin)) {
     throw new AppError('FORBIDDEN', 'Cookie authentication needs a request from an allowed origin.');
   }
 }
 
 /** Bearer mode returns the refresh token in the body; cookie mode puts it only in an HttpOnly cookie. */
 function deliver(ctx: Context, result: AuthResult): AuthResult {
-  if (ctx.authMode !== 'cookie' || !result.refreshToken) return result;
-  ctx.cookies?.set(REFRESH_COOKIE, result.refreshToken, {
+  if (ctx.request.authMode !== 'cookie' || !result.refreshToken) return result;
+  ctx.request.cookies?.set(REFRESH_COOKIE, result.refreshToken, {
     httpOnly: true,
     sameSite: 'strict',
     secure: ctx.config.auth.secureCookies,
@@ -53,7 +53,7 @@ function deliver(ctx: Context, result: AuthResult): AuthResult {
 }
 
 function clearRefreshCookie(ctx: Context): void {
-  if (ctx.authMode === 'cookie') ctx.cookies?.clear(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH });
+  if (ctx.request.authMode === 'cookie') ctx.request.cookies?.clear(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH });
 }
 
 const rest = restMeta('auth');
@@ -83,9 +83,9 @@ export const authRouter = router({
     .output(authResultSchema)
     .mutation(async ({ ctx, input }) => {
       let token = input?.refreshToken;
-      if (!token && ctx.authMode === 'cookie') {
+      if (!token && ctx.request.authMode === 'cookie') {
         assertCookieOrigin(ctx);
-        token = ctx.cookies?.get(REFRESH_COOKIE);
+        token = ctx.request.cookies?.get(REFRESH_COOKIE);
       }
       try {
         return deliver(ctx, await ctx.services.auth.refresh(token, client(ctx)));

@@ -10,7 +10,7 @@ import type { UserTokenKind } from '../../generated/prisma/client.js';
 import type { BackgroundTasks } from '../../lib/background.js';
 import { AppError } from '../../lib/errors.js';
 import { hashPassword, needsRehash, verifyPassword } from '../../lib/password.js';
-import type { Logger } from '../../logger.js';
+import type { Log } from '../../logger.js';
 import { enqueueMail } from '../../mail/outbox.js';
 import { type AccessTokens, InvalidAccessTokenError } from './access-tokens.js';
 import { audit } from './audit.js';
@@ -53,7 +53,7 @@ export interface AuthUser {
 export interface ClientInfo {
   ip: string | undefined;
   userAgent: string | undefined;
-  log: Logger;
+  log: Log;
 }
 
 export interface AuthServiceDeps {

@@ -1,0 +1,65 @@
+/**
+ * Typed SQL for the few hot reads where Prisma's per-query pipeline costs more than the query
+ * itself (docs/decisions/0011-request-path.md). The rule, which the tests enforce:
+ *
+ * - Prisma stays the data layer and `schema.prisma` the source of truth; a query goes here only
+ *   when `pnpm bench` shows the gain, and only for reads (writes keep Prisma's checks and errors).
+ * - Each query sits beside its module's service (`modules/<name>/queries.ts`), names its columns
+ *   with the aliases of the domain type (`owner_id AS "ownerId"`), and declares its row as a zod
+ *   schema: the row type comes from it, and tests/db/queries.test.ts runs every query of
+ *   `server/src/db/queries.ts` against the migrated schema, checks each row with that schema, and
+ *   compares the answers with the Prisma query they replace.
+ * - Named (prepared) statements by default: PostgreSQL parses and plans each once per connection.
+ *   A transaction-mode pooler older than PgBouncer 1.21 cannot carry them across transactions:
+ *   `DATABASE_PREPARED_STATEMENTS=false` sends the same SQL unnamed.
+ */
+import type pg from 'pg';
+import type { z } from 'zod';
+
+export interface Query<Input, Row> {
+  /** Unique among queries: the prepared statement's name on every connection. */
+  readonly name: string;
+  readonly text: string;
+  /** The row's shape: its type for callers, and what the tests check real rows against. */
+  readonly row: z.ZodType<Row, unknown>;
+  /** The positional parameters ($1, $2, ...) from a typed input. */
+  values(input: Input): unknown[];
+}
+
+export const defineQuery = <Input, Row>(query: {
+  name: string;
+  text: string;
+  row: z.ZodType<Row, unknown>;
+  values: (input: Input) => unknown[];
+}): Query<Input, Row> => query;
+
+/** PostgreSQL's answer when a table changed under a prepared statement (a migration, mid-run). */
+const CACHED_PLAN_CHANGED = '0A000';
+
+export class Sql {
+  /** Statements that a migration invalidated on some connection: sent unnamed from then on. */
+  private readonly stale = new Set<string>();
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly prepared: boolean,
+  ) {}
+
+  /** The query's rows. pg parses columns by type (timestamptz to Date, int4 to number, ...). */
+  async rows<Input, Row>(query: Query<Input, Row>, input: Input): Promise<Row[]> {
+    const values = query.values(input);
+    const named = this.prepared && !this.stale.has(query.name);
+    try {
+      const result = await this.pool.query(named ? { name: query.name, text: query.text, values } : { text: query.text, values });
+      return result.rows as Row[];
+    } catch (error) {
+      // A connection prepared the statement before a migration changed its table: PostgreSQL
+      // refuses to run it ("cached plan must not change result type"). Unnamed statements are
+      // planned afresh, so this process keeps answering; a restart prepares them again.
+      if (!named || (error as { code?: unknown }).code !== CACHED_PLAN_CHANGED) throw error;
+      this.stale.add(query.name);
+      const result = await this.pool.query({ text: query.text, values });
+      return result.rows as Row[];
+    }
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * The services procedures call, as one type: the composition root (deps.ts) builds them, the
+ * tRPC context carries a reference to them. Types only, so `trpc/` need not import the root.
+ */
+import type { AuthService } from './modules/auth/service.js';
+import type { ProjectService } from './modules/projects/service.js';
+import type { TaskService } from './modules/tasks/service.js';
+import type { UserAdminService } from './modules/users/service.js';
+
+export interface Services {
+  auth: AuthService;
+  projects: ProjectService;
+  tasks: TaskService;
+  users: UserAdminService;
+}

@@ -1,0 +1,181 @@
+/**
+ * Requests that no client library writes: each gets a clear, typed answer in Keel's words, never
+ * a 500, a stack trace or a library's text, on the tRPC and the REST surface alike.
+ */
+import { request as httpRequest } from 'node:http';
+import superjson from 'superjson';
+import { describe, expect, it } from 'vitest';
+import { signIn } from '../support/caller.js';
+import { useTestDatabase } from '../support/database.js';
+import { createUser } from '../support/factories.js';
+import { startTestServer } from '../support/http.js';
+import { withCapturedLogs } from '../support/log-capture.js';
+import { decodeTrpcError, type SuperJsonEnvelope } from '../support/trpc-http.js';
+
+const ORIGIN = 'https://app.example.com';
+const db = await useTestDatabase();
+const main = withCapturedLogs(db.deps({ config: { CORS_ORIGINS: ORIGIN, LOG_LEVEL: 'info' } }));
+const server = await startTestServer(main.deps);
+const user = await createUser(main.deps);
+const { accessToken } = await signIn(main.deps, user);
+
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** One request with headers exactly as given, repeated names included (fetch would merge them). */
+function rawRequest(method: string, path: string, headers: [string, string][] = [], body?: string): Promise<RawAnswer> {
+  const url = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      // Headers as a flat list keep repeated names; Node then adds neither Host nor Content-Length.
+      {
+        host: url.hostname,
+        port: url.port,
+        method,
+        path,
+        headers: [
+          ['host', url.host],
+          ...(body === undefined ? [] : [['content-length', String(Buffer.byteLength(body))]]),
+          ...headers,
+        ].flat() as unknown as Record<string, string>,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const trpcErrorOf = (body: string) => decodeTrpcError((JSON.parse(body) as { error: SuperJsonEnvelope }).error);
+
+describe('hostile input', () => {
+  it('answers TRACE (a method tRPC cannot parse) with 405 and Allow, not a 500 with a logged stack', async () => {
+    const answer = await rawRequest('TRACE', '/trpc/system.health', [['x-request-id', 'hostile-trace-01']]);
+    expect(answer.status).toBe(405);
+    expect(answer.headers.allow).toBe('GET, POST');
+    expect(answer.headers['content-type']).toBe('application/json');
+    expect(trpcErrorOf(answer.body).data.code).toBe('METHOD_NOT_SUPPORTED');
+    await main.logs.waitFor((l) => l.reqId === 'hostile-trace-01' && l.msg === 'request');
+    expect(main.logs.lines().filter((l) => l.reqId === 'hostile-trace-01' && l.level === 'error')).toEqual([]);
+  });
+
+  it('refuses two Authorization headers with 400, over tRPC and REST, even when the first is valid', async () => {
+    const twice: [string, string][] = [
+      ['authorization', `Bearer ${accessToken}`],
+      ['authorization', 'Bearer someone-else'],
+    ];
+    const trpc = await rawRequest('GET', '/trpc/auth.me', twice);
+    expect(trpc.status).toBe(400);
+    expect(trpcErrorOf(trpc.body)).toMatchObject({ message: 'Send one Authorization header, not several.', data: { code: 'BAD_REQUEST' } });
+    const rest = await rawRequest('GET', '/api/auth/me', twice);
+    expect(rest.status).toBe(400);
+    expect(JSON.parse(rest.body)).toMatchObject({ code: 'BAD_REQUEST', message: 'Send one Authorization header, not several.' });
+    // One header with the same token is fine.
+    expect((await rawRequest('GET', '/trpc/auth.me', [twice[0] as [string, string]])).status).toBe(200);
+  });
+
+  it('accepts an access token only in canonical base64url: padding or spare bits in a last character are 401', async () => {
+    const [header, payload, signature] = accessToken.split('.') as [string, string, string];
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    // The signature is 64 bytes: 86 characters, the last carrying 2 data bits and 4 spare ones.
+    const last = signature.charAt(signature.length - 1);
+    const spare = alphabet.charAt(alphabet.indexOf(last) | 1);
+    const variants = [
+      `${header}.${payload}.${signature}==`,
+      `${header}.${payload}.${signature.slice(0, -1)}${spare}`,
+      `${header}=.${payload}.${signature}`,
+    ];
+    for (const token of variants) {
+      const answer = await rawRequest('GET', '/trpc/auth.me', [['authorization', `Bearer ${token}`]]);
+      expect(answer.status, token.slice(-6)).toBe(401);
+    }
+    expect((await rawRequest('GET', '/trpc/auth.me', [['authorization', `Bearer ${accessToken}`]])).status).toBe(200);
+  });
+
+  it('answers superjson meta naming an unknown class in its own words, without the library text or its URL', async () => {
+    const body = '{"json":{"email":"a@example.com","password":"x"},"meta":{"values":{"email":["class","Nope"]}}}';
+    const answer = await rawRequest('POST', '/trpc/auth.login', [['content-type', 'application/json']], body);
+    expect(answer.status).toBe(400);
+    const error = trpcErrorOf(answer.body);
+    expect(error.message).toBe('Malformed request: the input is not valid superjson (send it as @trpc/client with superjson does).');
+    expect(answer.body).not.toMatch(/https?:|superjson\/issues|Maximum call stack/);
+  });
+
+  it('refuses an input nested more than 32 levels deep, over tRPC and REST, whatever the procedure', async () => {
+    const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+    const trpc = await rawRequest(
+      'POST',
+      '/trpc/auth.login',
+      [['content-type', 'application/json']],
+      `{"json":{"email":${deep(100_000)}}}`,
+    );
+    expect(trpc.status).toBe(400);
+    expect(trpcErrorOf(trpc.body).message).toBe('Malformed request: the input is nested more than 32 levels deep.');
+    const rest = await rawRequest('POST', '/api/auth/login', [['content-type', 'application/json']], `{"email":${deep(40)}}`);
+    expect(rest.status).toBe(400);
+    expect(JSON.parse(rest.body)).toMatchObject({
+      code: 'BAD_REQUEST',
+      message: 'Malformed request: the input is nested more than 32 levels deep.',
+    });
+    // 32 levels pass the bound (and fail validation as any wrong value does).
+    const fine = await rawRequest('POST', '/trpc/auth.login', [['content-type', 'application/json']], `{"json":{"email":${deep(31)}}}`);
+    expect(trpcErrorOf(fine.body).message).toBe('Invalid input.');
+  });
+
+  it('answers every JSON error as application/json, the early ones (415, batch limits) included', async () => {
+    const cases = [
+      await rawRequest('POST', '/trpc/auth.login', [['content-type', 'text/plain']], '{"json":{}}'),
+      await rawRequest('POST', '/trpc/auth.logout', []),
+      await rawRequest('GET', `/trpc/${Array.from({ length: 51 }, () => 'system.health').join(',')}?batch=1`),
+      await rawRequest('GET', '/trpc/system.health', [['trpc-accept', 'application/jsonl']]),
+    ];
+    expect(cases.map((c) => c.status)).toEqual([415, 415, 400, 400]);
+    for (const answer of cases) expect(answer.headers['content-type'], answer.body).toBe('application/json');
+  });
+
+  it('keeps Vary: Origin on tRPC answers (beside the protocol own Vary), so caches never mix origins', async () => {
+    for (const origin of [[], [['origin', ORIGIN]]] as [string, string][][]) {
+      const answer = await rawRequest('GET', '/trpc/system.health', origin);
+      expect(answer.headers.vary).toBe('Origin, trpc-accept, accept');
+    }
+  });
+
+  it('answers a URL with a bad percent-encoding in Keel error shape with its headers, not echoing the URL', async () => {
+    for (const path of ['/trpc/system.health%E0%A4%A', '/api/projects/%E0%A4%A', '/nope%zz']) {
+      const answer = await rawRequest('GET', path, [['x-request-id', 'hostile-bad-url-1']]);
+      expect(answer.status, path).toBe(400);
+      expect(JSON.parse(answer.body), path).toEqual({
+        code: 'BAD_REQUEST',
+        message: 'The request URL is not valid (a malformed percent-encoding).',
+        requestId: 'hostile-bad-url-1',
+      });
+      expect(answer.headers['x-request-id'], path).toBe('hostile-bad-url-1');
+      expect(answer.headers['x-frame-options'], path).toBe('DENY');
+    }
+  });
+
+  it('logs refused requests (401, 403, 429) with the client address, and others without it', async () => {
+    await rawRequest('GET', '/trpc/auth.me', [['x-request-id', 'hostile-refused-1']]);
+    await rawRequest('GET', '/trpc/system.health', [['x-request-id', 'hostile-accepted-1']]);
+    const refused = await main.logs.waitFor((l) => l.reqId === 'hostile-refused-1' && l.msg === 'request');
+    expect(refused).toMatchObject({ status: 401, ip: '127.0.0.1' });
+    const accepted = await main.logs.waitFor((l) => l.reqId === 'hostile-accepted-1' && l.msg === 'request');
+    expect(accepted.ip).toBeUndefined();
+  });
+
+  it('answers a well-formed call with superjson input normally (the bounds cost nothing to honest clients)', async () => {
+    const input = encodeURIComponent(JSON.stringify(superjson.serialize({ limit: 5 })));
+    const answer = await rawRequest('GET', `/trpc/projects.list?input=${input}`, [['authorization', `Bearer ${accessToken}`]]);
+    expect(answer.status).toBe(200);
+  });
+});
