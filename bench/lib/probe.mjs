@@ -9,10 +9,20 @@
  *   markCompacts    full collections
  *   gcMicros        time spent in GC pauses on the main thread
  *
+ * With KEEL_BENCH_HEAP_PROFILE set, the window also runs V8's sampling heap profiler, counting
+ * objects that were collected (what a request allocates, not what survives), and writes its
+ * profile there (bench/profile.ts --heap reads it).
+ *
  * Plain JavaScript so that `node server/dist/main.js` loads it without a TypeScript loader.
  */
 import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
+
+const heapProfileFile = process.env.KEEL_BENCH_HEAP_PROFILE;
+let session;
+const inspector = (method, params = {}) =>
+  new Promise((resolve, reject) => session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
 
 const file = process.env.KEEL_BENCH_PROBE;
 if (file) {
@@ -23,7 +33,22 @@ if (file) {
       profiler = new GCProfiler();
       usedAtStart = getHeapStatistics().used_heap_size;
       profiler.start();
+      if (heapProfileFile) {
+        session = new Session();
+        session.connect();
+        void inspector('HeapProfiler.startSampling', {
+          samplingInterval: 4096,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: true,
+        });
+      }
       return;
+    }
+    if (heapProfileFile && session) {
+      void inspector('HeapProfiler.stopSampling').then(({ profile }) => {
+        writeFileSync(heapProfileFile, JSON.stringify(profile));
+        session.disconnect();
+      });
     }
     const { statistics } = profiler.stop();
     profiler = undefined;

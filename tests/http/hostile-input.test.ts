@@ -63,7 +63,7 @@ describe('hostile input', () => {
     const answer = await rawRequest('TRACE', '/trpc/system.health', [['x-request-id', 'hostile-trace-01']]);
     expect(answer.status).toBe(405);
     expect(answer.headers.allow).toBe('GET, POST');
-    expect(answer.headers['content-type']).toBe('application/json');
+    expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(trpcErrorOf(answer.body).data.code).toBe('METHOD_NOT_SUPPORTED');
     await main.logs.waitFor((l) => l.reqId === 'hostile-trace-01' && l.msg === 'request');
     expect(main.logs.lines().filter((l) => l.reqId === 'hostile-trace-01' && l.level === 'error')).toEqual([]);
@@ -140,7 +140,7 @@ describe('hostile input', () => {
       await rawRequest('GET', '/trpc/system.health', [['trpc-accept', 'application/jsonl']]),
     ];
     expect(cases.map((c) => c.status)).toEqual([415, 415, 400, 400]);
-    for (const answer of cases) expect(answer.headers['content-type'], answer.body).toBe('application/json');
+    for (const answer of cases) expect(answer.headers['content-type'], answer.body).toBe('application/json; charset=utf-8');
   });
 
   it('keeps Vary: Origin on tRPC answers (beside the protocol own Vary), so caches never mix origins', async () => {

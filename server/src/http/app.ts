@@ -6,7 +6,7 @@ import type { AnyRouter, TRPCError } from '@trpc/server';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, LogController } from 'fastify';
 import type { AppDeps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
-import { LazyChildLogger, type Logger } from '../logger.js';
+import { LazyChildLogger, type Logger, unredacted } from '../logger.js';
 import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
 import { beforeHandlerError } from './client-errors.js';
@@ -90,10 +90,12 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     reply.header('x-request-id', req.id);
     done();
   });
+  // The root logger with the request id as a field (a per-request child would cost more than the
+  // line), unredacted: these fields are fixed, and the path is written without its query (tRPC GET
+  // inputs travel there and may hold personal data).
+  const requestLog = unredacted(logger);
   app.addHook('onResponse', (req, reply, done) => {
-    // The path without its query: tRPC GET inputs travel there and may hold personal data. The root
-    // logger with the request id as a field: a per-request child would cost more than the line.
-    logger.info(
+    requestLog.info(
       {
         reqId: req.id,
         method: req.method,

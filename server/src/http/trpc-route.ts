@@ -10,8 +10,9 @@
  * It answers what tRPC 11's `resolveResponse` answers (status, body, headers) for queries and
  * mutations, single or batched, GET and POST, and every error on the way; a compatibility test
  * (tests/http/trpc-compat.test.ts) drives both with the real `@trpc/client` links and compares
- * them byte for byte. Deliberate differences, each a fix: every JSON answer says
- * `application/json` (tRPC's early errors said text/plain), `Vary` keeps the CORS `Origin`, and
+ * them byte for byte. Deliberate differences, each a fix or harmless: every JSON answer says
+ * `application/json; charset=utf-8` (tRPC's early errors said text/plain; Fastify names the
+ * charset of every JSON it sends), `Vary` keeps the CORS `Origin`, and
  * methods tRPC cannot parse (TRACE) answer 405 instead of 500. Streaming (httpBatchStreamLink's
  * `trpc-accept: application/jsonl`), subscriptions and multipart bodies go to tRPC's own handler,
  * as does everything when `TRPC_ADAPTER=standard`.
@@ -191,16 +192,15 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
     return { batch, calls, type, accept: acceptHeader(req) };
   }
 
-  /** One answer: JSON, the protocol's headers, the transport's headers for these errors. */
-  function send(reply: FastifyReply, status: number, body: unknown, errors: readonly TRPCError[]): FastifyReply {
+  /** One answer: its JSON text, the protocol's headers, the transport's headers for these errors. */
+  function send(reply: FastifyReply, status: number, body: string, errors: readonly TRPCError[]): FastifyReply {
     reply.code(status);
     const vary = reply.getHeader('vary');
     reply.header('vary', typeof vary === 'string' && vary !== '' ? `${vary}, ${PROTOCOL_VARY}` : PROTOCOL_VARY);
     reply.header('content-type', 'application/json');
     const extra = options.responseHeaders(errors);
     for (const name in extra) reply.header(name, extra[name]);
-    // Bytes, so that Fastify adds no charset to tRPC's `application/json` (JSON is UTF-8 by definition).
-    return reply.send(Buffer.from(JSON.stringify(body)));
+    return reply.send(body);
   }
 
   function errorShape(error: TRPCError, ctx: Context | undefined, type: CallType, path: string | undefined, input: unknown): ErrorShape {
@@ -212,7 +212,7 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
     const error = getTRPCErrorFromUnknown(cause);
     options.onError({ error, path: undefined, ctx, req });
     const shape = errorShape(error, ctx, type, undefined, undefined);
-    return send(reply, getHTTPStatusCode({ error: shape }, [error]), { error: serialize(shape) }, [error]);
+    return send(reply, getHTTPStatusCode({ error: shape }, [error]), JSON.stringify({ error: serialize(shape) }), [error]);
   }
 
   async function handle(req: FastifyRequest<{ Params: { path: string } }>, reply: FastifyReply) {
@@ -306,8 +306,22 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
               inputs.result(call.index),
             ),
           };
-    const wire = (item: ReturnType<typeof itemOf>) =>
-      'error' in item ? { error: serialize(item.error) } : { result: { data: serialize(item.result.data) } };
+    /**
+     * An item's JSON text: what JSON.stringify writes for `{ result: { data } }` with the data
+     * serialised, assembled around the data's own text, so that the identical answers of a batch
+     * (shared queries return one object) are serialised once.
+     */
+    const texts = new Map<unknown, string>();
+    const textOf = (item: ReturnType<typeof itemOf>): string => {
+      if ('error' in item) return JSON.stringify({ error: serialize(item.error) });
+      const { data } = item.result;
+      let text = texts.get(data);
+      if (text === undefined) {
+        text = JSON.stringify(serialize(data));
+        if (typeof data === 'object' && data !== null) texts.set(data, text);
+      }
+      return `{"result":{"data":${text}}}`;
+    };
 
     try {
       if (!info.batch) {
@@ -316,7 +330,7 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
         if (outcome.ok && isDataStream(outcome.data)) throw streamInPlainRequest();
         const item = itemOf(call, outcome);
         const errors = outcome.ok ? [] : [outcome.error];
-        return send(reply, outcome.ok ? 200 : getHTTPStatusCode([item], errors), wire(item), errors);
+        return send(reply, outcome.ok ? 200 : getHTTPStatusCode([item], errors), textOf(item), errors);
       }
       const outcomes = (await Promise.all(info.calls.map(run))).map(
         (outcome): Outcome => (outcome.ok && isDataStream(outcome.data) ? { ok: false, error: streamInPlainRequest() } : outcome),
@@ -324,7 +338,7 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
       const items = outcomes.map((outcome, i) => itemOf(info.calls[i] as Call, outcome));
       const errors = outcomes.flatMap((outcome) => (outcome.ok ? [] : [outcome.error]));
       const perCall = outcomes.map((outcome) => (outcome.ok ? undefined : outcome.error));
-      return send(reply, getHTTPStatusCode(items, perCall as TRPCError[]), items.map(wire), errors);
+      return send(reply, getHTTPStatusCode(items, perCall as TRPCError[]), `[${items.map(textOf).join(',')}]`, errors);
     } catch (cause) {
       return sendRequestError(req, reply, cause, ctx, info.type);
     }

@@ -3,7 +3,6 @@ import superjson from 'superjson';
 
 type SuperJSONResult = ReturnType<typeof superjson.serialize>;
 type DateAnnotation = ['Date'];
-type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
 /** Thrown inside the fast walk when a value needs superjson's general machinery. */
 const NEEDS_SUPERJSON = Symbol('needs superjson');
@@ -24,16 +23,18 @@ const isPlainObject = (value: object): value is Record<string, unknown> => {
 };
 
 /**
- * What procedures answer is JSON plus `Date`s (Prisma rows, zod outputs). superjson's general
- * walk (identity tracking, path arrays and annotation objects for every node) was 16% of the
- * server's CPU on a 20-row `projects.list`; this walk writes the same wire format for exactly
- * that subset, and hands everything else to superjson: Map, Set, BigInt, undefined,
- * NaN/±Infinity/-0, invalid dates, class instances, sparse arrays or arrays with named
- * properties, a value met twice (superjson records referential equality), and the keys superjson
- * refuses (__proto__, constructor, prototype). The output is byte-for-byte superjson's
- * (server/src/trpc/transformer.test.ts), so any superjson client reads it.
+ * What procedures answer is JSON plus `Date`s (rows, zod outputs). superjson's general walk
+ * (identity tracking, path arrays and annotation objects for every node) was 16% of the server's
+ * CPU on a 20-row `projects.list`. For exactly that subset this walk only checks the value and
+ * lists its dates' paths (superjson's `meta`); the value itself is the `json` part, because
+ * JSON.stringify writes a Date as superjson does (`toJSON` is `toISOString`), so nothing is
+ * copied. Everything else goes to superjson: Map, Set, BigInt, undefined, NaN/±Infinity/-0,
+ * invalid dates, class instances, sparse arrays or arrays with named properties, a value met
+ * twice (superjson records referential equality), and the keys superjson refuses (__proto__,
+ * constructor, prototype). The bytes are superjson's (server/src/trpc/transformer.test.ts), so
+ * any superjson client reads them.
  */
-function serializeFast(root: unknown): SuperJSONResult | typeof NEEDS_SUPERJSON {
+function dateAnnotations(root: unknown): Record<string, DateAnnotation> | undefined | typeof NEEDS_SUPERJSON {
   const seen = new Set<object>();
   // Every date's path, flat, in superjson's order. Paths are written once, with the escaped prefix
   // of their container, instead of being re-keyed at each level on the way up.
@@ -55,15 +56,15 @@ function serializeFast(root: unknown): SuperJSONResult | typeof NEEDS_SUPERJSON 
     }
   };
 
-  /** A leaf that is not an object: JSON as it is, or superjson's business. */
-  const primitive = (value: unknown): JsonValue => {
+  /** A leaf that is not an object is JSON as it is, or superjson's business. */
+  const checkPrimitive = (value: unknown): void => {
     switch (typeof value) {
       case 'string':
       case 'boolean':
-        return value;
+        return;
       case 'number':
         if (!Number.isFinite(value) || Object.is(value, -0)) throw NEEDS_SUPERJSON;
-        return value;
+        return;
       default:
         throw NEEDS_SUPERJSON; // undefined, bigint, symbol, function
     }
@@ -73,62 +74,60 @@ function serializeFast(root: unknown): SuperJSONResult | typeof NEEDS_SUPERJSON 
    * `prefix`: the escaped path of `value` plus the separator, built only for objects (most leaves
    * need no path). `annotated`: the caller already annotated `value` if it is a date.
    */
-  const walk = (value: unknown, prefix: string, annotated: boolean): JsonValue => {
-    if (typeof value !== 'object' || value === null) return value === null ? null : primitive(value);
+  const walk = (value: object, prefix: string, annotated: boolean): void => {
     if (seen.has(value)) throw NEEDS_SUPERJSON;
     seen.add(value);
     if (value instanceof Date) {
       if (Number.isNaN(value.getTime())) throw NEEDS_SUPERJSON;
       // The prefix ends with the separator; the date's own path drops it.
       if (!annotated) annotate(prefix.slice(0, -1));
-      return value.toISOString();
+      return;
     }
     if (Array.isArray(value)) {
       // superjson walks an array's own keys: named ones (a RegExp match's `groups`) too.
       const keys = Object.keys(value);
       if (keys.length !== value.length) throw NEEDS_SUPERJSON;
       annotateIndexedDates(value, keys, prefix);
-      const out: JsonValue[] = new Array(value.length);
       for (let i = 0; i < value.length; i++) {
         if (!(i in value)) throw NEEDS_SUPERJSON;
         const child: unknown = value[i];
-        out[i] = typeof child === 'object' && child !== null ? walk(child, `${prefix}${i}.`, true) : primitive(child);
+        if (typeof child === 'object' && child !== null) walk(child, `${prefix}${i}.`, true);
+        else if (child !== null) checkPrimitive(child);
       }
-      return out;
+      return;
     }
     if (!isPlainObject(value)) throw NEEDS_SUPERJSON;
     const keys = Object.keys(value);
     annotateIndexedDates(value, keys, prefix);
-    const out: Record<string, JsonValue> = {};
     for (const key of keys) {
       if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw NEEDS_SUPERJSON;
       const child = value[key];
-      out[key] =
-        typeof child === 'object' && child !== null
-          ? walk(child, `${prefix}${escapeKey(key)}.`, child instanceof Date && isArrayIndex(key))
-          : child === null
-            ? null
-            : primitive(child);
+      if (typeof child === 'object' && child !== null)
+        walk(child, `${prefix}${escapeKey(key)}.`, child instanceof Date && isArrayIndex(key));
+      else if (child !== null) checkPrimitive(child);
     }
-    return out;
   };
 
-  let json: JsonValue;
   try {
-    json = walk(root, '', false);
+    if (typeof root === 'object' && root !== null) walk(root, '', false);
+    else if (root !== null) checkPrimitive(root);
   } catch (error) {
     if (error === NEEDS_SUPERJSON) return NEEDS_SUPERJSON;
     throw error;
   }
-  if (values === undefined) return { json };
-  // A date at the root is annotated by itself, not by a path.
-  return { json, meta: { values: root instanceof Date ? ['Date'] : values, v: 1 } };
+  return values;
 }
 
-/** superjson's `serialize`, faster for plain JSON with dates. */
+/**
+ * superjson's `serialize`, faster for plain JSON with dates. Its `json` may hold Date objects:
+ * every consumer writes it with JSON.stringify, which writes them as superjson's ISO strings.
+ */
 export function serialize(value: unknown): SuperJSONResult {
-  const fast = serializeFast(value);
-  return fast === NEEDS_SUPERJSON ? superjson.serialize(value) : fast;
+  const values = dateAnnotations(value);
+  if (values === NEEDS_SUPERJSON) return superjson.serialize(value);
+  const json = value as SuperJSONResult['json'];
+  // A date at the root is annotated by itself, not by a path.
+  return values === undefined ? { json } : { json, meta: { values: value instanceof Date ? ['Date'] : values, v: 1 } };
 }
 
 /** Deeper inputs are refused before anything walks them: no procedure takes more than a few levels. */
