@@ -96,7 +96,11 @@ export const envSchema = z.object({
   ARGON2_MEMORY_KIB: int(19_456, 4_194_304).default(19_456),
   ARGON2_ITERATIONS: int(2, 20).default(2),
   ARGON2_PARALLELISM: int(1, 16).default(1),
-  PASSWORD_HASH_CONCURRENCY: int(1, 64).default(availableParallelism()),
+  // One core stays free for the event loop and everything else: hashing on every core made a
+  // login flood slow down every other request.
+  PASSWORD_HASH_CONCURRENCY: int(1, 64).default(Math.max(1, availableParallelism() - 1)),
+  // Unset: 8 per hashing slot (see `passwords.queue` below).
+  PASSWORD_HASH_QUEUE: int(0, 10_000).optional(),
 
   JWT_KEYS: z.string().optional(),
   JWT_KEYS_FILE: z.string().min(1).default('.data/jwt-keys.json'),
@@ -166,8 +170,16 @@ export interface Config {
     keepAliveTimeoutMs: number;
     shutdownTimeoutMs: number;
   };
-  /** argon2id cost, and how many hashes may run at once in this process. */
-  passwords: { memoryKib: number; iterations: number; parallelism: number; concurrency: number };
+  passwords: {
+    /** argon2id cost. */
+    memoryKib: number;
+    iterations: number;
+    parallelism: number;
+    /** Hashes running at once in this process. */
+    concurrency: number;
+    /** Password operations (login, register, change, reset) allowed to wait for a slot; more are refused at once. */
+    queue: number;
+  };
   auth: {
     /** A JWK set (JSON) of private keys; undefined in development/test means: generate and keep in `keysFile`. */
     keys: string | undefined;
@@ -313,6 +325,8 @@ export function parseConfig(raw: RawEnv): Config {
       iterations: e.ARGON2_ITERATIONS,
       parallelism: e.ARGON2_PARALLELISM,
       concurrency: e.PASSWORD_HASH_CONCURRENCY,
+      // Eight waiting per slot: at ~40 ms a hash, a login admitted last waits about a third of a second.
+      queue: e.PASSWORD_HASH_QUEUE ?? 8 * e.PASSWORD_HASH_CONCURRENCY,
     },
     seed: {
       adminEmail: e.ADMIN_EMAIL?.toLowerCase(),
