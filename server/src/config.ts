@@ -123,6 +123,9 @@ export const envSchema = z.object({
   RATE_LIMIT_REGISTER_PER_IP: int(1, 100_000).default(20),
   RATE_LIMIT_RESET_PER_IP: int(1, 100_000).default(10),
   RATE_LIMIT_RESET_PER_ACCOUNT: int(1, 1_000).default(5),
+  RATE_LIMIT_API_PER_IP: int(1, 1_000_000).default(1_200),
+  RATE_LIMIT_API_PER_USER: int(1, 1_000_000).default(600),
+  RATE_LIMIT_API_SYNC_MS: int(100, 60_000).default(1_000),
 
   MAIL_TRANSPORT: z.enum(['log', 'smtp']).default('log'),
   SMTP_URL: z
@@ -206,6 +209,12 @@ export interface Config {
     registerPerIp: number;
     resetPerIp: number;
     resetPerAccount: number;
+    /** Calls of any procedure per address per minute. */
+    apiPerIp: number;
+    /** Calls of any procedure per authenticated user per minute. */
+    apiPerUser: number;
+    /** How often each instance adds its counts of the general limit to the shared ones. */
+    apiSyncMs: number;
   };
   mail: { transport: 'log' | 'smtp'; smtpUrl: string | undefined; from: string };
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
@@ -318,6 +327,9 @@ export function parseConfig(raw: RawEnv): Config {
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
       resetPerIp: e.RATE_LIMIT_RESET_PER_IP,
       resetPerAccount: e.RATE_LIMIT_RESET_PER_ACCOUNT,
+      apiPerIp: e.RATE_LIMIT_API_PER_IP,
+      apiPerUser: e.RATE_LIMIT_API_PER_USER,
+      apiSyncMs: e.RATE_LIMIT_API_SYNC_MS,
     },
     mail: { transport: e.MAIL_TRANSPORT, smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
     passwords: {

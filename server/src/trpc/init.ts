@@ -2,6 +2,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { ZodError } from 'zod';
 import { AppError } from '../lib/errors.js';
+import { apiLimitExceeded } from '../modules/auth/rate-limits.js';
 import type { Role } from '../modules/auth/schemas.js';
 import type { Context } from './context.js';
 import { toTRPCError } from './errors.js';
@@ -96,6 +97,17 @@ const sharedQueries = t.middleware(async ({ ctx, type, path, getRawInput, next }
   return result;
 });
 
+/**
+ * The general limit on every call (rate-limits.ts `checkApi`): per client address before
+ * authentication, per user after it. Decided in memory: no database round trip per call.
+ */
+const apiLimit = (by: 'address' | 'user') =>
+  t.middleware(({ ctx, next }) => {
+    const decision = ctx.rateLimits.checkApi(by === 'address' ? { ip: ctx.ip } : { userId: ctx.user?.id });
+    if (!decision.allowed) throw apiLimitExceeded(ctx.log, { ip: ctx.ip, userId: ctx.user?.id }, decision);
+    return next();
+  });
+
 const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i;
 
 /**
@@ -112,8 +124,8 @@ const authenticated = t.middleware(async ({ ctx, next }) => {
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
-export const publicProcedure = t.procedure.use(errorMapping).use(sharedQueries);
-export const authedProcedure = publicProcedure.use(authenticated);
+export const publicProcedure = t.procedure.use(errorMapping).use(apiLimit('address')).use(sharedQueries);
+export const authedProcedure = publicProcedure.use(authenticated).use(apiLimit('user'));
 
 /** Authenticated, and of `role`: others get FORBIDDEN. */
 export const requireRole = (role: Role) =>
