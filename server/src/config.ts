@@ -123,6 +123,8 @@ export const envSchema = z.object({
   RATE_LIMIT_REGISTER_PER_IP: int(1, 100_000).default(20),
   RATE_LIMIT_RESET_PER_IP: int(1, 100_000).default(10),
   RATE_LIMIT_RESET_PER_ACCOUNT: int(1, 1_000).default(5),
+  RATE_LIMIT_LOGIN_FAILURES_PER_IP: int(1, 100_000).default(20),
+  RATE_LIMIT_TOKEN_FAILURES_PER_IP: int(1, 100_000).default(10),
   RATE_LIMIT_API_PER_IP: int(1, 1_000_000).default(1_200),
   RATE_LIMIT_API_PER_USER: int(1, 1_000_000).default(600),
   RATE_LIMIT_API_SYNC_MS: int(100, 60_000).default(1_000),
@@ -209,6 +211,10 @@ export interface Config {
     registerPerIp: number;
     resetPerIp: number;
     resetPerAccount: number;
+    /** Failed logins per address per 15 minutes, whatever the accounts (credential stuffing). */
+    loginFailuresPerIp: number;
+    /** Wrong reset or verification tokens per address per hour. */
+    tokenFailuresPerIp: number;
     /** Calls of any procedure per address per minute. */
     apiPerIp: number;
     /** Calls of any procedure per authenticated user per minute. */
@@ -327,6 +333,8 @@ export function parseConfig(raw: RawEnv): Config {
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
       resetPerIp: e.RATE_LIMIT_RESET_PER_IP,
       resetPerAccount: e.RATE_LIMIT_RESET_PER_ACCOUNT,
+      loginFailuresPerIp: e.RATE_LIMIT_LOGIN_FAILURES_PER_IP,
+      tokenFailuresPerIp: e.RATE_LIMIT_TOKEN_FAILURES_PER_IP,
       apiPerIp: e.RATE_LIMIT_API_PER_IP,
       apiPerUser: e.RATE_LIMIT_API_PER_USER,
       apiSyncMs: e.RATE_LIMIT_API_SYNC_MS,

@@ -2,7 +2,7 @@
  * The general limit on every procedure, per client address and per user, over tRPC and REST:
  * the call past the budget answers TOO_MANY_REQUESTS with Retry-After, logged with the address.
  * Deciding never queries the database (the counts are shared in the background: see
- * two-instances.test.ts).
+ * two-instances.test.ts). Other refused calls (a bad access token) are logged with the address too.
  *
  * Every test acts from its own addresses (TRUST_PROXY + X-Forwarded-For). The background sharing
  * is slowed to once a minute here: no query of its own runs while a test counts queries.
@@ -149,5 +149,23 @@ describe('per user', () => {
     for (let i = 0; i < PER_USER; i += 1) await expect(caller.auth.me()).resolves.toMatchObject({ id: user.id });
     expect((await trpcErrorOf(caller.auth.me())).code).toBe('TOO_MANY_REQUESTS');
     for (let i = 0; i < PER_IP + 1; i += 1) await expect(callerWith(deps).system.health()).resolves.toMatchObject({ status: 'ok' });
+  });
+});
+
+describe('refused access tokens', () => {
+  it('logs a missing, malformed or invalid access token with the client address', async () => {
+    const ip = '198.18.7.1';
+    const answers = [
+      await query(server.url, 'auth.me', from(ip)),
+      await query(server.url, 'auth.me', from(ip, { authorization: 'Bearer not.a.token' })),
+    ];
+    expect(answers.map((a) => a.status)).toEqual([401, 401]);
+    await logs.waitFor((line) => line.audit === 'auth.access_token.rejected' && line.ip === ip && line.reason === 'missing');
+    await logs.waitFor(
+      (line) => line.audit === 'auth.access_token.rejected' && line.ip === ip && /invalid or expired/i.test(String(line.reason)),
+    );
+    const overRest = await rest('/auth/me', from('198.18.7.2', { authorization: 'Bearer not.a.token' }));
+    expect(overRest.status).toBe(401);
+    await logs.waitFor((line) => line.audit === 'auth.access_token.rejected' && line.ip === '198.18.7.2');
   });
 });

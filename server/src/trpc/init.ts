@@ -2,6 +2,7 @@ import { initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { ZodError } from 'zod';
 import { AppError } from '../lib/errors.js';
+import { audit } from '../modules/auth/audit.js';
 import { apiLimitExceeded } from '../modules/auth/rate-limits.js';
 import type { Role } from '../modules/auth/schemas.js';
 import type { Context } from './context.js';
@@ -112,12 +113,19 @@ const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i;
 
 /**
  * A valid access token (Authorization header only) puts a non-null `user` in the context and the
- * user id on the request's logger; anything else is UNAUTHORIZED.
+ * user id on the request's logger; anything else is UNAUTHORIZED, logged with the client address.
  */
 const authenticated = t.middleware(async ({ ctx, next }) => {
   const token = ctx.authorization ? BEARER.exec(ctx.authorization)?.[1] : undefined;
-  if (!token) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
-  const user = await ctx.services.auth.authenticate(token);
+  if (!token) {
+    audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.ip, reason: 'missing' });
+    throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
+  }
+  const user = await ctx.services.auth.authenticate(token).catch((error: unknown) => {
+    if (error instanceof AppError && error.code === 'UNAUTHORIZED')
+      audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.ip, reason: error.message });
+    throw error;
+  });
   ctx.identify?.(user.id);
   return next({ ctx: { user, log: ctx.log.child({ userId: user.id }) } });
 });

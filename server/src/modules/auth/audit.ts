@@ -13,7 +13,9 @@ export type AuditEvent =
   | 'auth.password.reset'
   | 'auth.email.verified'
   | 'auth.rate_limited'
-  | 'auth.shed';
+  | 'auth.shed'
+  | 'auth.access_token.rejected'
+  | 'auth.token.invalid';
 
 export interface AuditFields {
   userId?: string | undefined;

@@ -16,7 +16,12 @@ import { audit } from './audit.js';
 export type { ApiCaller, ApiDecision };
 export { addressKey };
 
-export type IpLimit = 'login' | 'register' | 'passwordReset';
+/**
+ * Per-address budgets. `loginFailures` and `tokenFailures` count failed sign-ins (whatever the
+ * accounts: credential stuffing) and wrong reset or verification tokens: each attempt is counted
+ * before it runs, so concurrent attempts cannot all slip through, and refunded when it succeeds.
+ */
+export type IpLimit = 'login' | 'register' | 'passwordReset' | 'loginFailures' | 'tokenFailures';
 
 /** One password check on an account, counted as a failure until it is settled. */
 export interface PasswordAttempt {
@@ -31,6 +36,8 @@ export interface PasswordAttempt {
 export interface RateLimits {
   /** Counts one attempt from `ip`; TOO_MANY_REQUESTS once the window's budget is spent. */
   consumeIp(limit: IpLimit, ip: string | undefined): Promise<void>;
+  /** Gives back one attempt counted by `consumeIp` (a sign-in or token that turned out right). */
+  refundIp(limit: IpLimit, ip: string | undefined): Promise<void>;
   /**
    * The general limit on every call, per client address and per user (either may be absent):
    * decided in memory, synchronously, with no database round trip (see api-limits.ts).
@@ -90,6 +97,7 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit'], opt
     const unlimited: PasswordAttempt = { succeeded: async () => {}, failed: async () => {}, abandoned: async () => {} };
     return {
       consumeIp: async () => {},
+      refundIp: async () => {},
       checkApi: () => ALLOWED,
       syncApi: async () => {},
       stop: async () => {},
@@ -103,6 +111,8 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit'], opt
     login: limiter('ip-login', config.loginPerIp, 15 * 60),
     register: limiter('ip-register', config.registerPerIp, 60 * 60),
     passwordReset: limiter('ip-reset', config.resetPerIp, 60 * 60),
+    loginFailures: limiter('ip-login-fail', config.loginFailuresPerIp, 15 * 60),
+    tokenFailures: limiter('ip-token-fail', config.tokenFailuresPerIp, 60 * 60),
   };
   const api = createApiLimiter({
     pool,
@@ -126,6 +136,9 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit'], opt
         if (error instanceof RateLimiterRes) throw tooMany(error.msBeforeNext);
         throw error;
       }
+    },
+    async refundIp(limit, ip) {
+      await ipLimiters[limit].reward(addressKey(ip), 1);
     },
     checkApi: (caller) => api.check(caller),
     syncApi: () => api.sync(),

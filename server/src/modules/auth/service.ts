@@ -17,7 +17,7 @@ import { audit } from './audit.js';
 import type { KeySet } from './keys.js';
 import { hashToken, newOpaqueToken } from './opaque-tokens.js';
 import { passwordProblems } from './password-policy.js';
-import type { PasswordAttempt, RateLimits } from './rate-limits.js';
+import type { RateLimits } from './rate-limits.js';
 import type {
   AuthResult,
   changePasswordInput,
@@ -207,8 +207,19 @@ export function createAuthService(deps: AuthServiceDeps) {
     }
   }
 
+  /** Runs a limit check; a refusal is logged with the client's address before it goes to the caller. */
+  async function limited<T>(procedure: string, client: ClientInfo, check: () => Promise<T>): Promise<T> {
+    try {
+      return await check();
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'TOO_MANY_REQUESTS')
+        audit(client.log, 'auth.rate_limited', { ip: client.ip, procedure });
+      throw error;
+    }
+  }
+
   async function register(input: z.infer<typeof registerInput>, client: ClientInfo): Promise<AuthResult> {
-    await rateLimits.consumeIp('register', client.ip);
+    await limited('register', client, () => rateLimits.consumeIp('register', client.ip));
     assertAcceptablePassword(input.password, input.email, 'password');
     const passwordHash = await hashPassword(input.password, config.passwords);
     const existing = await db.user.findUnique({ where: { email: input.email }, select: { id: true } });
@@ -231,14 +242,12 @@ export function createAuthService(deps: AuthServiceDeps) {
   }
 
   async function login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<AuthResult> {
-    let attempt: PasswordAttempt;
-    try {
+    const attempt = await limited('login', client, async () => {
       await rateLimits.consumeIp('login', client.ip);
-      attempt = await rateLimits.beginPasswordAttempt(input.email);
-    } catch (error) {
-      audit(client.log, 'auth.rate_limited', { ip: client.ip, procedure: 'login' });
-      throw error;
-    }
+      // Failures from the address whatever the accounts (credential stuffing), refunded on success.
+      await rateLimits.consumeIp('loginFailures', client.ip);
+      return rateLimits.beginPasswordAttempt(input.email);
+    });
     let row: (User & { passwordHash: string; passwordChangedAt: Date | null; active: boolean }) | null;
     let valid: boolean;
     try {
@@ -256,7 +265,7 @@ export function createAuthService(deps: AuthServiceDeps) {
       audit(client.log, 'auth.login.failed', { userId: row?.id, ip: client.ip });
       throw unauthorized(INVALID_CREDENTIALS);
     }
-    await attempt.succeeded();
+    await Promise.all([attempt.succeeded(), rateLimits.refundIp('loginFailures', client.ip)]);
     if (!row.active) {
       audit(client.log, 'auth.login.deactivated', { userId: row.id, ip: client.ip });
       throw deactivated();
@@ -288,7 +297,7 @@ export function createAuthService(deps: AuthServiceDeps) {
       select: { email: true, passwordHash: true, passwordChangedAt: true },
     });
     if (!row) throw unauthorized('This account no longer exists.');
-    const attempt = await rateLimits.beginPasswordAttempt(row.email);
+    const attempt = await limited('changePassword', client, () => rateLimits.beginPasswordAttempt(row.email));
     if (!(await verifyPassword(row.passwordHash, input.currentPassword, config.passwords))) {
       await attempt.failed();
       throw fieldError('currentPassword', ['is incorrect']);
@@ -312,9 +321,23 @@ export function createAuthService(deps: AuthServiceDeps) {
     return { ok: true };
   }
 
+  /**
+   * The row of a mailed token if it is usable. Wrong tokens are guesses: counted per address
+   * before the lookup (so concurrent guesses cannot all slip through), refunded for a right one.
+   */
+  async function guessedUserToken(token: string, kind: UserTokenKind, procedure: string, client: ClientInfo) {
+    await limited(procedure, client, () => rateLimits.consumeIp('tokenFailures', client.ip));
+    const row = await usableUserToken(token, kind);
+    if (!row) {
+      audit(client.log, 'auth.token.invalid', { ip: client.ip, procedure });
+      throw fieldError('token', [INVALID_LINK]);
+    }
+    await rateLimits.refundIp('tokenFailures', client.ip);
+    return row;
+  }
+
   async function resetPassword(input: z.infer<typeof resetPasswordInput>, client: ClientInfo): Promise<{ ok: true }> {
-    const row = await usableUserToken(input.token, 'PASSWORD_RESET');
-    if (!row) throw fieldError('token', [INVALID_LINK]);
+    const row = await guessedUserToken(input.token, 'PASSWORD_RESET', 'resetPassword', client);
     assertAcceptablePassword(input.newPassword, row.user.email, 'newPassword');
     const passwordHash = await hashPassword(input.newPassword, config.passwords);
     const revoked = await db.$transaction(async (tx) => {
@@ -416,7 +439,7 @@ export function createAuthService(deps: AuthServiceDeps) {
      * is decided, so neither the result nor its timing tells whether the address has an account.
      */
     async requestPasswordReset(input: z.infer<typeof requestPasswordResetInput>, client: ClientInfo): Promise<{ ok: true }> {
-      await rateLimits.consumeIp('passwordReset', client.ip);
+      await limited('requestPasswordReset', client, () => rateLimits.consumeIp('passwordReset', client.ip));
       deps.background.run('password-reset-mail', async () => {
         const user = await db.user.findUnique({ where: { email: input.email }, select: { id: true, email: true, active: true } });
         if (!user?.active) return;
@@ -444,7 +467,7 @@ export function createAuthService(deps: AuthServiceDeps) {
     },
 
     async requestEmailVerification(user: AuthUser, client: ClientInfo): Promise<{ ok: true }> {
-      await rateLimits.consumeIp('passwordReset', client.ip);
+      await limited('requestEmailVerification', client, () => rateLimits.consumeIp('passwordReset', client.ip));
       const row = await db.user.findUnique({ where: { id: user.id }, select: { email: true, emailVerified: true } });
       if (!row) throw unauthorized('This account no longer exists.');
       if (row.emailVerified) return { ok: true };
@@ -461,8 +484,7 @@ export function createAuthService(deps: AuthServiceDeps) {
     },
 
     async verifyEmail(token: string, client: ClientInfo): Promise<{ ok: true }> {
-      const row = await usableUserToken(token, 'EMAIL_VERIFICATION');
-      if (!row) throw fieldError('token', [INVALID_LINK]);
+      const row = await guessedUserToken(token, 'EMAIL_VERIFICATION', 'verifyEmail', client);
       await db.$transaction(async (tx) => {
         if (!(await consumeUserToken(tx, row.id))) throw fieldError('token', [INVALID_LINK]);
         await tx.user.update({ where: { id: row.user.id }, data: { emailVerified: true } });
