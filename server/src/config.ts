@@ -101,6 +101,7 @@ export const envSchema = z.object({
   PASSWORD_HASH_CONCURRENCY: int(1, 64).default(Math.max(1, availableParallelism() - 1)),
   // Unset: 8 per hashing slot (see `passwords.queue` below).
   PASSWORD_HASH_QUEUE: int(0, 10_000).optional(),
+  PASSWORD_MIN_SCORE: int(0, 4).default(3),
 
   JWT_KEYS: z.string().optional(),
   JWT_KEYS_FILE: z.string().min(1).default('.data/jwt-keys.json'),
@@ -184,6 +185,8 @@ export interface Config {
     concurrency: number;
     /** Password operations (login, register, change, reset) allowed to wait for a slot; more are refused at once. */
     queue: number;
+    /** The least zxcvbn score (0..4) a new password must reach. */
+    minScore: number;
   };
   auth: {
     /** A JWK set (JSON) of private keys; undefined in development/test means: generate and keep in `keysFile`. */
@@ -347,6 +350,7 @@ export function parseConfig(raw: RawEnv): Config {
       concurrency: e.PASSWORD_HASH_CONCURRENCY,
       // Eight waiting per slot: at ~40 ms a hash, a login admitted last waits about a third of a second.
       queue: e.PASSWORD_HASH_QUEUE ?? 8 * e.PASSWORD_HASH_CONCURRENCY,
+      minScore: e.PASSWORD_MIN_SCORE,
     },
     seed: {
       adminEmail: e.ADMIN_EMAIL?.toLowerCase(),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { admitPasswordWork, hashPassword, needsRehash, verifyPassword, withHashingSlot } from './password.js';
 
-const params = { memoryKib: 19_456, iterations: 2, parallelism: 1, concurrency: 2, queue: 0 };
+const params = { memoryKib: 19_456, iterations: 2, parallelism: 1, concurrency: 2, queue: 0, minScore: 3 };
 
 describe('passwords', () => {
   it('hashes with argon2id and the configured parameters, and verifies', async () => {

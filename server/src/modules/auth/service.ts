@@ -180,7 +180,7 @@ export function createAuthService(deps: AuthServiceDeps) {
   const link = (path: string, token: string) => `${config.auth.appUrl}${path}?token=${encodeURIComponent(token)}`;
 
   function assertAcceptablePassword(password: string, email: string, field: string): void {
-    const problems = passwordProblems(password, email);
+    const problems = passwordProblems(password, email, config.passwords.minScore);
     if (problems.length > 0) throw fieldError(field, problems);
   }
 
