@@ -218,6 +218,18 @@ export function createAuthService(deps: AuthServiceDeps) {
     }
   }
 
+  /**
+   * Tells the owner that the password changed, in the transaction of the change: sent if and only
+   * if it commits. Someone who took over the account cannot keep this mail from going out.
+   */
+  function mailPasswordChanged(tx: Db, email: string, how: 'changed' | 'reset'): Promise<void> {
+    return enqueueMail(tx, {
+      to: email,
+      subject: 'Your password was changed',
+      text: `The password of your Keel account was ${how === 'reset' ? 'reset with a mailed link' : 'changed'}, and every other session was signed out.\n\nIf it was not you, reset your password at once from the sign-in page:\n${config.auth.appUrl}\n`,
+    });
+  }
+
   async function register(input: z.infer<typeof registerInput>, client: ClientInfo): Promise<AuthResult> {
     await limited('register', client, () => rateLimits.consumeIp('register', client.ip));
     assertAcceptablePassword(input.password, input.email, 'password');
@@ -313,10 +325,12 @@ export function createAuthService(deps: AuthServiceDeps) {
       const at = now();
       await tx.user.update({ where: { id: user.id }, data: { passwordHash, passwordChangedAt: at } });
       await tx.userToken.updateMany({ where: { userId: user.id, consumedAt: null }, data: { consumedAt: at } });
+      await mailPasswordChanged(tx, row.email, 'changed');
       return revokeUserSessions(tx, { userId: user.id, reason: 'password_changed', now: at, exceptSessionId: user.sessionId });
     });
     if (revoked === undefined) throw fieldError('currentPassword', ['is incorrect']);
     deps.sessionCache.clear();
+    deps.mailQueued();
     audit(client.log, 'auth.password.changed', { userId: user.id, sessionId: user.sessionId, ip: client.ip, revokedSessions: revoked });
     return { ok: true };
   }
@@ -345,9 +359,11 @@ export function createAuthService(deps: AuthServiceDeps) {
       const at = now();
       await tx.user.update({ where: { id: row.user.id }, data: { passwordHash, passwordChangedAt: at } });
       await tx.userToken.updateMany({ where: { userId: row.user.id, consumedAt: null }, data: { consumedAt: at } });
+      await mailPasswordChanged(tx, row.user.email, 'reset');
       return revokeUserSessions(tx, { userId: row.user.id, reason: 'password_reset', now: at });
     });
     deps.sessionCache.clear();
+    deps.mailQueued();
     audit(client.log, 'auth.password.reset', { userId: row.user.id, ip: client.ip, revokedSessions: revoked });
     return { ok: true };
   }
