@@ -51,6 +51,7 @@ interface AutocannonResult {
   '2xx': number;
   latency: Histogram;
   requests: Histogram & { sent: number };
+  statusCodeStats?: Record<string, { count: number }>;
 }
 
 type Autocannon = (
@@ -86,6 +87,8 @@ export interface LoadResult {
   latencyP50: number;
   latencyP99: number;
   latencyMax: number;
+  /** Responses by HTTP status. */
+  statuses: Record<string, number>;
 }
 
 /** Runs autocannon to the end of its duration (bounded: duration plus the request timeout). */
@@ -105,6 +108,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
         latencyP50: result.latency.p50,
         latencyP99: result.latency.p99,
         latencyMax: result.latency.max,
+        statuses: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([status, { count }]) => [status, count])),
       });
     });
     // autocannon stops itself; this only guards against it never calling back.

@@ -17,14 +17,25 @@ export function trpcData<T>(body: string): T | undefined {
   }
 }
 
-/** POSTs a mutation; resolves with its data, rejects with the server's error message. */
+/**
+ * POSTs a mutation; resolves with its data, rejects with the server's error message. A 429 (the
+ * server shedding password work, e.g. right after a login flood) is retried after its Retry-After,
+ * as a polite client does, a few times.
+ */
 export async function trpcMutation<T>(baseUrl: string, path: string, input: unknown, headers: Record<string, string> = {}): Promise<T> {
-  const response = await fetch(`${baseUrl}/trpc/${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: trpcBody(input),
-    signal: AbortSignal.timeout(30_000),
-  });
+  let response: Response;
+  for (let attempt = 1; ; attempt += 1) {
+    response = await fetch(`${baseUrl}/trpc/${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: trpcBody(input),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const retryAfter = Number(response.headers.get('retry-after'));
+    if (response.status !== 429 || attempt === 5 || !(retryAfter > 0)) break;
+    await response.arrayBuffer();
+    await new Promise((resolve) => setTimeout(resolve, Math.min(retryAfter, 10) * 1000));
+  }
   const text = await response.text();
   const data = trpcData<T>(text);
   if (!response.ok || data === undefined) throw new Error(`${path} answered ${response.status}: ${text.slice(0, 300)}`);

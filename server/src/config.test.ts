@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, envSchema, parseConfig } from './config.js';
 
@@ -22,6 +23,14 @@ describe('config', () => {
     expect(config.http.maxBatchSize).toBe(50);
     expect(config.http.corsOrigins).toContain('http://localhost:5173');
     expect(config.log.pretty).toBe(true);
+  });
+
+  it('keeps a core free of password hashing by default, and queues 8 password operations per hashing slot', () => {
+    const { passwords } = parseConfig({});
+    expect(passwords.concurrency).toBe(Math.max(1, availableParallelism() - 1));
+    expect(passwords.queue).toBe(8 * passwords.concurrency);
+    expect(parseConfig({ PASSWORD_HASH_CONCURRENCY: '3', PASSWORD_HASH_QUEUE: '0' }).passwords).toMatchObject({ concurrency: 3, queue: 0 });
+    expect(parseConfig({ PASSWORD_HASH_CONCURRENCY: '3' }).passwords.queue).toBe(24);
   });
 
   it('rejects a non-numeric PORT with a message naming the variable and the value', () => {

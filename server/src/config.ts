@@ -98,7 +98,12 @@ export const envSchema = z.object({
   ARGON2_MEMORY_KIB: int(19_456, 4_194_304).default(19_456),
   ARGON2_ITERATIONS: int(2, 20).default(2),
   ARGON2_PARALLELISM: int(1, 16).default(1),
-  PASSWORD_HASH_CONCURRENCY: int(1, 64).default(availableParallelism()),
+  // One core stays free for the event loop and everything else: hashing on every core made a
+  // login flood slow down every other request.
+  PASSWORD_HASH_CONCURRENCY: int(1, 64).default(Math.max(1, availableParallelism() - 1)),
+  // Unset: 8 per hashing slot (see `passwords.queue` below).
+  PASSWORD_HASH_QUEUE: int(0, 10_000).optional(),
+  PASSWORD_MIN_SCORE: int(0, 4).default(3),
 
   JWT_KEYS: z.string().optional(),
   JWT_KEYS_FILE: z.string().min(1).default('.data/jwt-keys.json'),
@@ -121,6 +126,11 @@ export const envSchema = z.object({
   RATE_LIMIT_REGISTER_PER_IP: int(1, 100_000).default(20),
   RATE_LIMIT_RESET_PER_IP: int(1, 100_000).default(10),
   RATE_LIMIT_RESET_PER_ACCOUNT: int(1, 1_000).default(5),
+  RATE_LIMIT_LOGIN_FAILURES_PER_IP: int(1, 100_000).default(20),
+  RATE_LIMIT_TOKEN_FAILURES_PER_IP: int(1, 100_000).default(10),
+  RATE_LIMIT_API_PER_IP: int(1, 1_000_000).default(1_200),
+  RATE_LIMIT_API_PER_USER: int(1, 1_000_000).default(600),
+  RATE_LIMIT_API_SYNC_MS: int(100, 60_000).default(1_000),
 
   MAIL_TRANSPORT: z.enum(['log', 'smtp']).default('log'),
   SMTP_URL: z
@@ -172,8 +182,18 @@ export interface Config {
     keepAliveTimeoutMs: number;
     shutdownTimeoutMs: number;
   };
-  /** argon2id cost, and how many hashes may run at once in this process. */
-  passwords: { memoryKib: number; iterations: number; parallelism: number; concurrency: number };
+  passwords: {
+    /** argon2id cost. */
+    memoryKib: number;
+    iterations: number;
+    parallelism: number;
+    /** Hashes running at once in this process. */
+    concurrency: number;
+    /** Password operations (login, register, change, reset) allowed to wait for a slot; more are refused at once. */
+    queue: number;
+    /** The least zxcvbn score (0..4) a new password must reach. */
+    minScore: number;
+  };
   auth: {
     /** A JWK set (JSON) of private keys; undefined in development/test means: generate and keep in `keysFile`. */
     keys: string | undefined;
@@ -200,6 +220,16 @@ export interface Config {
     registerPerIp: number;
     resetPerIp: number;
     resetPerAccount: number;
+    /** Failed logins per address per 15 minutes, whatever the accounts (credential stuffing). */
+    loginFailuresPerIp: number;
+    /** Wrong reset or verification tokens per address per hour. */
+    tokenFailuresPerIp: number;
+    /** Calls of any procedure per address per minute. */
+    apiPerIp: number;
+    /** Calls of any procedure per authenticated user per minute. */
+    apiPerUser: number;
+    /** How often each instance adds its counts of the general limit to the shared ones. */
+    apiSyncMs: number;
   };
   mail: { transport: 'log' | 'smtp'; smtpUrl: string | undefined; from: string };
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
@@ -314,6 +344,11 @@ export function parseConfig(raw: RawEnv): Config {
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
       resetPerIp: e.RATE_LIMIT_RESET_PER_IP,
       resetPerAccount: e.RATE_LIMIT_RESET_PER_ACCOUNT,
+      loginFailuresPerIp: e.RATE_LIMIT_LOGIN_FAILURES_PER_IP,
+      tokenFailuresPerIp: e.RATE_LIMIT_TOKEN_FAILURES_PER_IP,
+      apiPerIp: e.RATE_LIMIT_API_PER_IP,
+      apiPerUser: e.RATE_LIMIT_API_PER_USER,
+      apiSyncMs: e.RATE_LIMIT_API_SYNC_MS,
     },
     mail: { transport: e.MAIL_TRANSPORT, smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
     passwords: {
@@ -321,6 +356,9 @@ export function parseConfig(raw: RawEnv): Config {
       iterations: e.ARGON2_ITERATIONS,
       parallelism: e.ARGON2_PARALLELISM,
       concurrency: e.PASSWORD_HASH_CONCURRENCY,
+      // Eight waiting per slot: at ~40 ms a hash, a login admitted last waits about a third of a second.
+      queue: e.PASSWORD_HASH_QUEUE ?? 8 * e.PASSWORD_HASH_CONCURRENCY,
+      minScore: e.PASSWORD_MIN_SCORE,
     },
     seed: {
       adminEmail: e.ADMIN_EMAIL?.toLowerCase(),

@@ -46,7 +46,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
   const { config, database, logger, keys } = input;
   const now = input.now ?? (() => new Date());
   const accessTokens = createAccessTokens(keys, config.auth, now);
-  const rateLimits = createRateLimits(database.pool, config.rateLimit);
+  const rateLimits = createRateLimits(database.pool, config.rateLimit, { now: () => now().getTime(), log: logger });
   const sessionCache = new SessionCache(config.auth.sessionCacheSeconds);
   const background = new BackgroundTasks(logger);
   const mailer = new MailWorker(database.prisma, input.mailTransport ?? createMailTransport(config, logger), logger);
@@ -74,6 +74,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     mailer,
     services: {
       auth,
+      rateLimits,
       projects: createProjectService(database.prisma, database.sql, now),
       tasks: createTaskService(database.prisma, now),
       users: createUserAdminService(database.prisma, sessionCache, now),
@@ -81,8 +82,9 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
   };
 }
 
-/** Lets background work finish and stops the mail worker (the pool is closed by its owner). */
+/** Lets background work finish, stops the mail worker and the limits' sharing (the pool is closed by its owner). */
 export async function stopAppDeps(deps: AppDeps): Promise<void> {
   await deps.background.drain();
   await deps.mailer.stop();
+  await deps.rateLimits.stop();
 }

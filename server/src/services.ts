@@ -2,6 +2,7 @@
  * The services procedures call, as one type: the composition root (deps.ts) builds them, the
  * tRPC context carries a reference to them. Types only, so `trpc/` need not import the root.
  */
+import type { RateLimits } from './modules/auth/rate-limits.js';
 import type { AuthService } from './modules/auth/service.js';
 import type { ProjectService } from './modules/projects/service.js';
 import type { TaskService } from './modules/tasks/service.js';
@@ -9,6 +10,8 @@ import type { UserAdminService } from './modules/users/service.js';
 
 export interface Services {
   auth: AuthService;
+  /** The general limit's `checkApi`, called by every procedure (trpc/init.ts). */
+  rateLimits: RateLimits;
   projects: ProjectService;
   tasks: TaskService;
   users: UserAdminService;

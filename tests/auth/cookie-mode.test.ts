@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { generateJwkSet } from '../../server/src/modules/auth/keys.js';
-import { REFRESH_COOKIE, REFRESH_COOKIE_PATH } from '../../server/src/modules/auth/router.js';
+import { REFRESH_COOKIE, REFRESH_COOKIE_PATH, SECURE_REFRESH_COOKIE } from '../../server/src/modules/auth/router.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
@@ -64,8 +64,8 @@ function setCookies(headers: Headers): SetCookie[] {
 }
 
 /** The one refresh cookie an answer sets (fails the test if there is not exactly one). */
-function refreshCookie(headers: Headers): SetCookie {
-  const cookies = setCookies(headers).filter((c) => c.name === REFRESH_COOKIE);
+function refreshCookie(headers: Headers, name = REFRESH_COOKIE): SetCookie {
+  const cookies = setCookies(headers).filter((c) => c.name === name);
   expect(cookies).toHaveLength(1);
   return cookies[0] as SetCookie;
 }
@@ -128,14 +128,65 @@ describe('cookie-mode sign-in', () => {
     expect(String(cookie.attributes.samesite).toLowerCase()).toBe('strict');
   });
 
-  it('with the production configuration the cookie is also Secure', async () => {
+  it('with the production configuration the cookie is also Secure, under the __Secure- prefix', async () => {
     const user = await createUser(production);
     const login = await mutate(productionServer.url, 'auth.login', { email: user.email, password: KNOWN_PASSWORD }, cookieMode());
     expect(login.status).toBe(200);
     expect(login.data).not.toHaveProperty('refreshToken');
-    const cookie = refreshCookie(login.headers);
+    expect(SECURE_REFRESH_COOKIE).toBe('__Secure-keel_refresh');
+    const cookie = refreshCookie(login.headers, SECURE_REFRESH_COOKIE);
     expect(cookie.attributes).toMatchObject({ secure: true, httponly: true, path: REFRESH_COOKIE_PATH });
     expect(String(cookie.attributes.samesite).toLowerCase()).toBe('strict');
+    expect(setCookies(login.headers).map((c) => c.name)).toEqual([SECURE_REFRESH_COOKIE]);
+
+    // It refreshes, and logout deletes it with a Secure Set-Cookie (browsers ignore a __Secure- one without).
+    const refreshed = await mutate(
+      productionServer.url,
+      'auth.refresh',
+      undefined,
+      cookieMode({ cookie: `${SECURE_REFRESH_COOKIE}=${cookie.value}` }),
+    );
+    expect(refreshed.status).toBe(200);
+    const rotated = refreshCookie(refreshed.headers, SECURE_REFRESH_COOKIE);
+    const logout = await mutate(
+      productionServer.url,
+      'auth.logout',
+      undefined,
+      cookieMode({ authorization: `Bearer ${refreshed.data?.accessToken}`, cookie: `${SECURE_REFRESH_COOKIE}=${rotated.value}` }),
+    );
+    expect(logout.status).toBe(200);
+    const cleared = refreshCookie(logout.headers, SECURE_REFRESH_COOKIE);
+    expect(cleared.value).toBe('');
+    expect(cleared.attributes).toMatchObject({ secure: true, path: REFRESH_COOKIE_PATH });
+  });
+
+  it('across the deploy that added the prefix: a session holding the old cookie refreshes once and moves to the new name', async () => {
+    const user = await createUser(production);
+    const login = await mutate(productionServer.url, 'auth.login', { email: user.email, password: KNOWN_PASSWORD }, cookieMode());
+    const token = refreshCookie(login.headers, SECURE_REFRESH_COOKIE).value;
+    // What a browser signed in before the deploy sends: the same token under the old name.
+    const refreshed = await mutate(productionServer.url, 'auth.refresh', undefined, cookieMode({ cookie: `${REFRESH_COOKIE}=${token}` }));
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.data?.user.id).toBe(user.id);
+    const moved = refreshCookie(refreshed.headers, SECURE_REFRESH_COOKIE);
+    expect(moved.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(moved.attributes).toMatchObject({ secure: true, httponly: true, path: REFRESH_COOKIE_PATH });
+    const old = refreshCookie(refreshed.headers, REFRESH_COOKIE);
+    expect(old.value).toBe('');
+    expect(old.attributes.path).toBe(REFRESH_COOKIE_PATH);
+    // With both cookies (the old one not yet gone), the new one wins.
+    const both = await mutate(
+      productionServer.url,
+      'auth.refresh',
+      undefined,
+      cookieMode({ cookie: `${REFRESH_COOKIE}=${token}; ${SECURE_REFRESH_COOKIE}=${moved.value}` }),
+    );
+    expect(both.status).toBe(200);
+    // A rotation of the new token, not the grace-window replay of the old one (which would hand back `moved`).
+    expect(refreshCookie(both.headers, SECURE_REFRESH_COOKIE).value).not.toBe(moved.value);
+    // Outside production the name stays: browsers refuse __Secure- cookies without Secure, and http://localhost is not https.
+    const { cookie } = await cookieLogin();
+    expect(cookie.attributes).not.toHaveProperty('secure');
   });
 
   it('refuses a cookie-mode login without an Origin or from a foreign Origin with FORBIDDEN, setting no cookie', async () => {

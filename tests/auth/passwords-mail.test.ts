@@ -58,6 +58,38 @@ describe('auth.changePassword', () => {
   });
 });
 
+describe('mail to the owner when the password changes', () => {
+  const changedMails = (email: string) =>
+    deps.database.prisma.mailOutbox.count({ where: { recipient: email, subject: 'Your password was changed' } });
+
+  it('mails the owner after a password change, and not after a refused one', async () => {
+    const user = await createUser(deps);
+    const signedIn = callerWith(deps, { authorization: `Bearer ${(await signIn(deps, user)).accessToken}` });
+    await trpcErrorOf(signedIn.auth.changePassword({ currentPassword: 'not the password', newPassword: 'a brand new passphrase' }));
+    await trpcErrorOf(signedIn.auth.changePassword({ currentPassword: KNOWN_PASSWORD, newPassword: 'password1' }));
+    expect(await changedMails(user.email)).toBe(0);
+
+    await signedIn.auth.changePassword({ currentPassword: KNOWN_PASSWORD, newPassword: 'a brand new passphrase' });
+    expect(await changedMails(user.email)).toBe(1);
+    await deps.mailer.drain();
+    const received = await mail.waitFor((m) => m.to.includes(user.email) && m.subject === 'Your password was changed');
+    expect(received.text).toMatch(/was changed/);
+    expect(received.text).toContain('sign-in page:\nhttps://app.example.test\n');
+    expect(received.text).not.toContain('a brand new passphrase');
+  });
+
+  it('mails the owner after a reset with a mailed link', async () => {
+    const user = await createUser(deps);
+    const token = await requestReset(user.email);
+    expect(await changedMails(user.email)).toBe(0);
+    await anonymous().auth.resetPassword({ token, newPassword: 'reset to something new' });
+    expect(await changedMails(user.email)).toBe(1);
+    await deps.mailer.drain();
+    const received = await mail.waitFor((m) => m.to.includes(user.email) && m.subject === 'Your password was changed');
+    expect(received.text).toMatch(/was reset/);
+  });
+});
+
 describe('password reset', () => {
   it('answers exactly the same for a known and an unknown email, and mails only the known one', async () => {
     const user = await createUser(deps);

@@ -6,6 +6,7 @@
  * The limiter keeps its windows in PostgreSQL with expiry times from `Date.now()`; the account
  * backoff tests fake `Date` only (timers stay real) to step past a block instead of sleeping.
  */
+import { randomBytes } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
 import superjson from 'superjson';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -37,6 +38,19 @@ const unlimited = db.deps({
   config: { ...limits, RATE_LIMIT_ENABLED: 'false', RATE_LIMIT_LOGIN_PER_IP: '1', RATE_LIMIT_LOGIN_FREE_FAILURES: '1' },
 });
 const unlimitedServer = await startTestServer(unlimited);
+
+const FAILURES_PER_IP = 3;
+const TOKEN_FAILURES_PER_IP = 2;
+/** Generous per-address login budget, so only the failure budgets decide. */
+const stuffing = db.deps({
+  config: {
+    TRUST_PROXY: 'loopback',
+    RATE_LIMIT_LOGIN_PER_IP: '1000',
+    RATE_LIMIT_LOGIN_FAILURES_PER_IP: String(FAILURES_PER_IP),
+    RATE_LIMIT_TOKEN_FAILURES_PER_IP: String(TOKEN_FAILURES_PER_IP),
+  },
+});
+const stuffingServer = await startTestServer(stuffing);
 
 afterEach(() => {
   vi.useRealTimers();
@@ -267,6 +281,65 @@ describe('per-account backoff', () => {
     // Without the reset, the third failure overall would have started a backoff.
     const round = [...Array.from({ length: FREE_FAILURES }, () => 'UNAUTHORIZED'), 'OK'];
     expect(outcomes).toEqual([...round, ...round, ...round]);
+  });
+});
+
+describe('per-address failure budgets', () => {
+  it(`limits failed logins across accounts per address: after ${FAILURES_PER_IP} failures, one try per account is refused too`, async () => {
+    // Credential stuffing: many accounts (known or not), one try each, from a few addresses.
+    const known = await Promise.all(Array.from({ length: 3 }, () => createUser(stuffing)));
+    const accounts = [...known.map((u) => u.email), 'stuffed-1@example.test', 'stuffed-2@example.test', 'stuffed-3@example.test'];
+    const addresses = ['203.0.113.101', '203.0.113.102', '203.0.113.103', '203.0.113.104'];
+    for (const ip of addresses) {
+      const statuses = [];
+      for (const email of accounts)
+        statuses.push((await mutate(stuffingServer.url, 'auth.login', { email, password: 'Summer2026!' }, ip)).status);
+      expect({ ip, statuses }).toEqual({ ip, statuses: [401, 401, 401, 429, 429, 429] });
+    }
+    const refused = await mutate(
+      stuffingServer.url,
+      'auth.login',
+      { email: accounts[0], password: KNOWN_PASSWORD },
+      addresses[0] as string,
+    );
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe(String(refused.retryAfterSeconds));
+    // The accounts themselves are not blocked: their owners sign in from elsewhere.
+    const owner = await mutate(stuffingServer.url, 'auth.login', { email: accounts[0], password: KNOWN_PASSWORD }, '203.0.113.105');
+    expect(owner.status).toBe(200);
+  });
+
+  it('gives a successful login its attempt back: people behind one address who sign in fine are not limited', async () => {
+    const user = await createUser(stuffing);
+    const ip = '203.0.113.110';
+    const login = async (password: string) => (await mutate(stuffingServer.url, 'auth.login', { email: user.email, password }, ip)).status;
+    const statuses = [];
+    for (let i = 0; i < FAILURES_PER_IP + 2; i += 1) statuses.push(await login(KNOWN_PASSWORD));
+    statuses.push(await login('a wrong password'), await login('a wrong password'), await login(KNOWN_PASSWORD));
+    statuses.push(await login('a wrong password'), await login(KNOWN_PASSWORD));
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 401, 401, 200, 401, 429]);
+  });
+
+  it('limits guessed reset and verification tokens per address; a right token is not counted', async () => {
+    const guess = (path: 'auth.resetPassword' | 'auth.verifyEmail', ip: string, token = randomBytes(32).toString('base64url')) =>
+      mutate(stuffingServer.url, path, path === 'auth.resetPassword' ? { token, newPassword: 'a brand new passphrase' } : { token }, ip);
+    const ip = '203.0.113.120';
+    const statuses = [];
+    for (let i = 0; i < TOKEN_FAILURES_PER_IP; i += 1) statuses.push((await guess('auth.resetPassword', ip)).status);
+    const limited = await guess('auth.verifyEmail', ip);
+    expect([...statuses, limited.status]).toEqual([400, 400, 429]);
+    expect(limited.code).toBe('TOO_MANY_REQUESTS');
+    expect(limited.headers.get('retry-after')).toBe(String(limited.retryAfterSeconds));
+
+    // A right token (from the registration mail) is no guess: it gives its attempt back.
+    const other = '203.0.113.121';
+    await mutate(stuffingServer.url, 'auth.register', { email: 'token-owner@example.test', password: 'a sturdy passphrase' }, other);
+    const mail = await stuffing.database.prisma.mailOutbox.findFirstOrThrow({ where: { recipient: 'token-owner@example.test' } });
+    const token = /[?&]token=([A-Za-z0-9_-]{43})/.exec(mail.body)?.[1];
+    expect((await guess('auth.verifyEmail', other)).status).toBe(400);
+    expect((await guess('auth.verifyEmail', other, token)).status).toBe(200);
+    expect((await guess('auth.verifyEmail', other)).status).toBe(400);
+    expect((await guess('auth.verifyEmail', other)).status).toBe(429);
   });
 });
 

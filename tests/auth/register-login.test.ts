@@ -45,6 +45,24 @@ describe('auth.register', () => {
     ).toBe(0);
   });
 
+  it('rejects keyboard walks and other easily guessed patterns with a field error that says why, as it accepts passphrases', async () => {
+    const caller = callerWith(deps);
+    const cases = {
+      qwertyuiopas: /too easy to guess \(it is close to a commonly used password\)/,
+      mnbvcxzlkjhg: /too easy to guess \(.+\)/,
+      abcdefgh12345: /too easy to guess \(it is a sequence such as abc or 123\)/,
+      'walks.keel@example.test1': /too easy to guess/,
+    };
+    for (const [password, message] of Object.entries(cases)) {
+      const error = await trpcErrorOf(caller.auth.register({ email: 'walks.keel@example.test', password }));
+      expect({ password, code: error.code }).toEqual({ password, code: 'BAD_REQUEST' });
+      expect(error.cause).toMatchObject({ fieldErrors: { password: [expect.stringMatching(message)] } });
+    }
+    expect(await deps.database.prisma.user.count({ where: { email: 'walks.keel@example.test' } })).toBe(0);
+    // No composition rules: lower-case words with spaces are fine when they are hard to guess.
+    await expect(caller.auth.register({ email: 'walks.keel@example.test', password: 'lantern orbit pickle drum' })).resolves.toBeDefined();
+  });
+
   it('never lets a caller choose a role: unknown keys are rejected', async () => {
     const input = { email: 'sneaky@example.test', password: 'a sturdy passphrase', role: 'ADMIN' } as unknown as Parameters<
       ReturnType<typeof callerWith>['auth']['register']

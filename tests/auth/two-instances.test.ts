@@ -96,4 +96,31 @@ describe('two instances sharing a database and keys', () => {
     const other = await mutate(b.url, 'auth.login', input, from('198.51.100.4'));
     expect(other.status).toBe(200);
   });
+
+  it('shares the general limit: calls counted on one instance count on the other, bounded by one sync interval', async () => {
+    // Sharing only when told to, so the test decides when each instance syncs (no waiting).
+    const limited = { TRUST_PROXY: 'loopback', RATE_LIMIT_API_PER_IP: '4', RATE_LIMIT_API_SYNC_MS: '60000' };
+    const depsC = db.deps({ config: limited, now });
+    const depsD = db.deps({ config: limited, now });
+    const [c, d] = [await startTestServer(depsC), await startTestServer(depsD)];
+    const ip = from('198.51.100.9');
+    const health = async (server: { url: string }) => (await query(server.url, 'system.health', ip)).status;
+
+    expect([await health(c), await health(c)]).toEqual([200, 200]);
+    await depsC.rateLimits.syncApi();
+    expect([await health(d), await health(d)]).toEqual([200, 200]);
+    await depsD.rateLimits.syncApi();
+    // D has served only two calls itself, but it now knows C's two: the budget of 4 is spent.
+    const refused = await query(d.url, 'auth.me', ip);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+
+    // C has not synced since D's calls: it admits one more (the documented overshoot, at most what
+    // D admitted since C's last sync), then learns the total at its next sync and refuses too.
+    expect(await health(c)).toBe(200);
+    await depsC.rateLimits.syncApi();
+    expect(await health(c)).toBe(429);
+    const shared = await depsC.database.prisma.apiRateLimit.findMany({ where: { key: 'ip:198.51.100.9' } });
+    expect(shared.map((row) => row.count)).toEqual([5]);
+  });
 });

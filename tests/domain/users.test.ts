@@ -36,6 +36,20 @@ describe('admin user management', () => {
     expect(first.items[0]?.createdAt.getTime()).toBeGreaterThanOrEqual(first.items[1]?.createdAt.getTime() ?? 0);
   });
 
+  it('searches for %, _ and \\ as themselves, not as LIKE wildcards', async () => {
+    const admin = await callerFor(deps, await createUser(deps, { role: 'ADMIN' }));
+    await createUser(deps, { email: 'wild_card@example.test', name: 'Wild_Card 100%' });
+    await createUser(deps, { email: 'wildxcard@example.test', name: 'WildXCard 100 x' });
+    await createUser(deps, { email: 'back\\slash@example.test', name: 'C:\\Users' });
+    const emails = async (search: string) => (await admin.users.list({ search })).items.map((u) => u.email).sort();
+    expect(await emails('wild_')).toEqual(['wild_card@example.test']);
+    expect(await emails('100%')).toEqual(['wild_card@example.test']);
+    expect(await emails('%')).toEqual(['wild_card@example.test']);
+    expect(await emails('_')).toEqual(['wild_card@example.test']);
+    expect(await emails('back\\')).toEqual(['back\\slash@example.test']);
+    expect(await emails(':\\u')).toEqual(['back\\slash@example.test']);
+  });
+
   it('reads one user by id, and NOT_FOUND for an unknown id', async () => {
     const admin = await callerFor(deps, await createUser(deps, { role: 'ADMIN' }));
     const user = await createUser(deps, { email: 'byid@example.test' });

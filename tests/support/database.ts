@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, inject } from 'vitest';
 import { type Config, parseConfig } from '../../server/src/config.js';
 import { createDatabase, type Database } from '../../server/src/db/client.js';
-import { type AppDeps, createAppDeps } from '../../server/src/deps.js';
+import { type AppDeps, createAppDeps, stopAppDeps } from '../../server/src/deps.js';
 import { createLogger } from '../../server/src/logger.js';
 import type { MailTransport } from '../../server/src/mail/transport.js';
 import { generateJwkSet, importKeySet, type KeySet } from '../../server/src/modules/auth/keys.js';
@@ -88,10 +88,7 @@ export async function useTestDatabase(): Promise<TestDatabase> {
   const keys = await importKeySet(JSON.stringify(await generateJwkSet('EdDSA')));
   const created: AppDeps[] = [];
   afterAll(async () => {
-    for (const deps of created) {
-      await deps.background.drain();
-      await deps.mailer.stop();
-    }
+    for (const deps of created) await stopAppDeps(deps);
     await database.close();
     await scratch.drop();
   });

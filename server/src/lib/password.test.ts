@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { hashPassword, needsRehash, verifyPassword, withHashingSlot } from './password.js';
+import { admitPasswordWork, hashPassword, needsRehash, verifyPassword, withHashingSlot } from './password.js';
 
-const params = { memoryKib: 19_456, iterations: 2, parallelism: 1, concurrency: 2 };
+const params = { memoryKib: 19_456, iterations: 2, parallelism: 1, concurrency: 2, queue: 0, minScore: 3 };
 
 describe('passwords', () => {
   it('hashes with argon2id and the configured parameters, and verifies', async () => {
@@ -41,5 +41,23 @@ describe('passwords', () => {
   it('frees its slot when a job fails', async () => {
     await expect(withHashingSlot(1, async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     await expect(withHashingSlot(1, async () => 'next')).resolves.toBe('next');
+  });
+
+  it('admits concurrency + queue password operations at once, then refuses with a Retry-After until one ends', () => {
+    const limits = { concurrency: 2, queue: 3 };
+    const admitted = Array.from({ length: 5 }, () => admitPasswordWork(limits));
+    expect(admitted.every((a) => a.admitted)).toBe(true);
+    const refused = admitPasswordWork(limits);
+    expect(refused).toEqual({ admitted: false, retryAfterSeconds: expect.any(Number) });
+    expect(refused.admitted === false && refused.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+
+    const first = admitted[0];
+    if (!first?.admitted) throw new Error('expected an admission');
+    first.release();
+    first.release(); // idempotent: a second release frees nothing more
+    const next = admitPasswordWork(limits);
+    expect(next.admitted).toBe(true);
+    expect(admitPasswordWork(limits).admitted).toBe(false);
+    for (const a of [...admitted, next]) if (a.admitted) a.release();
   });
 });

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { type Algorithm, hash, verify } from '@node-rs/argon2';
 import type { Config } from '../config.js';
 
@@ -8,6 +9,10 @@ export type PasswordParams = Config['passwords'];
 
 let active = 0;
 const waiting: (() => void)[] = [];
+/** Password operations admitted and not yet finished (see `admitPasswordWork`). */
+let admitted = 0;
+/** Moving average of one hashing job's run time, for the Retry-After of a refused operation. */
+let averageJobMs = 50;
 
 /**
  * At most `limit` hashes at once in this process. Hashing runs on libuv's thread pool (4 threads),
@@ -18,13 +23,42 @@ const waiting: (() => void)[] = [];
 export async function withHashingSlot<T>(limit: number, work: () => Promise<T>): Promise<T> {
   if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
   else active++;
+  const started = performance.now();
   try {
     return await work();
   } finally {
+    averageJobMs = 0.9 * averageJobMs + 0.1 * (performance.now() - started);
     const next = waiting.shift();
     if (next) next();
     else active--;
   }
+}
+
+export type PasswordAdmission = { admitted: true; release: () => void } | { admitted: false; retryAfterSeconds: number };
+
+/**
+ * A place for one password operation (a sign-in, registration, change or reset: one or two hashes
+ * and the queries around them) among the `concurrency + queue` this process accepts at once.
+ * Taken before the operation's first query and released when it ends, so a flood of sign-ins
+ * neither waits unboundedly for a hashing slot nor holds database connections while it waits:
+ * the excess is refused at once, at the price of parsing the request. `release` is idempotent.
+ */
+export function admitPasswordWork(params: Pick<PasswordParams, 'concurrency' | 'queue'>): PasswordAdmission {
+  if (admitted >= params.concurrency + params.queue) {
+    // About when the operations already admitted will have run: a client retrying then finds room.
+    const retryAfterSeconds = Math.max(1, Math.ceil((admitted * averageJobMs) / params.concurrency / 1000));
+    return { admitted: false, retryAfterSeconds };
+  }
+  admitted++;
+  let released = false;
+  return {
+    admitted: true,
+    release: () => {
+      if (released) return;
+      released = true;
+      admitted--;
+    },
+  };
 }
 
 /** argon2id through @node-rs/argon2, off the event loop, at most `params.concurrency` at a time. */

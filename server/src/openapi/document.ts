@@ -87,7 +87,7 @@ const ERROR_RESPONSES: Record<number, ErrorResponse> = {
   },
   429: {
     name: 'TooManyRequests',
-    description: 'Too many attempts: wait for the `Retry-After` seconds.',
+    description: 'Too many calls or attempts, or the server is busy checking passwords: wait for the `Retry-After` seconds.',
     example: example('TOO_MANY_REQUESTS', 'Too many attempts. Retry in 60 s.'),
     headers: retryAfter,
   },
@@ -200,6 +200,8 @@ function errorStatuses(options: { protect: boolean; hasInput: boolean; pathParam
   }
   if (options.pathParams) statuses.add(404);
   if (options.versioned) statuses.add(409);
+  // The general limit per address and per user applies to every operation.
+  statuses.add(429);
   statuses.add(500);
   statuses.add(503);
   statuses.add(504);

@@ -24,7 +24,7 @@ export interface CookieOptions {
 export interface CookieJar {
   get(name: string): string | undefined;
   set(name: string, value: string, options: CookieOptions): void;
-  clear(name: string, options: Pick<CookieOptions, 'path'>): void;
+  clear(name: string, options: Pick<CookieOptions, 'path' | 'secure'>): void;
 }
 
 /** How the client wants its refresh token: in the body (default) or only in an HttpOnly cookie. */

@@ -2,6 +2,8 @@ import { getTRPCErrorFromUnknown, initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { ZodError } from 'zod';
 import { AppError } from '../lib/errors.js';
+import { audit } from '../modules/auth/audit.js';
+import { type ApiCaller, apiLimitExceeded } from '../modules/auth/rate-limits.js';
 import type { Role } from '../modules/auth/schemas.js';
 import type { AuthUser } from '../modules/auth/service.js';
 import type { Context } from './context.js';
@@ -67,11 +69,21 @@ const t = builder.create({
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i;
 
-/** The caller of an authenticated procedure, or UNAUTHORIZED. A batch verifies its token once. */
+/**
+ * The caller of an authenticated procedure, or UNAUTHORIZED, logged with the client address. A
+ * batch verifies its token once.
+ */
 async function authenticate(ctx: Context): Promise<AuthUser> {
   const token = ctx.request.authorization ? BEARER.exec(ctx.request.authorization)?.[1] : undefined;
-  if (!token) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
-  const user = await ctx.services.auth.authenticate(token);
+  if (!token) {
+    audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: 'missing' });
+    throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
+  }
+  const user = await ctx.services.auth.authenticate(token).catch((error: unknown) => {
+    if (error instanceof AppError && error.code === 'UNAUTHORIZED')
+      audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: error.message });
+    throw error;
+  });
   // The request's log line (written by the transport) names the user; a batch shares one token.
   ctx.request.userId = user.id;
   return user;
@@ -101,6 +113,12 @@ function sharingKey(ctx: Context, type: string, path: string, input: unknown): s
   }
 }
 
+/** The general limit (rate-limits.ts `checkApi`): decided in memory, no database round trip per call. */
+function limitCall(ctx: Context, who: ApiCaller): void {
+  const decision = ctx.services.rateLimits.checkApi(who);
+  if (!decision.allowed) throw apiLimitExceeded(ctx.log, { ip: ctx.request.ip, ...who }, decision);
+}
+
 /**
  * Every procedure's one middleware: the request's input read (a malformed one fails every call),
  * the caller (`caller` resolves it: anyone, or a signed-in user of an optional role), sharing of identical queries in a batch, and the mapping of domain, Prisma
@@ -111,9 +129,11 @@ function sharingKey(ctx: Context, type: string, path: string, input: unknown): s
 function pipeline<U extends AuthUser | null>(caller: (ctx: Context) => Promise<U>) {
   return t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
     const run = async () => {
+      limitCall(ctx, { ip: ctx.request.ip });
       // Read first, also by procedures that take no input: a malformed one is refused, never ignored.
       const input = await getRawInput();
       const user = await caller(ctx);
+      if (user) limitCall(ctx, { userId: user.id });
       const call = () => next({ ctx: { user } });
       const key = sharingKey(ctx, type, path, input);
       if (key === undefined || ctx.runningQueries === undefined) return call();

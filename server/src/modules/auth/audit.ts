@@ -12,7 +12,10 @@ export type AuditEvent =
   | 'auth.password.reset_requested'
   | 'auth.password.reset'
   | 'auth.email.verified'
-  | 'auth.rate_limited';
+  | 'auth.rate_limited'
+  | 'auth.shed'
+  | 'auth.access_token.rejected'
+  | 'auth.token.invalid';
 
 export interface AuditFields {
   userId?: string | undefined;
@@ -21,8 +24,11 @@ export interface AuditFields {
   [detail: string]: unknown;
 }
 
+/** Events an operator should see at the default level; an expired access token is routine (info). */
+const WARN = new Set<AuditEvent>(['auth.refresh.reuse_detected', 'auth.rate_limited', 'auth.login.failed', 'auth.shed']);
+
 /** Security events: one structured line each, never a token or a password (the logger redacts them anyway). */
 export function audit(log: Log, event: AuditEvent, fields: AuditFields): void {
-  const level = event === 'auth.refresh.reuse_detected' || event === 'auth.rate_limited' || event === 'auth.login.failed' ? 'warn' : 'info';
+  const level = WARN.has(event) ? 'warn' : 'info';
   log[level]({ audit: event, ...fields }, event);
 }

@@ -1,15 +1,27 @@
 /**
  * Abuse limits, kept in PostgreSQL by rate-limiter-flexible so that every instance shares them.
  * Each call of a batch goes through its procedure, so batching cannot get around a limit.
+ * The general limit on every call (api-limits.ts) counts in memory and shares in the background.
  */
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
 import type pg from 'pg';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../../config.js';
 import { AppError } from '../../lib/errors.js';
+import type { Log, Logger } from '../../logger.js';
+import { addressKey } from './address-key.js';
+import { type ApiCaller, type ApiDecision, createApiLimiter } from './api-limits.js';
+import { audit } from './audit.js';
 
-export type IpLimit = 'login' | 'register' | 'passwordReset';
+export type { ApiCaller, ApiDecision };
+export { addressKey };
+
+/**
+ * Per-address budgets. `loginFailures` and `tokenFailures` count failed sign-ins (whatever the
+ * accounts: credential stuffing) and wrong reset or verification tokens: each attempt is counted
+ * before it runs, so concurrent attempts cannot all slip through, and refunded when it succeeds.
+ */
+export type IpLimit = 'login' | 'register' | 'passwordReset' | 'loginFailures' | 'tokenFailures';
 
 /** One password check on an account, counted as a failure until it is settled. */
 export interface PasswordAttempt {
@@ -24,6 +36,17 @@ export interface PasswordAttempt {
 export interface RateLimits {
   /** Counts one attempt from `ip`; TOO_MANY_REQUESTS once the window's budget is spent. */
   consumeIp(limit: IpLimit, ip: string | undefined): Promise<void>;
+  /** Gives back one attempt counted by `consumeIp` (a sign-in or token that turned out right). */
+  refundIp(limit: IpLimit, ip: string | undefined): Promise<void>;
+  /**
+   * The general limit on every call, per client address and per user (either may be absent):
+   * decided in memory, synchronously, with no database round trip (see api-limits.ts).
+   */
+  checkApi(caller: ApiCaller): ApiDecision;
+  /** Shares this instance's counts of the general limit now (it also happens every `apiSyncMs`). */
+  syncApi(): Promise<void>;
+  /** Stops the general limit's background sharing, after a last one. */
+  stop(): Promise<void>;
   /**
    * Starts a password check on the account of `email`: TOO_MANY_REQUESTS while the account is in
    * a backoff, or while another check past its free failures is running. The attempt is counted
@@ -51,33 +74,36 @@ const tooMany = (msBeforeNext: number) => {
 const accountKey = (email: string) => createHash('sha256').update(email).digest('hex').slice(0, 40);
 
 /**
- * The key a client address is limited by: an IPv4 address as it is (also IPv4-mapped IPv6), an
- * IPv6 address by its /64, since one host usually holds a whole /64 and could otherwise rotate
- * through it. Anything else (no address, or not an address) shares one key.
+ * The error for a call refused by the general limit, logged with the caller's address (and user):
+ * refusals must be traceable to a client.
  */
-export function addressKey(ip: string | undefined): string {
-  const address = ip?.split('%')[0] ?? '';
-  const family = isIP(address);
-  if (family === 0) return 'unknown';
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (family === 4 || mapped) return mapped?.[1] ?? address;
-  const [head = '', tail] = address.split('::');
-  const groups = head === '' ? [] : head.split(':');
-  if (tail !== undefined) {
-    const tailGroups = tail === '' ? [] : tail.split(':');
-    const tailWidth = tailGroups.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
-    groups.push(...Array<string>(8 - groups.length - tailWidth).fill('0'), ...tailGroups);
-  }
-  return `${groups
-    .slice(0, 4)
-    .map((g) => Number.parseInt(g, 16).toString(16))
-    .join(':')}::/64`;
+export function apiLimitExceeded(log: Log, caller: ApiCaller, decision: Extract<ApiDecision, { allowed: false }>): AppError {
+  audit(log, 'auth.rate_limited', { ip: caller.ip, userId: caller.userId, limit: `api-${decision.limit}` });
+  return new AppError('TOO_MANY_REQUESTS', `Too many requests. Retry in ${decision.retryAfterSeconds} s.`, {
+    retryAfterSeconds: decision.retryAfterSeconds,
+  });
 }
 
-export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): RateLimits {
+export interface RateLimitsOptions {
+  /** Epoch milliseconds (the general limit's windows; the others use the server clock). */
+  now: () => number;
+  log: Logger;
+}
+
+const ALLOWED: ApiDecision = { allowed: true };
+
+export function createRateLimits(pool: pg.Pool, config: Config['rateLimit'], options: RateLimitsOptions): RateLimits {
   if (!config.enabled) {
     const unlimited: PasswordAttempt = { succeeded: async () => {}, failed: async () => {}, abandoned: async () => {} };
-    return { consumeIp: async () => {}, beginPasswordAttempt: async () => unlimited, allowResetMail: async () => true };
+    return {
+      consumeIp: async () => {},
+      refundIp: async () => {},
+      checkApi: () => ALLOWED,
+      syncApi: async () => {},
+      stop: async () => {},
+      beginPasswordAttempt: async () => unlimited,
+      allowResetMail: async () => true,
+    };
   }
   const limiter = (keyPrefix: string, points: number, duration: number) =>
     new RateLimiterPostgres({ storeClient: pool, storeType: 'pool', tableName: TABLE, tableCreated: true, keyPrefix, points, duration });
@@ -85,7 +111,17 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): Ra
     login: limiter('ip-login', config.loginPerIp, 15 * 60),
     register: limiter('ip-register', config.registerPerIp, 60 * 60),
     passwordReset: limiter('ip-reset', config.resetPerIp, 60 * 60),
+    loginFailures: limiter('ip-login-fail', config.loginFailuresPerIp, 15 * 60),
+    tokenFailures: limiter('ip-token-fail', config.tokenFailuresPerIp, 60 * 60),
   };
+  const api = createApiLimiter({
+    pool,
+    perIp: config.apiPerIp,
+    perUser: config.apiPerUser,
+    syncMs: config.apiSyncMs,
+    now: options.now,
+    log: options.log,
+  });
   const failures = limiter('acct-fail', 10_000, 24 * 60 * 60);
   const blocks = limiter('acct-block', 1, MAX_BACKOFF_SECONDS);
   // Past the free failures, one check at a time per account (held at most this long).
@@ -101,6 +137,12 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit']): Ra
         throw error;
       }
     },
+    async refundIp(limit, ip) {
+      await ipLimiters[limit].reward(addressKey(ip), 1);
+    },
+    checkApi: (caller) => api.check(caller),
+    syncApi: () => api.sync(),
+    stop: () => api.stop(),
     async beginPasswordAttempt(email) {
       const key = accountKey(email);
       const block = await blocks.get(key);

@@ -21,9 +21,23 @@ import {
 } from './schemas.js';
 import type { ClientInfo } from './service.js';
 
+/** The refresh cookie's name over plain HTTP (development, tests), and its name in production before the prefix. */
 export const REFRESH_COOKIE = 'keel_refresh';
+/**
+ * Its name with Secure cookies (production). Browsers take a `__Secure-` cookie only with Secure,
+ * from an https page: a network attacker or a sibling site on plain http cannot plant one.
+ */
+export const SECURE_REFRESH_COOKIE = `__Secure-${REFRESH_COOKIE}`;
 /** The cookie goes to the refresh procedure only (called unbatched by the SDK). */
 export const REFRESH_COOKIE_PATH = '/trpc/auth.refresh';
+
+const refreshCookieName = (ctx: Context) => (ctx.config.auth.secureCookies ? SECURE_REFRESH_COOKIE : REFRESH_COOKIE);
+
+/**
+ * Browsers signed in before the prefix hold the cookie under its old name: read it for one release
+ * (then delete this), so a deploy does not sign out every live session; the answer moves it.
+ */
+const legacyRefreshCookie = (ctx: Context) => (ctx.config.auth.secureCookies ? ctx.request.cookies?.get(REFRESH_COOKIE) : undefined);
 
 const client = (ctx: Context): ClientInfo => ({ ip: ctx.request.ip, userAgent: ctx.request.userAgent, log: ctx.log });
 
@@ -41,19 +55,23 @@ function assertCookieOrigin(ctx: Context): void {
 /** Bearer mode returns the refresh token in the body; cookie mode puts it only in an HttpOnly cookie. */
 function deliver(ctx: Context, result: AuthResult): AuthResult {
   if (ctx.request.authMode !== 'cookie' || !result.refreshToken) return result;
-  ctx.request.cookies?.set(REFRESH_COOKIE, result.refreshToken, {
+  ctx.request.cookies?.set(refreshCookieName(ctx), result.refreshToken, {
     httpOnly: true,
     sameSite: 'strict',
     secure: ctx.config.auth.secureCookies,
     path: REFRESH_COOKIE_PATH,
     expires: result.refreshTokenExpiresAt,
   });
+  if (legacyRefreshCookie(ctx) !== undefined) ctx.request.cookies?.clear(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH, secure: true });
   const { refreshToken: _inCookie, ...rest } = result;
   return rest;
 }
 
 function clearRefreshCookie(ctx: Context): void {
-  if (ctx.request.authMode === 'cookie') ctx.request.cookies?.clear(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH });
+  if (ctx.request.authMode !== 'cookie') return;
+  // A `__Secure-` cookie is deleted only by a Set-Cookie that is Secure too.
+  ctx.request.cookies?.clear(refreshCookieName(ctx), { path: REFRESH_COOKIE_PATH, secure: ctx.config.auth.secureCookies });
+  if (legacyRefreshCookie(ctx) !== undefined) ctx.request.cookies?.clear(REFRESH_COOKIE, { path: REFRESH_COOKIE_PATH, secure: true });
 }
 
 const rest = restMeta('auth');
@@ -85,7 +103,7 @@ export const authRouter = router({
       let token = input?.refreshToken;
       if (!token && ctx.request.authMode === 'cookie') {
         assertCookieOrigin(ctx);
-        token = ctx.request.cookies?.get(REFRESH_COOKIE);
+        token = ctx.request.cookies?.get(refreshCookieName(ctx)) ?? legacyRefreshCookie(ctx);
       }
       try {
         return deliver(ctx, await ctx.services.auth.refresh(token, client(ctx)));

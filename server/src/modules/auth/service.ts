@@ -9,7 +9,7 @@ import type { Db, PrismaClient } from '../../db/client.js';
 import type { UserTokenKind } from '../../generated/prisma/client.js';
 import type { BackgroundTasks } from '../../lib/background.js';
 import { AppError } from '../../lib/errors.js';
-import { hashPassword, needsRehash, verifyPassword } from '../../lib/password.js';
+import { admitPasswordWork, hashPassword, needsRehash, verifyPassword } from '../../lib/password.js';
 import type { Log } from '../../logger.js';
 import { enqueueMail } from '../../mail/outbox.js';
 import { type AccessTokens, InvalidAccessTokenError } from './access-tokens.js';
@@ -17,7 +17,7 @@ import { audit } from './audit.js';
 import type { KeySet } from './keys.js';
 import { hashToken, newOpaqueToken } from './opaque-tokens.js';
 import { passwordProblems } from './password-policy.js';
-import type { PasswordAttempt, RateLimits } from './rate-limits.js';
+import type { RateLimits } from './rate-limits.js';
 import type {
   AuthResult,
   changePasswordInput,
@@ -180,84 +180,201 @@ export function createAuthService(deps: AuthServiceDeps) {
   const link = (path: string, token: string) => `${config.auth.appUrl}${path}?token=${encodeURIComponent(token)}`;
 
   function assertAcceptablePassword(password: string, email: string, field: string): void {
-    const problems = passwordProblems(password, email);
+    const problems = passwordProblems(password, email, config.passwords.minScore);
     if (problems.length > 0) throw fieldError(field, problems);
   }
 
-  return {
-    async register(input: z.infer<typeof registerInput>, client: ClientInfo): Promise<AuthResult> {
-      await rateLimits.consumeIp('register', client.ip);
-      assertAcceptablePassword(input.password, input.email, 'password');
-      const passwordHash = await hashPassword(input.password, config.passwords);
-      const existing = await db.user.findUnique({ where: { email: input.email }, select: { id: true } });
-      if (existing)
-        throw new AppError('CONFLICT', 'An account with this email already exists.', { fieldErrors: { email: ['is already registered'] } });
-      const { user, issued } = await db.$transaction(async (tx) => {
-        const created = await tx.user.create({ data: { email: input.email, name: input.name ?? null, passwordHash }, select: userSelect });
-        const token = await issueUserToken(tx, created.id, 'EMAIL_VERIFICATION', config.auth.verificationTokenTtlSeconds);
-        await enqueueMail(tx, {
-          to: created.email,
-          subject: 'Confirm your email address',
-          text: `Welcome to Keel.\n\nConfirm your email address by opening this link:\n${link('/verify-email', token)}\n`,
-        });
-        const session = await createSession(tx, { userId: created.id, userAgent: client.userAgent, ip: client.ip, now: now(), policy });
-        return { user: created, issued: session };
+  /**
+   * First thing in every procedure that hashes (sign-in, registration, change, reset): a place
+   * among the password operations this process takes at once (lib/password.ts), held until `work`
+   * ends. When there is none, TOO_MANY_REQUESTS at once, before any query: under a flood of
+   * sign-ins the excess costs only its parsing, and neither waits for a hashing slot nor holds
+   * database connections that every other request needs.
+   */
+  async function withPasswordWork<T>(procedure: string, client: ClientInfo, work: () => Promise<T>): Promise<T> {
+    const admission = admitPasswordWork(config.passwords);
+    if (!admission.admitted) {
+      const { retryAfterSeconds } = admission;
+      audit(client.log, 'auth.shed', { ip: client.ip, procedure, retryAfterSeconds });
+      throw new AppError('TOO_MANY_REQUESTS', `The server is busy checking passwords. Retry in ${retryAfterSeconds} s.`, {
+        retryAfterSeconds,
       });
-      deps.mailQueued();
-      audit(client.log, 'auth.register', { userId: user.id, sessionId: issued.sessionId, ip: client.ip });
-      return authResult(user, issued);
+    }
+    try {
+      return await work();
+    } finally {
+      admission.release();
+    }
+  }
+
+  /** Runs a limit check; a refusal is logged with the client's address before it goes to the caller. */
+  async function limited<T>(procedure: string, client: ClientInfo, check: () => Promise<T>): Promise<T> {
+    try {
+      return await check();
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'TOO_MANY_REQUESTS')
+        audit(client.log, 'auth.rate_limited', { ip: client.ip, procedure });
+      throw error;
+    }
+  }
+
+  /**
+   * Tells the owner that the password changed, in the transaction of the change: sent if and only
+   * if it commits. Someone who took over the account cannot keep this mail from going out.
+   */
+  function mailPasswordChanged(tx: Db, email: string, how: 'changed' | 'reset'): Promise<void> {
+    return enqueueMail(tx, {
+      to: email,
+      subject: 'Your password was changed',
+      text: `The password of your Keel account was ${how === 'reset' ? 'reset with a mailed link' : 'changed'}, and every other session was signed out.\n\nIf it was not you, reset your password at once from the sign-in page:\n${config.auth.appUrl}\n`,
+    });
+  }
+
+  async function register(input: z.infer<typeof registerInput>, client: ClientInfo): Promise<AuthResult> {
+    await limited('register', client, () => rateLimits.consumeIp('register', client.ip));
+    assertAcceptablePassword(input.password, input.email, 'password');
+    const passwordHash = await hashPassword(input.password, config.passwords);
+    const existing = await db.user.findUnique({ where: { email: input.email }, select: { id: true } });
+    if (existing)
+      throw new AppError('CONFLICT', 'An account with this email already exists.', { fieldErrors: { email: ['is already registered'] } });
+    const { user, issued } = await db.$transaction(async (tx) => {
+      const created = await tx.user.create({ data: { email: input.email, name: input.name ?? null, passwordHash }, select: userSelect });
+      const token = await issueUserToken(tx, created.id, 'EMAIL_VERIFICATION', config.auth.verificationTokenTtlSeconds);
+      await enqueueMail(tx, {
+        to: created.email,
+        subject: 'Confirm your email address',
+        text: `Welcome to Keel.\n\nConfirm your email address by opening this link:\n${link('/verify-email', token)}\n`,
+      });
+      const session = await createSession(tx, { userId: created.id, userAgent: client.userAgent, ip: client.ip, now: now(), policy });
+      return { user: created, issued: session };
+    });
+    deps.mailQueued();
+    audit(client.log, 'auth.register', { userId: user.id, sessionId: issued.sessionId, ip: client.ip });
+    return authResult(user, issued);
+  }
+
+  async function login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<AuthResult> {
+    const attempt = await limited('login', client, async () => {
+      await rateLimits.consumeIp('login', client.ip);
+      // Failures from the address whatever the accounts (credential stuffing), refunded on success.
+      await rateLimits.consumeIp('loginFailures', client.ip);
+      return rateLimits.beginPasswordAttempt(input.email);
+    });
+    let row: (User & { passwordHash: string; passwordChangedAt: Date | null; active: boolean }) | null;
+    let valid: boolean;
+    try {
+      row = await db.user.findUnique({
+        where: { email: input.email },
+        select: { ...userSelect, passwordHash: true, passwordChangedAt: true, active: true },
+      });
+      valid = await verifyPassword(row?.passwordHash ?? (await hashForUnknownUser()), input.password, config.passwords);
+    } catch (error) {
+      await attempt.abandoned().catch(() => {});
+      throw error;
+    }
+    if (!row || !valid) {
+      await attempt.failed();
+      audit(client.log, 'auth.login.failed', { userId: row?.id, ip: client.ip });
+      throw unauthorized(INVALID_CREDENTIALS);
+    }
+    await Promise.all([attempt.succeeded(), rateLimits.refundIp('loginFailures', client.ip)]);
+    if (!row.active) {
+      audit(client.log, 'auth.login.deactivated', { userId: row.id, ip: client.ip });
+      throw deactivated();
+    }
+    const { passwordHash, passwordChangedAt, active: _active, ...user } = row;
+    const rehashed = needsRehash(passwordHash, config.passwords) ? await hashPassword(input.password, config.passwords) : undefined;
+    const issued = await db.$transaction(async (tx) => {
+      const current = await lockUser(tx, user.id);
+      if (!current || passwordChangedSince(passwordChangedAt, current.passwordChangedAt)) return 'password changed' as const;
+      if (!current.active) return 'deactivated' as const;
+      if (rehashed) await tx.user.update({ where: { id: user.id }, data: { passwordHash: rehashed } });
+      return createSession(tx, { userId: user.id, userAgent: client.userAgent, ip: client.ip, now: now(), policy });
+    });
+    if (issued === 'password changed') {
+      audit(client.log, 'auth.login.failed', { userId: user.id, ip: client.ip, reason: 'password changed during sign-in' });
+      throw unauthorized(INVALID_CREDENTIALS);
+    }
+    if (issued === 'deactivated') {
+      audit(client.log, 'auth.login.deactivated', { userId: user.id, ip: client.ip });
+      throw deactivated();
+    }
+    audit(client.log, 'auth.login.succeeded', { userId: user.id, sessionId: issued.sessionId, ip: client.ip });
+    return authResult(user, issued);
+  }
+
+  async function changePassword(user: AuthUser, input: z.infer<typeof changePasswordInput>, client: ClientInfo): Promise<{ ok: true }> {
+    const row = await db.user.findUnique({
+      where: { id: user.id },
+      select: { email: true, passwordHash: true, passwordChangedAt: true },
+    });
+    if (!row) throw unauthorized('This account no longer exists.');
+    const attempt = await limited('changePassword', client, () => rateLimits.beginPasswordAttempt(row.email));
+    if (!(await verifyPassword(row.passwordHash, input.currentPassword, config.passwords))) {
+      await attempt.failed();
+      throw fieldError('currentPassword', ['is incorrect']);
+    }
+    await attempt.succeeded();
+    if (input.newPassword === input.currentPassword) throw fieldError('newPassword', ['must differ from the current password']);
+    assertAcceptablePassword(input.newPassword, row.email, 'newPassword');
+    const passwordHash = await hashPassword(input.newPassword, config.passwords);
+    const revoked = await db.$transaction(async (tx) => {
+      // A reset or another change that committed since the check above wins: its password stays.
+      const current = await lockUser(tx, user.id);
+      if (!current || passwordChangedSince(row.passwordChangedAt, current.passwordChangedAt)) return undefined;
+      const at = now();
+      await tx.user.update({ where: { id: user.id }, data: { passwordHash, passwordChangedAt: at } });
+      await tx.userToken.updateMany({ where: { userId: user.id, consumedAt: null }, data: { consumedAt: at } });
+      await mailPasswordChanged(tx, row.email, 'changed');
+      return revokeUserSessions(tx, { userId: user.id, reason: 'password_changed', now: at, exceptSessionId: user.sessionId });
+    });
+    if (revoked === undefined) throw fieldError('currentPassword', ['is incorrect']);
+    deps.sessionCache.clear();
+    deps.mailQueued();
+    audit(client.log, 'auth.password.changed', { userId: user.id, sessionId: user.sessionId, ip: client.ip, revokedSessions: revoked });
+    return { ok: true };
+  }
+
+  /**
+   * The row of a mailed token if it is usable. Wrong tokens are guesses: counted per address
+   * before the lookup (so concurrent guesses cannot all slip through), refunded for a right one.
+   */
+  async function guessedUserToken(token: string, kind: UserTokenKind, procedure: string, client: ClientInfo) {
+    await limited(procedure, client, () => rateLimits.consumeIp('tokenFailures', client.ip));
+    const row = await usableUserToken(token, kind);
+    if (!row) {
+      audit(client.log, 'auth.token.invalid', { ip: client.ip, procedure });
+      throw fieldError('token', [INVALID_LINK]);
+    }
+    await rateLimits.refundIp('tokenFailures', client.ip);
+    return row;
+  }
+
+  async function resetPassword(input: z.infer<typeof resetPasswordInput>, client: ClientInfo): Promise<{ ok: true }> {
+    const row = await guessedUserToken(input.token, 'PASSWORD_RESET', 'resetPassword', client);
+    assertAcceptablePassword(input.newPassword, row.user.email, 'newPassword');
+    const passwordHash = await hashPassword(input.newPassword, config.passwords);
+    const revoked = await db.$transaction(async (tx) => {
+      if (!(await consumeUserToken(tx, row.id))) throw fieldError('token', [INVALID_LINK]);
+      const at = now();
+      await tx.user.update({ where: { id: row.user.id }, data: { passwordHash, passwordChangedAt: at } });
+      await tx.userToken.updateMany({ where: { userId: row.user.id, consumedAt: null }, data: { consumedAt: at } });
+      await mailPasswordChanged(tx, row.user.email, 'reset');
+      return revokeUserSessions(tx, { userId: row.user.id, reason: 'password_reset', now: at });
+    });
+    deps.sessionCache.clear();
+    deps.mailQueued();
+    audit(client.log, 'auth.password.reset', { userId: row.user.id, ip: client.ip, revokedSessions: revoked });
+    return { ok: true };
+  }
+
+  return {
+    register(input: z.infer<typeof registerInput>, client: ClientInfo): Promise<AuthResult> {
+      return withPasswordWork('register', client, () => register(input, client));
     },
 
-    async login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<AuthResult> {
-      let attempt: PasswordAttempt;
-      try {
-        await rateLimits.consumeIp('login', client.ip);
-        attempt = await rateLimits.beginPasswordAttempt(input.email);
-      } catch (error) {
-        audit(client.log, 'auth.rate_limited', { ip: client.ip, procedure: 'login' });
-        throw error;
-      }
-      let row: (User & { passwordHash: string; passwordChangedAt: Date | null; active: boolean }) | null;
-      let valid: boolean;
-      try {
-        row = await db.user.findUnique({
-          where: { email: input.email },
-          select: { ...userSelect, passwordHash: true, passwordChangedAt: true, active: true },
-        });
-        valid = await verifyPassword(row?.passwordHash ?? (await hashForUnknownUser()), input.password, config.passwords);
-      } catch (error) {
-        await attempt.abandoned().catch(() => {});
-        throw error;
-      }
-      if (!row || !valid) {
-        await attempt.failed();
-        audit(client.log, 'auth.login.failed', { userId: row?.id, ip: client.ip });
-        throw unauthorized(INVALID_CREDENTIALS);
-      }
-      await attempt.succeeded();
-      if (!row.active) {
-        audit(client.log, 'auth.login.deactivated', { userId: row.id, ip: client.ip });
-        throw deactivated();
-      }
-      const { passwordHash, passwordChangedAt, active: _active, ...user } = row;
-      const rehashed = needsRehash(passwordHash, config.passwords) ? await hashPassword(input.password, config.passwords) : undefined;
-      const issued = await db.$transaction(async (tx) => {
-        const current = await lockUser(tx, user.id);
-        if (!current || passwordChangedSince(passwordChangedAt, current.passwordChangedAt)) return 'password changed' as const;
-        if (!current.active) return 'deactivated' as const;
-        if (rehashed) await tx.user.update({ where: { id: user.id }, data: { passwordHash: rehashed } });
-        return createSession(tx, { userId: user.id, userAgent: client.userAgent, ip: client.ip, now: now(), policy });
-      });
-      if (issued === 'password changed') {
-        audit(client.log, 'auth.login.failed', { userId: user.id, ip: client.ip, reason: 'password changed during sign-in' });
-        throw unauthorized(INVALID_CREDENTIALS);
-      }
-      if (issued === 'deactivated') {
-        audit(client.log, 'auth.login.deactivated', { userId: user.id, ip: client.ip });
-        throw deactivated();
-      }
-      audit(client.log, 'auth.login.succeeded', { userId: user.id, sessionId: issued.sessionId, ip: client.ip });
-      return authResult(user, issued);
+    login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<AuthResult> {
+      return withPasswordWork('login', client, () => login(input, client));
     },
 
     async refresh(token: string | undefined, client: ClientInfo): Promise<AuthResult> {
@@ -329,34 +446,8 @@ export function createAuthService(deps: AuthServiceDeps) {
       return { ok: true };
     },
 
-    async changePassword(user: AuthUser, input: z.infer<typeof changePasswordInput>, client: ClientInfo): Promise<{ ok: true }> {
-      const row = await db.user.findUnique({
-        where: { id: user.id },
-        select: { email: true, passwordHash: true, passwordChangedAt: true },
-      });
-      if (!row) throw unauthorized('This account no longer exists.');
-      const attempt = await rateLimits.beginPasswordAttempt(row.email);
-      if (!(await verifyPassword(row.passwordHash, input.currentPassword, config.passwords))) {
-        await attempt.failed();
-        throw fieldError('currentPassword', ['is incorrect']);
-      }
-      await attempt.succeeded();
-      if (input.newPassword === input.currentPassword) throw fieldError('newPassword', ['must differ from the current password']);
-      assertAcceptablePassword(input.newPassword, row.email, 'newPassword');
-      const passwordHash = await hashPassword(input.newPassword, config.passwords);
-      const revoked = await db.$transaction(async (tx) => {
-        // A reset or another change that committed since the check above wins: its password stays.
-        const current = await lockUser(tx, user.id);
-        if (!current || passwordChangedSince(row.passwordChangedAt, current.passwordChangedAt)) return undefined;
-        const at = now();
-        await tx.user.update({ where: { id: user.id }, data: { passwordHash, passwordChangedAt: at } });
-        await tx.userToken.updateMany({ where: { userId: user.id, consumedAt: null }, data: { consumedAt: at } });
-        return revokeUserSessions(tx, { userId: user.id, reason: 'password_changed', now: at, exceptSessionId: user.sessionId });
-      });
-      if (revoked === undefined) throw fieldError('currentPassword', ['is incorrect']);
-      deps.sessionCache.clear();
-      audit(client.log, 'auth.password.changed', { userId: user.id, sessionId: user.sessionId, ip: client.ip, revokedSessions: revoked });
-      return { ok: true };
+    changePassword(user: AuthUser, input: z.infer<typeof changePasswordInput>, client: ClientInfo): Promise<{ ok: true }> {
+      return withPasswordWork('changePassword', client, () => changePassword(user, input, client));
     },
 
     /**
@@ -364,7 +455,7 @@ export function createAuthService(deps: AuthServiceDeps) {
      * is decided, so neither the result nor its timing tells whether the address has an account.
      */
     async requestPasswordReset(input: z.infer<typeof requestPasswordResetInput>, client: ClientInfo): Promise<{ ok: true }> {
-      await rateLimits.consumeIp('passwordReset', client.ip);
+      await limited('requestPasswordReset', client, () => rateLimits.consumeIp('passwordReset', client.ip));
       deps.background.run('password-reset-mail', async () => {
         const user = await db.user.findUnique({ where: { email: input.email }, select: { id: true, email: true, active: true } });
         if (!user?.active) return;
@@ -387,25 +478,12 @@ export function createAuthService(deps: AuthServiceDeps) {
       return { ok: true };
     },
 
-    async resetPassword(input: z.infer<typeof resetPasswordInput>, client: ClientInfo): Promise<{ ok: true }> {
-      const row = await usableUserToken(input.token, 'PASSWORD_RESET');
-      if (!row) throw fieldError('token', [INVALID_LINK]);
-      assertAcceptablePassword(input.newPassword, row.user.email, 'newPassword');
-      const passwordHash = await hashPassword(input.newPassword, config.passwords);
-      const revoked = await db.$transaction(async (tx) => {
-        if (!(await consumeUserToken(tx, row.id))) throw fieldError('token', [INVALID_LINK]);
-        const at = now();
-        await tx.user.update({ where: { id: row.user.id }, data: { passwordHash, passwordChangedAt: at } });
-        await tx.userToken.updateMany({ where: { userId: row.user.id, consumedAt: null }, data: { consumedAt: at } });
-        return revokeUserSessions(tx, { userId: row.user.id, reason: 'password_reset', now: at });
-      });
-      deps.sessionCache.clear();
-      audit(client.log, 'auth.password.reset', { userId: row.user.id, ip: client.ip, revokedSessions: revoked });
-      return { ok: true };
+    resetPassword(input: z.infer<typeof resetPasswordInput>, client: ClientInfo): Promise<{ ok: true }> {
+      return withPasswordWork('resetPassword', client, () => resetPassword(input, client));
     },
 
     async requestEmailVerification(user: AuthUser, client: ClientInfo): Promise<{ ok: true }> {
-      await rateLimits.consumeIp('passwordReset', client.ip);
+      await limited('requestEmailVerification', client, () => rateLimits.consumeIp('passwordReset', client.ip));
       const row = await db.user.findUnique({ where: { id: user.id }, select: { email: true, emailVerified: true } });
       if (!row) throw unauthorized('This account no longer exists.');
       if (row.emailVerified) return { ok: true };
@@ -422,8 +500,7 @@ export function createAuthService(deps: AuthServiceDeps) {
     },
 
     async verifyEmail(token: string, client: ClientInfo): Promise<{ ok: true }> {
-      const row = await usableUserToken(token, 'EMAIL_VERIFICATION');
-      if (!row) throw fieldError('token', [INVALID_LINK]);
+      const row = await guessedUserToken(token, 'EMAIL_VERIFICATION', 'verifyEmail', client);
       await db.$transaction(async (tx) => {
         if (!(await consumeUserToken(tx, row.id))) throw fieldError('token', [INVALID_LINK]);
         await tx.user.update({ where: { id: row.user.id }, data: { emailVerified: true } });

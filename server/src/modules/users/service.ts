@@ -27,6 +27,12 @@ const ADMIN_CHANGES_LOCK = 4_802_911;
 
 const notFound = () => new AppError('NOT_FOUND', 'User not found.');
 
+/**
+ * Prisma passes `contains` and `startsWith` to LIKE as they are: `%` and `_` would match anything
+ * (a search for `_` lists every user). Escaped with PostgreSQL's default LIKE escape, `\`.
+ */
+const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
 async function assertNotLastAdmin(tx: Db, userId: string, action: string): Promise<void> {
   const others = await tx.user.count({ where: { role: 'ADMIN', active: true, id: { not: userId } } });
   if (others === 0) throw new AppError('CONFLICT', `The last active admin cannot be ${action}. Make another user admin first.`);
@@ -57,8 +63,8 @@ export function createUserAdminService(db: PrismaClient, sessionCache: SessionCa
           ...(input.search
             ? {
                 OR: [
-                  { email: { startsWith: input.search.toLowerCase() } },
-                  { name: { contains: input.search, mode: 'insensitive' as const } },
+                  { email: { startsWith: likeLiteral(input.search.toLowerCase()) } },
+                  { name: { contains: likeLiteral(input.search), mode: 'insensitive' as const } },
                 ],
               }
             : {}),
