@@ -49,7 +49,8 @@ function bucketOf(frame: CallFrame): string {
   return url;
 }
 
-const functionOf = (frame: CallFrame) => `${frame.functionName || '(anonymous)'}${frame.url === '' ? '' : ` ${bucketOf(frame)}:${frame.lineNumber + 1}`}`;
+const functionOf = (frame: CallFrame) =>
+  `${frame.functionName || '(anonymous)'}${frame.url === '' ? '' : ` ${bucketOf(frame)}:${frame.lineNumber + 1}`}`;
 
 /** A table of the largest entries of `totals`, as shares of `all` (and `inclusive`, when given). */
 function top(totals: Map<string, number>, all: number, inclusive?: Map<string, number>, per?: (value: number) => string): Row[] {
@@ -59,7 +60,9 @@ function top(totals: Map<string, number>, all: number, inclusive?: Map<string, n
     .map(([name, value]) => ({
       measure: name,
       value: `${fmt((100 * value) / all, 1)} %`,
-      note: [inclusive ? `${fmt((100 * (inclusive.get(name) ?? 0)) / all, 1)} % with callees` : '', per ? per(value) : ''].filter(Boolean).join(', '),
+      note: [inclusive ? `${fmt((100 * (inclusive.get(name) ?? 0)) / all, 1)} % with callees` : '', per ? per(value) : '']
+        .filter(Boolean)
+        .join(', '),
     }));
 }
 
@@ -146,7 +149,9 @@ async function main(): Promise<void> {
     const headers = { authorization: `Bearer ${auth.accessToken}` };
     for (let i = 0; i < 25; i++) await trpcMutation(server.url, 'projects.create', { name: `P${i}`, description: 'x'.repeat(80) }, headers);
     const input = encodeURIComponent(JSON.stringify(superjson.serialize({ limit: 20 })));
-    const batchInput = encodeURIComponent(JSON.stringify(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [i, superjson.serialize({ limit: 11 + i })]))));
+    const batchInput = encodeURIComponent(
+      JSON.stringify(Object.fromEntries(Array.from({ length: 10 }, (_, i) => [i, superjson.serialize({ limit: 11 + i })]))),
+    );
     let n = 0;
     const load = {
       list: { url: `${server.url}/trpc/projects.list?input=${input}`, headers },
@@ -170,7 +175,9 @@ async function main(): Promise<void> {
     log(`${scenario}: ${SECONDS} s at 32 connections${heap ? ', sampling allocations' : ''}`);
     // The CPU profile's clock is the machine's monotonic clock, as hrtime's: only the load window counts.
     window.start = Number(process.hrtime.bigint() / 1000n);
-    const { result } = await measureProcess(server.pid, heap ? probeFile : undefined, () => runLoad({ ...load, connections: 32, duration: SECONDS }));
+    const { result } = await measureProcess(server.pid, heap ? probeFile : undefined, () =>
+      runLoad({ ...load, connections: 32, duration: SECONDS }),
+    );
     window.end = Number(process.hrtime.bigint() / 1000n);
     requests = result.ok;
     log(`${fmt(result.okPerSecond, 0)} req/s, ${result.non2xx + result.errors} errors`);
