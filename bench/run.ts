@@ -156,8 +156,15 @@ async function main(): Promise<void> {
     const env = await productionEnv({
       databaseUrl: database.url,
       logLevel: process.env.BENCH_LOG_LEVEL ?? 'info',
-      rateLimitEnabled: false,
-      extra: { KEEL_BENCH_PROBE: probeFile },
+      // Every limit on, as in production, with budgets no scenario reaches: their cost is measured.
+      rateLimitEnabled: true,
+      extra: {
+        KEEL_BENCH_PROBE: probeFile,
+        RATE_LIMIT_API_PER_IP: '1000000',
+        RATE_LIMIT_API_PER_USER: '1000000',
+        RATE_LIMIT_LOGIN_PER_IP: '100000',
+        RATE_LIMIT_REGISTER_PER_IP: '100000',
+      },
     });
     log(`starting the server as \`pnpm start\` runs it, production mode, on ${database.description} (LOG_LEVEL=${env.LOG_LEVEL})`);
     server = await startServerProcess({ env, entry: 'built', nodeArgs: ['--import', PROBE_MODULE] });
