@@ -15,6 +15,7 @@
  */
 import type pg from 'pg';
 import type { z } from 'zod';
+import { fastTypes } from './timestamps.js';
 
 export interface Query<Input, Row> {
   /** Unique among queries: the prepared statement's name on every connection. */
@@ -50,7 +51,9 @@ export class Sql {
     const values = query.values(input);
     const named = this.prepared && !this.stale.has(query.name);
     try {
-      const result = await this.pool.query(named ? { name: query.name, text: query.text, values } : { text: query.text, values });
+      const result = await this.pool.query(
+        named ? { name: query.name, text: query.text, values, types: fastTypes } : { text: query.text, values, types: fastTypes },
+      );
       return result.rows as Row[];
     } catch (error) {
       // A connection prepared the statement before a migration changed its table: PostgreSQL
@@ -58,7 +61,7 @@ export class Sql {
       // planned afresh, so this process keeps answering; a restart prepares them again.
       if (!named || (error as { code?: unknown }).code !== CACHED_PLAN_CHANGED) throw error;
       this.stale.add(query.name);
-      const result = await this.pool.query({ text: query.text, values });
+      const result = await this.pool.query({ text: query.text, values, types: fastTypes });
       return result.rows as Row[];
     }
   }

@@ -307,7 +307,7 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
             ),
           };
     /**
-     * An item's JSON text: what JSON.stringify writes for `{ result: { data } }` with the data
+     * A batch item's JSON text: what JSON.stringify writes for `{ result: { data } }` with the data
      * serialised, assembled around the data's own text, so that the identical answers of a batch
      * (shared queries return one object) are serialised once.
      */
@@ -330,7 +330,10 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
         if (outcome.ok && isDataStream(outcome.data)) throw streamInPlainRequest();
         const item = itemOf(call, outcome);
         const errors = outcome.ok ? [] : [outcome.error];
-        return send(reply, outcome.ok ? 200 : getHTTPStatusCode([item], errors), textOf(item), errors);
+        // One JSON.stringify of the whole answer: a flat string, where assembled text would be a
+        // rope that Fastify's length count and the socket write flatten again.
+        const body = JSON.stringify('error' in item ? { error: serialize(item.error) } : { result: { data: serialize(item.result.data) } });
+        return send(reply, outcome.ok ? 200 : getHTTPStatusCode([item], errors), body, errors);
       }
       const outcomes = (await Promise.all(info.calls.map(run))).map(
         (outcome): Outcome => (outcome.ok && isDataStream(outcome.data) ? { ok: false, error: streamInPlainRequest() } : outcome),

@@ -4,6 +4,9 @@ import superjson from 'superjson';
 type SuperJSONResult = ReturnType<typeof superjson.serialize>;
 type DateAnnotation = ['Date'];
 
+/** Every date's annotation: one shared array (the meta is only ever written out, never changed). */
+const DATE: DateAnnotation = ['Date'];
+
 /** Thrown inside the fast walk when a value needs superjson's general machinery. */
 const NEEDS_SUPERJSON = Symbol('needs superjson');
 
@@ -41,7 +44,13 @@ function dateAnnotations(root: unknown): Record<string, DateAnnotation> | undefi
   let values: Record<string, DateAnnotation> | undefined;
   const annotate = (path: string) => {
     values ??= {};
-    values[path] = ['Date'];
+    values[path] = DATE;
+  };
+  /** A date child: checked, remembered (superjson tracks dates' identity too) and annotated unless done. */
+  const date = (value: Date, path: string, annotated: boolean) => {
+    if (seen.has(value) || Number.isNaN(value.getTime())) throw NEEDS_SUPERJSON;
+    seen.add(value);
+    if (!annotated) annotate(path);
   };
   /**
    * superjson builds one annotation object per container, where JavaScript lists integer-like
@@ -70,19 +79,10 @@ function dateAnnotations(root: unknown): Record<string, DateAnnotation> | undefi
     }
   };
 
-  /**
-   * `prefix`: the escaped path of `value` plus the separator, built only for objects (most leaves
-   * need no path). `annotated`: the caller already annotated `value` if it is a date.
-   */
-  const walk = (value: object, prefix: string, annotated: boolean): void => {
+  /** `prefix`: the escaped path of the container plus the separator (leaves need no path of their own). */
+  const walk = (value: object, prefix: string): void => {
     if (seen.has(value)) throw NEEDS_SUPERJSON;
     seen.add(value);
-    if (value instanceof Date) {
-      if (Number.isNaN(value.getTime())) throw NEEDS_SUPERJSON;
-      // The prefix ends with the separator; the date's own path drops it.
-      if (!annotated) annotate(prefix.slice(0, -1));
-      return;
-    }
     if (Array.isArray(value)) {
       // superjson walks an array's own keys: named ones (a RegExp match's `groups`) too.
       const keys = Object.keys(value);
@@ -91,7 +91,8 @@ function dateAnnotations(root: unknown): Record<string, DateAnnotation> | undefi
       for (let i = 0; i < value.length; i++) {
         if (!(i in value)) throw NEEDS_SUPERJSON;
         const child: unknown = value[i];
-        if (typeof child === 'object' && child !== null) walk(child, `${prefix}${i}.`, true);
+        if (child instanceof Date) date(child, '', true);
+        else if (typeof child === 'object' && child !== null) walk(child, `${prefix}${i}.`);
         else if (child !== null) checkPrimitive(child);
       }
       return;
@@ -102,14 +103,15 @@ function dateAnnotations(root: unknown): Record<string, DateAnnotation> | undefi
     for (const key of keys) {
       if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw NEEDS_SUPERJSON;
       const child = value[key];
-      if (typeof child === 'object' && child !== null)
-        walk(child, `${prefix}${escapeKey(key)}.`, child instanceof Date && isArrayIndex(key));
+      if (child instanceof Date) date(child, `${prefix}${escapeKey(key)}`, isArrayIndex(key));
+      else if (typeof child === 'object' && child !== null) walk(child, `${prefix}${escapeKey(key)}.`);
       else if (child !== null) checkPrimitive(child);
     }
   };
 
   try {
-    if (typeof root === 'object' && root !== null) walk(root, '', false);
+    if (root instanceof Date) date(root, '', false);
+    else if (typeof root === 'object' && root !== null) walk(root, '');
     else if (root !== null) checkPrimitive(root);
   } catch (error) {
     if (error === NEEDS_SUPERJSON) return NEEDS_SUPERJSON;
