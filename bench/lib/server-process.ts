@@ -75,6 +75,8 @@ export interface StartServerOptions {
   readyTimeoutMs?: number;
   /** Extra node flags (e.g. --cpu-prof, which NODE_OPTIONS does not accept). */
   nodeArgs?: string[];
+  /** Node flags instead of `pnpm start`'s (heap sizing), for the built entry. */
+  startFlags?: string[];
 }
 
 const running = new Set<ChildProcess>();
@@ -106,7 +108,10 @@ export async function startServerProcess(options: StartServerOptions): Promise<S
     );
   }
   const port = options.env.PORT ? Number(options.env.PORT) : await freePort();
-  const args = [...(options.nodeArgs ?? []), ...(entry === 'built' ? [...startScriptFlags(), script] : ['--import', 'tsx', script])];
+  const args = [
+    ...(options.nodeArgs ?? []),
+    ...(entry === 'built' ? [...(options.startFlags ?? startScriptFlags()), script] : ['--import', 'tsx', script]),
+  ];
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: childEnv({ HOST: '127.0.0.1', ...options.env, PORT: String(port) }),
