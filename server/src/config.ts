@@ -90,6 +90,7 @@ export const envSchema = z.object({
   BODY_LIMIT_BYTES: int(1_024, 100 * 1024 * 1024).default(1024 * 1024),
   TRPC_MAX_BATCH_SIZE: int(1, 1_000).default(50),
   TRPC_ADAPTER: z.enum(['keel', 'standard']).default('keel'),
+  IDEMPOTENCY_TTL_SECONDS: int(60, 7 * 86_400).default(86_400),
   REQUEST_TIMEOUT_MS: int(1_000, 600_000).default(30_000),
   HEADERS_TIMEOUT_MS: int(1_000, 120_000).default(10_000),
   KEEP_ALIVE_TIMEOUT_MS: int(1_000, 120_000).default(5_000),
@@ -177,6 +178,8 @@ export interface Config {
     maxBatchSize: number;
     /** `keel`: tRPC's protocol served directly (http/trpc-route.ts); `standard`: tRPC's own Fastify adapter. */
     trpcAdapter: 'keel' | 'standard';
+    /** How long the answer to a mutation sent with an Idempotency-Key is replayed to its retries. */
+    idempotencyTtlSeconds: number;
     requestTimeoutMs: number;
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
@@ -315,6 +318,7 @@ export function parseConfig(raw: RawEnv): Config {
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
       maxBatchSize: e.TRPC_MAX_BATCH_SIZE,
       trpcAdapter: e.TRPC_ADAPTER,
+      idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
       headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
       keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,

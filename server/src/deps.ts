@@ -5,6 +5,7 @@
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import { BackgroundTasks } from './lib/background.js';
+import { createIdempotencyStore } from './lib/idempotency.js';
 import type { Logger } from './logger.js';
 import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
@@ -49,6 +50,12 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
   const rateLimits = createRateLimits(database.pool, config.rateLimit, { now: () => now().getTime(), log: logger });
   const sessionCache = new SessionCache(config.auth.sessionCacheSeconds);
   const background = new BackgroundTasks(logger);
+  const idempotency = createIdempotencyStore(database.pool, {
+    ttlSeconds: config.http.idempotencyTtlSeconds,
+    // Longer than a request may run (its timeout): a claim older than that without an answer was abandoned.
+    abandonedAfterMs: 2 * config.http.requestTimeoutMs,
+    now,
+  });
   const mailer = new MailWorker(database.prisma, input.mailTransport ?? createMailTransport(config, logger), logger);
   const auth = createAuthService({
     db: database.prisma,
@@ -75,6 +82,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     services: {
       auth,
       rateLimits,
+      idempotency,
       projects: createProjectService(database.prisma, database.sql, now),
       tasks: createTaskService(database.prisma, now),
       users: createUserAdminService(database.prisma, sessionCache, now),
@@ -87,4 +95,5 @@ export async function stopAppDeps(deps: AppDeps): Promise<void> {
   await deps.background.drain();
   await deps.mailer.stop();
   await deps.rateLimits.stop();
+  deps.services.idempotency.stop();
 }

@@ -2,6 +2,7 @@
  * The services procedures call, as one type: the composition root (deps.ts) builds them, the
  * tRPC context carries a reference to them. Types only, so `trpc/` need not import the root.
  */
+import type { IdempotencyStore } from './lib/idempotency.js';
 import type { RateLimits } from './modules/auth/rate-limits.js';
 import type { AuthService } from './modules/auth/service.js';
 import type { ProjectService } from './modules/projects/service.js';
@@ -12,6 +13,8 @@ export interface Services {
   auth: AuthService;
   /** The general limit's `checkApi`, called by every procedure (trpc/init.ts). */
   rateLimits: RateLimits;
+  /** Answers of mutations sent with an Idempotency-Key (trpc/init.ts). */
+  idempotency: IdempotencyStore;
   projects: ProjectService;
   tasks: TaskService;
   users: UserAdminService;

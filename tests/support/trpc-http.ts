@@ -17,6 +17,7 @@ export interface TrpcErrorShape {
     httpStatus: number;
     path?: string;
     requestId?: string;
+    reason?: string;
     fieldErrors?: Record<string, string[]>;
     retryAfterSeconds?: number;
     stack?: string;

@@ -77,6 +77,8 @@ export function httpRequestFacts(req: FastifyRequest, reply: FastifyReply, optio
     authMode,
     calls: options.calls,
     userId: undefined,
+    idempotencyKey: req.headers['idempotency-key'],
+    replayed: false,
   };
 }
 

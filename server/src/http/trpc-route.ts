@@ -193,8 +193,10 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
   }
 
   /** One answer: its JSON text, the protocol's headers, the transport's headers for these errors. */
-  function send(reply: FastifyReply, status: number, body: string, errors: readonly TRPCError[]): FastifyReply {
+  function send(reply: FastifyReply, status: number, body: string, errors: readonly TRPCError[], ctx?: Context): FastifyReply {
     reply.code(status);
+    // A mutation's stored answer, sent again for its Idempotency-Key (trpc/init.ts).
+    if (ctx?.request.replayed) reply.header('idempotent-replayed', 'true');
     const vary = reply.getHeader('vary');
     reply.header('vary', typeof vary === 'string' && vary !== '' ? `${vary}, ${PROTOCOL_VARY}` : PROTOCOL_VARY);
     reply.header('content-type', 'application/json');
@@ -333,7 +335,7 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
         // One JSON.stringify of the whole answer: a flat string, where assembled text would be a
         // rope that Fastify's length count and the socket write flatten again.
         const body = JSON.stringify('error' in item ? { error: serialize(item.error) } : { result: { data: serialize(item.result.data) } });
-        return send(reply, outcome.ok ? 200 : getHTTPStatusCode([item], errors), body, errors);
+        return send(reply, outcome.ok ? 200 : getHTTPStatusCode([item], errors), body, errors, ctx);
       }
       const outcomes = (await Promise.all(info.calls.map(run))).map(
         (outcome): Outcome => (outcome.ok && isDataStream(outcome.data) ? { ok: false, error: streamInPlainRequest() } : outcome),
@@ -341,7 +343,7 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
       const items = outcomes.map((outcome, i) => itemOf(info.calls[i] as Call, outcome));
       const errors = outcomes.flatMap((outcome) => (outcome.ok ? [] : [outcome.error]));
       const perCall = outcomes.map((outcome) => (outcome.ok ? undefined : outcome.error));
-      return send(reply, getHTTPStatusCode(items, perCall as TRPCError[]), `[${items.map(textOf).join(',')}]`, errors);
+      return send(reply, getHTTPStatusCode(items, perCall as TRPCError[]), `[${items.map(textOf).join(',')}]`, errors, ctx);
     } catch (cause) {
       return sendRequestError(req, reply, cause, ctx, info.type);
     }

@@ -24,11 +24,14 @@ export interface AppErrorOptions {
   fieldErrors?: Record<string, string[]>;
   /** Seconds a client should wait before retrying (TOO_MANY_REQUESTS, SERVICE_UNAVAILABLE). */
   retryAfterSeconds?: number;
+  /** What exactly went wrong, for programs (`STALE_VERSION`, `IDEMPOTENCY_KEY_REUSED`): `code` says only the class. */
+  reason?: string;
 }
 
 export class AppError extends Error {
   readonly fieldErrors: Record<string, string[]> | undefined;
   readonly retryAfterSeconds: number | undefined;
+  readonly reason: string | undefined;
 
   constructor(
     readonly code: AppErrorCode,
@@ -39,5 +42,6 @@ export class AppError extends Error {
     this.name = 'AppError';
     this.fieldErrors = options.fieldErrors;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.reason = options.reason;
   }
 }

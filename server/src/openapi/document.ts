@@ -30,6 +30,10 @@ export const restErrorSchema = z
     message: z
       .string()
       .meta({ description: 'For people. In production an unexpected error says only "Internal server error" and the reference.' }),
+    reason: z
+      .string()
+      .optional()
+      .meta({ description: 'What exactly went wrong, for programs (e.g. `IDEMPOTENCY_KEY_REUSED`); `code` says only the class.' }),
     fieldErrors: z
       .record(z.string(), z.array(z.string()))
       .optional()

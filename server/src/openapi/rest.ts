@@ -69,6 +69,7 @@ function sendError(reply: FastifyReply, error: TRPCError, shape: ErrorShape, req
   const body: RestErrorBody = {
     code: data.code,
     message: shape.message,
+    ...(data.reason === undefined ? {} : { reason: data.reason }),
     ...(data.fieldErrors === undefined ? {} : { fieldErrors: data.fieldErrors }),
     requestId,
   };
@@ -120,6 +121,7 @@ export function registerRestRoutes(api: FastifyInstance, deps: AppDeps, router: 
             signal: undefined,
             batchIndex: 0,
           });
+          if (ctx.request.replayed) reply.header('idempotent-replayed', 'true');
           return reply.header('cache-control', 'no-store').send(data);
         } catch (cause) {
           const error: TRPCError = getTRPCErrorFromUnknown(cause);

@@ -44,6 +44,10 @@ export interface RequestFacts {
   calls: number;
   /** Set once a procedure has authenticated the caller, so the transport's log line can name the user. */
   userId: string | undefined;
+  /** The request's `Idempotency-Key` header, as sent (checked by the mutation that uses it). */
+  idempotencyKey: string | string[] | undefined;
+  /** Set when a mutation's answer was replayed for its Idempotency-Key: the transport says so in a header. */
+  replayed: boolean;
 }
 
 export interface Context {
@@ -80,6 +84,8 @@ export function requestFacts(facts: Partial<RequestFacts> = {}): RequestFacts {
     authMode: facts.authMode ?? 'bearer',
     calls: facts.calls ?? 1,
     userId: undefined,
+    idempotencyKey: facts.idempotencyKey,
+    replayed: false,
   };
 }
 

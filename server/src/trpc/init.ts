@@ -2,6 +2,7 @@ import { getTRPCErrorFromUnknown, initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
 import { ZodError } from 'zod';
 import { AppError } from '../lib/errors.js';
+import { parseIdempotencyKey } from '../lib/idempotency.js';
 import { audit } from '../modules/auth/audit.js';
 import { type ApiCaller, apiLimitExceeded } from '../modules/auth/rate-limits.js';
 import type { Role } from '../modules/auth/schemas.js';
@@ -30,7 +31,17 @@ function zodFieldErrors(error: ZodError): FieldErrors {
  */
 const httpStatusOf = (code: string, status: number): number => (code === 'TIMEOUT' ? 504 : status);
 
-const builder = initTRPC.context<Context>().meta<OpenApiMeta>();
+/** What a procedure declares beyond its schemas: its REST route (openapi/meta.ts), and the flags below. */
+export interface Meta extends OpenApiMeta {
+  /**
+   * The call's input or answer holds secrets (passwords, tokens): nothing of it is ever stored, so
+   * an Idempotency-Key on it is refused (a stored answer or even a hash of the input would be a copy
+   * of a credential). These calls have retries of their own: a refresh's grace window, a new sign-in.
+   */
+  handlesSecrets?: boolean;
+}
+
+const builder = initTRPC.context<Context>().meta<Meta>();
 
 const t = builder.create({
   // superjson on the wire; answers are written by a faster walk of the same format (transformer.ts).
@@ -59,6 +70,7 @@ const t = builder.create({
         httpStatus: httpStatusOf(shape.data.code, shape.data.httpStatus),
         ...(shape.data.path === undefined ? {} : { path: shape.data.path }),
         ...(requestId === undefined ? {} : { requestId }),
+        ...(appError?.reason === undefined ? {} : { reason: appError.reason }),
         ...(fieldErrors === undefined ? {} : { fieldErrors }),
         ...(appError?.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: appError.retryAfterSeconds }),
         ...(production ? {} : { stack: error.stack }),
@@ -119,6 +131,54 @@ function limitCall(ctx: Context, who: ApiCaller): void {
   if (!decision.allowed) throw apiLimitExceeded(ctx.log, { ip: ctx.request.ip, ...who }, decision);
 }
 
+/** tRPC 11's mark on a middleware result (a plain string there): a replayed answer carries it too. */
+const MIDDLEWARE_MARKER = 'middlewareMarker';
+
+/**
+ * A mutation sent with an Idempotency-Key (lib/idempotency.ts): runs once per caller, key and call
+ * of the batch; a retry of the same call gets the stored answer, marked for the transport to say so.
+ */
+async function idempotent<R extends { ok: boolean; marker: unknown }>(
+  ctx: Context,
+  call: { user: AuthUser | null; path: string; input: unknown; batchIndex: number; handlesSecrets: boolean },
+  run: () => Promise<R>,
+): Promise<R> {
+  const clientKey = parseIdempotencyKey(ctx.request.idempotencyKey);
+  if (clientKey === undefined) return run();
+  if (call.handlesSecrets) {
+    throw new AppError('BAD_REQUEST', `${call.path} does not take an Idempotency-Key: it handles credentials, which are never stored.`, {
+      reason: 'IDEMPOTENCY_NOT_SUPPORTED',
+    });
+  }
+  const store = ctx.services.idempotency;
+  const slot = {
+    scope: call.user ? `user:${call.user.id}` : 'public',
+    key: ctx.request.calls > 1 ? `${clientKey}#${call.batchIndex}` : clientKey,
+  };
+  const claim = await store.claim({ ...slot, path: call.path, rawInput: call.input });
+  if (claim.kind === 'replay') {
+    ctx.request.replayed = true;
+    return { ok: true, data: claim.answer, marker: MIDDLEWARE_MARKER } as unknown as R;
+  }
+  let result: R;
+  try {
+    result = await run();
+  } catch (error) {
+    await store.release(slot).catch(() => {});
+    throw error;
+  }
+  if (result.ok) {
+    const { data } = result as unknown as { data: unknown };
+    // The call is done; only its replay is lost if this fails, and its claim blocks a rerun until abandoned.
+    await store
+      .complete({ ...slot, answer: data })
+      .catch((error: unknown) => ctx.log.warn({ err: error, path: call.path }, 'idempotency: could not store the answer'));
+  } else {
+    await store.release(slot).catch(() => {});
+  }
+  return result;
+}
+
 /**
  * Every procedure's one middleware: the request's input read (a malformed one fails every call),
  * the caller (`caller` resolves it: anyone, or a signed-in user of an optional role), sharing of identical queries in a batch, and the mapping of domain, Prisma
@@ -127,7 +187,7 @@ function limitCall(ctx: Context, who: ApiCaller): void {
  * (docs/decisions/0011-request-path.md).
  */
 function pipeline<U extends AuthUser | null>(caller: (ctx: Context) => Promise<U>) {
-  return t.middleware(async ({ ctx, type, path, getRawInput, next }) => {
+  return t.middleware(async ({ ctx, type, path, getRawInput, meta, batchIndex, next }) => {
     const run = async () => {
       limitCall(ctx, { ip: ctx.request.ip });
       // Read first, also by procedures that take no input: a malformed one is refused, never ignored.
@@ -135,6 +195,9 @@ function pipeline<U extends AuthUser | null>(caller: (ctx: Context) => Promise<U
       const user = await caller(ctx);
       if (user) limitCall(ctx, { userId: user.id });
       const call = () => next({ ctx: { user } });
+      if (type === 'mutation' && ctx.request.idempotencyKey !== undefined) {
+        return idempotent(ctx, { user, path, input, batchIndex, handlesSecrets: meta?.handlesSecrets === true }, call);
+      }
       const key = sharingKey(ctx, type, path, input);
       if (key === undefined || ctx.runningQueries === undefined) return call();
       const running = ctx.runningQueries.get(key) as ReturnType<typeof call> | undefined;

@@ -431,6 +431,8 @@ export interface components {
             code: "PARSE_ERROR" | "BAD_REQUEST" | "INTERNAL_SERVER_ERROR" | "NOT_IMPLEMENTED" | "BAD_GATEWAY" | "SERVICE_UNAVAILABLE" | "GATEWAY_TIMEOUT" | "UNAUTHORIZED" | "PAYMENT_REQUIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_SUPPORTED" | "TIMEOUT" | "CONFLICT" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "UNPROCESSABLE_CONTENT" | "PRECONDITION_REQUIRED" | "TOO_MANY_REQUESTS" | "CLIENT_CLOSED_REQUEST";
             /** @description For people. In production an unexpected error says only "Internal server error" and the reference. */
             message: string;
+            /** @description What exactly went wrong, for programs (e.g. `IDEMPOTENCY_KEY_REUSED`); `code` says only the class. */
+            reason?: string;
             /** @description Problems per input field, keyed by its dotted path (`_` for the input as a whole). */
             fieldErrors?: {
                 [key: string]: string[];

@@ -75,10 +75,13 @@ function clearRefreshCookie(ctx: Context): void {
 }
 
 const rest = restMeta('auth');
+/** Calls whose input or answer holds a password or a token: nothing of them is stored (no Idempotency-Key). */
+const SECRETS = { handlesSecrets: true };
 
 export const authRouter = router({
   register: publicProcedure
     .meta(rest('POST', '/auth/register', 'Create an account and sign in', { public: true, errors: [409, 429] }))
+    .meta(SECRETS)
     .input(registerInput)
     .output(authResultSchema)
     .mutation(async ({ ctx, input }) => {
@@ -88,6 +91,7 @@ export const authRouter = router({
 
   login: publicProcedure
     .meta(rest('POST', '/auth/login', 'Sign in with email and password', { public: true, errors: [401, 403, 429] }))
+    .meta(SECRETS)
     .input(loginInput)
     .output(authResultSchema)
     .mutation(async ({ ctx, input }) => {
@@ -97,6 +101,7 @@ export const authRouter = router({
 
   refresh: publicProcedure
     .meta(rest('POST', '/auth/refresh', 'Exchange a refresh token for new tokens', { public: true, errors: [401] }))
+    .meta(SECRETS)
     .input(refreshInput)
     .output(authResultSchema)
     .mutation(async ({ ctx, input }) => {
@@ -148,6 +153,7 @@ export const authRouter = router({
 
   changePassword: authedProcedure
     .meta(rest('POST', '/auth/change-password', 'Change the password (ends the other sessions)', { errors: [429] }))
+    .meta(SECRETS)
     .input(changePasswordInput)
     .output(okSchema)
     .mutation(({ ctx, input }) => ctx.services.auth.changePassword(ctx.user, input, client(ctx))),
@@ -160,6 +166,7 @@ export const authRouter = router({
 
   resetPassword: publicProcedure
     .meta(rest('POST', '/auth/password-reset/confirm', 'Set a new password with a reset token', { public: true }))
+    .meta(SECRETS)
     .input(resetPasswordInput)
     .output(okSchema)
     .mutation(({ ctx, input }) => ctx.services.auth.resetPassword(input, client(ctx))),
@@ -171,6 +178,7 @@ export const authRouter = router({
 
   verifyEmail: publicProcedure
     .meta(rest('POST', '/auth/email-verification/confirm', 'Confirm the email address with its token', { public: true }))
+    .meta(SECRETS)
     .input(verifyEmailInput)
     .output(okSchema)
     .mutation(({ ctx, input }) => ctx.services.auth.verifyEmail(input.token, client(ctx))),
