@@ -105,6 +105,8 @@ beforeAll(async () => {
   );
   for (const file of ['tsconfig.json', 'tsconfig.node10.json']) cpSync(join(CJS_FIXTURE_DIR, file), join(cjsConsumer, file));
   cpSync(join(CJS_FIXTURE_DIR, 'main.ts.txt'), join(cjsConsumer, 'src/main.ts'));
+  mkdirSync(join(cjsConsumer, 'node10'));
+  cpSync(join(CJS_FIXTURE_DIR, 'named-imports.ts.txt'), join(cjsConsumer, 'node10/named-imports.ts'));
 
   // Exactly what `pnpm sdk:pack` told the app to run (offline-first, as the rest of this test).
   await sh('pnpm', [...addCommand.slice(1), '--prefer-offline', '--config.confirmModulesPurge=false'], consumer);
@@ -229,7 +231,7 @@ describe('the packed @keel/client-sdk', () => {
   );
 
   it(
-    'type-checks the CommonJS consumer as `tsc --init` sets it up (nodenext), and with the older module: commonjs resolution',
+    'type-checks the CommonJS consumer as `tsc --init` sets it up (nodenext), and ES imports with the older module: commonjs',
     async () => {
       const nodenext = await sh(process.execPath, [TSC, '-p', join(cjsConsumer, 'tsconfig.json')], cjsConsumer);
       expect(nodenext.stdout).toBe('');
