@@ -74,7 +74,7 @@ describe('module names', () => {
 });
 
 describe('what new:module writes and refuses', () => {
-  const EDITED = ['server/src/router.ts', 'server/src/deps.ts', 'prisma/schema.prisma'];
+  const EDITED = ['server/src/router.ts', 'server/src/services.ts', 'server/src/deps.ts', 'prisma/schema.prisma'];
   let root = '';
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 
@@ -96,11 +96,12 @@ describe('what new:module writes and refuses', () => {
       'server/src/modules/team-members/router.ts',
       'tests/team-members/team-members.test.ts',
     ]);
-    const [router, deps, schema] = snapshot() as [string, string, string];
+    const [router, services, deps, schema] = snapshot() as [string, string, string, string];
     expect(router).toContain("import { teamMembersRouter } from './modules/team-members/router.js';");
     expect(router).toMatch(/export const appRouter = router\(\{[\s\S]*\n {2}teamMembers: teamMembersRouter,\n\}\);/);
-    expect(deps).toContain("import { createTeamMemberService, type TeamMemberService } from './modules/team-members/service.js';");
-    expect(deps).toMatch(/services: \{ auth: AuthService;[^}]*; teamMembers: TeamMemberService \};/);
+    expect(services).toContain("import type { TeamMemberService } from './modules/team-members/service.js';");
+    expect(services).toMatch(/export interface Services \{[\s\S]*\n {2}teamMembers: TeamMemberService;\n\}/);
+    expect(deps).toContain("import { createTeamMemberService } from './modules/team-members/service.js';");
     expect(deps).toMatch(/ {6}teamMembers: createTeamMemberService\(database\.prisma, now\),\n\}/);
     expect(schema).toMatch(/^model User \{[\s\S]*\n {2}teamMembers TeamMember\[\]\n\n {2}@@index/m);
     expect(schema).toMatch(

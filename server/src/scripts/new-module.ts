@@ -2,7 +2,8 @@
  * `pnpm new:module <name> [--model <Model>]`: a new feature module after the `projects` one.
  *
  * Writes server/src/modules/<name>/{router,schemas,service}.ts and tests/<name>/<name>.test.ts,
- * mounts the router in server/src/router.ts, registers the service in server/src/deps.ts, adds a
+ * mounts the router in server/src/router.ts, registers the service in server/src/services.ts (its
+ * type) and server/src/deps.ts (its factory), adds a
  * model (owned by a User) to prisma/schema.prisma and regenerates the Prisma client, so the result
  * type-checks at once; then prints what is left: the migration, the rules, the access cases and
  * the OpenAPI snapshot. Refuses reserved or taken names, and never overwrites a file.

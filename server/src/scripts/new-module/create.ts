@@ -116,11 +116,16 @@ export async function createModule(options: NewModuleOptions): Promise<NewModule
   appRouter = addImport(appRouter, `import { ${n.camel}Router } from './modules/${n.kebab}/router.js';`, routerPath);
   appRouter = appendMember(appRouter, 'export const appRouter = router(', `  ${n.camel}: ${n.camel}Router`, routerPath, ',');
 
+  const servicesPath = 'server/src/services.ts';
+  let services = read(root, servicesPath);
+  if (new RegExp(`^\\s+${n.camel}:`, 'm').test(services))
+    throw new NewModuleError(`${servicesPath} already has a service named ${n.camel}`);
+  services = addImport(services, `import type { ${n.model}Service } from './modules/${n.kebab}/service.js';`, servicesPath);
+  services = appendMember(services, 'export interface Services', `  ${n.camel}: ${n.model}Service`, servicesPath, ';');
+
   const depsPath = 'server/src/deps.ts';
   let deps = read(root, depsPath);
-  if (new RegExp(`\\b${n.camel}: `).test(deps)) throw new NewModuleError(`${depsPath} already has a service named ${n.camel}`);
-  deps = addImport(deps, `import { create${n.model}Service, type ${n.model}Service } from './modules/${n.kebab}/service.js';`, depsPath);
-  deps = appendMember(deps, 'services: {', `${n.camel}: ${n.model}Service`, depsPath, ';', deps.indexOf('export interface AppDeps'));
+  deps = addImport(deps, `import { create${n.model}Service } from './modules/${n.kebab}/service.js';`, depsPath);
   const factory = `      ${n.camel}: create${n.model}Service(database.prisma, now)`;
   deps = appendMember(deps, 'services: {', factory, depsPath, ',', deps.indexOf('export function createAppDeps'));
 
@@ -133,9 +138,10 @@ export async function createModule(options: NewModuleOptions): Promise<NewModule
     writeFileSync(join(root, file), text, { flag: 'wx' });
   }
   writeFileSync(join(root, routerPath), appRouter);
+  writeFileSync(join(root, servicesPath), services);
   writeFileSync(join(root, depsPath), deps);
   writeFileSync(join(root, schemaPath), schema);
-  const typescript = [...files.map(([file]) => file), routerPath, depsPath];
+  const typescript = [...files.map(([file]) => file), routerPath, servicesPath, depsPath];
 
   if (options.format !== false) {
     const biome = createRequire(import.meta.url).resolve('@biomejs/biome/bin/biome');
@@ -149,5 +155,5 @@ export async function createModule(options: NewModuleOptions): Promise<NewModule
   }
   if (options.generate !== false) await generatePrismaClient({ schemaPath: join(root, schemaPath), stdio: 'pipe' });
 
-  return { names: n, created: files.map(([file]) => file), changed: [routerPath, depsPath, schemaPath] };
+  return { names: n, created: files.map(([file]) => file), changed: [routerPath, servicesPath, depsPath, schemaPath] };
 }
