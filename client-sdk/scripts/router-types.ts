@@ -86,6 +86,12 @@ export class TypePrinter {
     return type.isUnion() || type.isIntersection() ? `(${printed})` : printed;
   }
 
+  /** `Name<A, B>`, each argument printed by these rules (a server type as an argument is expanded too). */
+  private generic(name: string, args: readonly ts.Type[], path: string, indent: string): string {
+    if (args.length === 0) return name;
+    return `${name}<${args.map((arg, i) => this.print(arg, `${path}<${i}>`, indent)).join(', ')}>`;
+  }
+
   private object(type: ts.ObjectType, path: string, indent: string): string {
     const { checker } = this;
     if (checker.isArrayType(type) || checker.isTupleType(type)) {
@@ -95,8 +101,16 @@ export class TypePrinter {
       return `${readonly}[${elements.map((e, i) => this.print(e, `${path}[${i}]`, indent)).join(', ')}]`;
     }
     const symbol = type.aliasSymbol ?? type.getSymbol();
+    // A lib alias (Record<K, V>, Partial<T>): its name, with arguments printed by these rules.
+    if (type.aliasSymbol && isFromDefaultLib(this.program, type.aliasSymbol)) {
+      return this.generic(type.aliasSymbol.name, type.aliasTypeArguments ?? [], path, indent);
+    }
     if (isFromDefaultLib(this.program, type.getSymbol())) {
-      return checker.typeToString(type, undefined, ts.TypeFormatFlags.NoTruncation);
+      const args = type.objectFlags & ts.ObjectFlags.Reference ? checker.getTypeArguments(type as ts.TypeReference) : [];
+      if (args.length > 0) return this.generic(type.getSymbol()?.name ?? '', args, path, indent);
+      // InTypeAlias: never the name of an alias declared outside the lib (`FieldErrors` for a
+      // Record<string, string[]>): which alias the checker attaches depends on what it checked first.
+      return checker.typeToString(type, undefined, ts.TypeFormatFlags.NoTruncation | ts.TypeFormatFlags.InTypeAlias);
     }
     if (type.getCallSignatures().length > 0 || type.getConstructSignatures().length > 0) {
       throw new Error(`${path}: ${symbol?.name ?? 'a type'} has call signatures, which are not data`);

@@ -11,6 +11,7 @@ import {
   createKeelServiceClient,
   isKeelError,
   type KeelClientOptions,
+  type KeelErrorCode,
   type KeelSessionHelpers,
   type KeelTokens,
   memoryStorage,
@@ -62,7 +63,7 @@ class FakeKeel {
   readonly accepted = new Set<string>();
   readonly refreshTokens = new Set<string>();
   /** What the next refreshes do. */
-  refreshMode: 'ok' | 'refuse' | 'unavailable' | 'network' = 'ok';
+  refreshMode: 'ok' | 'refuse' | 'unavailable' | 'network' | 'forbidden' | 'bad-request' | 'not-found' = 'ok';
   /** While set, refreshes wait for it: lets a test pile up calls behind one refresh. */
   refreshGate: Promise<void> | undefined;
   /** Calls of these paths wait for their gate before they are judged. */
@@ -120,6 +121,10 @@ class FakeKeel {
         await this.refreshGate;
         if (this.refreshMode === 'unavailable') throw new FakeError('SERVICE_UNAVAILABLE', 503, 'Down.');
         if (this.refreshMode === 'refuse') throw new FakeError('UNAUTHORIZED', 401, 'Session expired.');
+        if (this.refreshMode === 'forbidden')
+          throw new FakeError('FORBIDDEN', 403, 'Cookie authentication needs a request from an allowed origin.');
+        if (this.refreshMode === 'bad-request') throw new FakeError('BAD_REQUEST', 400, 'Invalid input.');
+        if (this.refreshMode === 'not-found') throw new FakeError('NOT_FOUND', 404, 'No procedure auth.refresh (a proxy in the way?)');
         if (mode === 'bearer') {
           const token = (call.input as { refreshToken?: string } | undefined)?.refreshToken;
           if (!token || !this.refreshTokens.delete(token)) throw new FakeError('UNAUTHORIZED', 401, 'Invalid refresh token.');
@@ -475,6 +480,39 @@ describe('refresh on UNAUTHORIZED', () => {
       server.refreshMode = 'ok';
       await expect(client.auth.me.query()).resolves.toMatchObject({ id: server.user.id });
     }
+  });
+
+  it('only UNAUTHORIZED ends the session: a refresh answered FORBIDDEN, BAD_REQUEST or NOT_FOUND keeps the tokens and rejects with that answer', async () => {
+    // The server answers every refresh failure of the session itself with UNAUTHORIZED; anything
+    // else is a deployment fault (a foreign Origin in cookie mode, a proxy), not a reason to sign out.
+    for (const [mode, code] of [
+      ['forbidden', 'FORBIDDEN'],
+      ['bad-request', 'BAD_REQUEST'],
+      ['not-found', 'NOT_FOUND'],
+    ] as const) {
+      const { server, client, onSessionExpired } = await signedIn();
+      const tokens = await client.getTokens();
+      server.expireAccessTokens();
+      server.refreshMode = mode;
+      const error = await client.auth.me.query().catch((e: unknown) => e);
+      expect(isKeelError(error, code), mode).toBe(true);
+      expect(onSessionExpired, mode).not.toHaveBeenCalled();
+      expect(await client.getTokens()).toEqual(tokens);
+    }
+  });
+
+  it('onSessionExpired gets the UNAUTHORIZED answer, typed as such', async () => {
+    const received: KeelErrorCode[] = [];
+    const { server, client } = await signedIn({
+      onSessionExpired: (error) => {
+        expectTypeOf(error.data.code).toEqualTypeOf<'UNAUTHORIZED'>();
+        received.push(error.data.code);
+      },
+    });
+    server.expireAccessTokens();
+    server.refreshMode = 'refuse';
+    await expect(client.auth.me.query()).rejects.toSatisfy((e: unknown) => isKeelError(e, 'UNAUTHORIZED'));
+    expect(received).toEqual(['UNAUTHORIZED']);
   });
 
   it('a throwing onSessionExpired does not keep the failed calls from settling, and is reported, not thrown', async () => {

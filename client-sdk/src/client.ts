@@ -1,8 +1,8 @@
 import { createTRPCClient, httpBatchLink, httpLink, type Operation, splitLink, type TRPCClient, type TRPCLink } from '@trpc/client';
 import superjson from 'superjson';
 import { authLink, SENT_TOKEN } from './auth-link.js';
-import { isKeelError, type KeelError } from './errors.js';
-import { type AuthMode, Session } from './session.js';
+import { isKeelError } from './errors.js';
+import { type AuthMode, Session, type SessionExpiredError } from './session.js';
 import { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 import type { AppRouter, AuthResult, RouterInputs } from './types.js';
 
@@ -40,12 +40,15 @@ export interface KeelClientOptions extends TransportOptions {
   /** Where the tokens are kept; memory by default. */
   storage?: TokenStorage | undefined;
   /**
-   * Called when the server refuses to refresh the session (it expired, was revoked or signed
-   * out elsewhere): the tokens are gone and the failed call rejects with UNAUTHORIZED. The place
-   * to send the user to the sign-in page. In cookie mode it is also called when a page that has
-   * no session at all makes an authenticated call (unless `refresh()` already found none).
+   * Called, with the server's UNAUTHORIZED answer, when the server refuses to refresh the session
+   * (it expired, was revoked or signed out elsewhere, or the stored refresh token is malformed or
+   * unknown): the tokens are gone and the failed call rejects with UNAUTHORIZED. The place to send
+   * the user to the sign-in page. In cookie mode it is also called when a page that has no session
+   * at all makes an authenticated call (unless `refresh()` already found none). Any other failure
+   * of the refresh (network, 5xx, 429, a FORBIDDEN foreign Origin) keeps the tokens and rejects the
+   * call with that error instead.
    */
-  onSessionExpired?: ((error: KeelError) => void) | undefined;
+  onSessionExpired?: ((error: SessionExpiredError) => void) | undefined;
   /** Refresh this many seconds before the access token expires. */
   refreshMarginSeconds?: number | undefined;
 }

@@ -18,7 +18,7 @@ export {
   type KeelSessionHelpers,
 } from './client.js';
 export { type FieldErrors, isKeelError, type KeelError, type KeelErrorCode, type KeelErrorData, type KeelErrorWithCode } from './errors.js';
-export type { AuthMode } from './session.js';
+export type { AuthMode, SessionExpiredError } from './session.js';
 export { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 export type {
   AdminUser,

@@ -1,15 +1,18 @@
-import { isKeelError, type KeelError } from './errors.js';
+import { isKeelError, type KeelErrorWithCode } from './errors.js';
 import type { KeelTokens, TokenStorage } from './storage.js';
 import type { AuthResult } from './types.js';
 
 export type AuthMode = 'bearer' | 'cookie';
 
+/** What `onSessionExpired` receives: the server's UNAUTHORIZED answer to the refresh. */
+export type SessionExpiredError = KeelErrorWithCode<'UNAUTHORIZED'>;
+
 /** How a refresh ended: a new access token, the session over, or the server out of reach. */
 export type RefreshOutcome =
   | { status: 'refreshed' }
-  /** The server refused the refresh: the session is over and the tokens are gone. */
-  | { status: 'expired'; error: KeelError }
-  /** The refresh did not get an answer (network, 5xx, rate limit): the tokens are kept. */
+  /** The server refused the refresh (UNAUTHORIZED): the session is over and the tokens are gone. */
+  | { status: 'expired'; error: SessionExpiredError }
+  /** The refresh got no answer (network, 5xx, rate limit) or another refusal than UNAUTHORIZED: the tokens are kept. */
   | { status: 'failed'; error: unknown }
   /** There is nothing to refresh with (bearer mode without a refresh token, or a cookie session that ended). */
   | { status: 'none' };
@@ -19,13 +22,10 @@ export interface SessionOptions {
   storage: TokenStorage;
   /** Calls `auth.refresh` (unbatched); bearer mode passes the refresh token, cookie mode nothing. */
   callRefresh(refreshToken: string | undefined): Promise<AuthResult>;
-  onSessionExpired?: ((error: KeelError) => void) | undefined;
+  onSessionExpired?: ((error: SessionExpiredError) => void) | undefined;
   /** Refresh this long before the access token expires. */
   refreshMarginMs: number;
 }
-
-/** The server refused the refresh itself (not a transport failure): the session cannot go on. */
-const SESSION_OVER = new Set(['UNAUTHORIZED', 'FORBIDDEN', 'BAD_REQUEST', 'NOT_FOUND']);
 
 /** `iat` of a JWT, in ms; undefined when the token is not a readable JWT. */
 function issuedAtMs(jwt: string): number | undefined {
@@ -140,7 +140,7 @@ export class Session {
    * A throwing callback must not fail the calls waiting for this refresh, nor crash a Node
    * process: its error is reported (reportError where the platform has it, else the console).
    */
-  private notifyExpired(error: KeelError): void {
+  private notifyExpired(error: SessionExpiredError): void {
     try {
       this.options.onSessionExpired?.(error);
     } catch (callbackError) {
@@ -161,7 +161,10 @@ export class Session {
     } catch (error) {
       // A sign-in or sign-out since it started: that session's tokens are not this refresh's to touch.
       if (this.currentGeneration !== generation) return { status: 'none' };
-      if (!isKeelError(error) || !error.data || !SESSION_OVER.has(error.data.code)) return { status: 'failed', error };
+      // The server answers every refusal of the session itself (malformed, unknown, expired, reused
+      // or missing token) with UNAUTHORIZED. Anything else (FORBIDDEN for a foreign Origin in cookie
+      // mode, NOT_FOUND from a proxy, a 5xx) says nothing about the session: keep the tokens.
+      if (!isKeelError(error, 'UNAUTHORIZED')) return { status: 'failed', error };
       // Another caller (a second tab sharing the storage) may have rotated the token meanwhile.
       const now = await this.tokens();
       if (this.options.mode === 'bearer' && now?.refreshToken && now.refreshToken !== tokens?.refreshToken) {

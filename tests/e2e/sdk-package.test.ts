@@ -1,10 +1,13 @@
 /**
- * The SDK as it is published: `pnpm pack` builds the tarball; a separate consumer project (outside
- * the workspace) installs only that tarball, its dependencies and its peers, from the pnpm store
- * (the registry is asked only for metadata the store lacks, as on a fresh machine); the
- * repository's tsc type-checks the consumer fixture (tests/e2e/fixtures/consumer), which then runs
- * with Node against a live server. The tarball's declarations must mention nothing of
- * the server and its JavaScript must contain none of it; the bundle must fit its size budget.
+ * The SDK as it is published: `pnpm sdk:pack` builds the tarball and prints the `pnpm add` an app
+ * runs; a separate consumer project (outside the workspace) runs exactly that command, which
+ * installs only that tarball, its dependencies and its peers, from the pnpm store (the registry is
+ * asked only for metadata the store lacks, as on a fresh machine). The repository's tsc
+ * type-checks two consumers: an ES module app (tests/e2e/fixtures/consumer) and a CommonJS one
+ * (tests/e2e/fixtures/consumer-cjs, also with the older `module: commonjs` resolution); both then
+ * run with Node against a live server, each loading its own build (dist/esm, dist/cjs). The
+ * tarball's declarations must mention nothing of the server and its JavaScript must contain none
+ * of it; the bundle must fit its size budget.
  */
 import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +22,7 @@ import { REPO_ROOT } from '../support/process.js';
 const run = promisify(execFile);
 const SDK_DIR = join(REPO_ROOT, 'client-sdk');
 const FIXTURE_DIR = join(REPO_ROOT, 'tests/e2e/fixtures/consumer');
+const CJS_FIXTURE_DIR = join(REPO_ROOT, 'tests/e2e/fixtures/consumer-cjs');
 const TSC = join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
 const TSX = join(REPO_ROOT, 'node_modules/tsx/dist/cli.mjs');
 const STEP_TIMEOUT_MS = 180_000;
@@ -41,13 +45,16 @@ function filesUnder(dir: string): string[] {
     .map((entry) => join(entry.parentPath, entry.name));
 }
 
-/** Bare module specifiers of `import ... from '...'`, `export ... from '...'` and `import('...')`. */
+/** Module specifiers of `import ... from '...'`, `export ... from '...'`, `import('...')` and `require('...')`. */
 function importsOf(text: string): string[] {
-  return [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)['"]([^'"]+)['"]/g)].map((m) => m[1] ?? '');
+  return [...text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+|\brequire\s*\(\s*)['"]([^'"]+)['"]/g)].map((m) => m[1] ?? '');
 }
 
 const rootManifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
-const sdkManifest = JSON.parse(readFileSync(join(SDK_DIR, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+const sdkManifest = JSON.parse(readFileSync(join(SDK_DIR, 'package.json'), 'utf8')) as {
+  version: string;
+  dependencies: Record<string, string>;
+};
 
 const db = await useTestDatabase();
 const server = await startTestServer(db.deps());
@@ -55,15 +62,18 @@ const server = await startTestServer(db.deps());
 const work = mkdtempSync(join(tmpdir(), 'keel-sdk-package-'));
 const unpacked = join(work, 'unpacked');
 const consumer = join(work, 'consumer');
+const cjsConsumer = join(consumer, 'cjs');
 let tarball = '';
+let addCommand: string[] = [];
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 beforeAll(async () => {
-  // `prepack` builds dist/ first, so the tarball is what the sources make now.
-  const { stdout } = await sh('pnpm', ['pack', '--pack-destination', work], SDK_DIR);
-  const name = readdirSync(work).find((f) => f.endsWith('.tgz'));
-  if (!name) throw new Error(`pnpm pack produced no tarball:\n${stdout}`);
-  tarball = join(work, name);
+  // `pnpm sdk:pack`: `prepack` builds dist/ first, so the tarball is what the sources make now.
+  const { stdout } = await sh(process.execPath, [TSX, join(SDK_DIR, 'scripts/pack.ts')], SDK_DIR);
+  const printed = /^ {2}(pnpm add .+)$/m.exec(stdout)?.[1];
+  if (!printed) throw new Error(`pnpm sdk:pack printed no pnpm add command:\n${stdout}`);
+  addCommand = printed.split(' ');
+  tarball = addCommand[2] ?? '';
   mkdirSync(unpacked);
   await sh('tar', ['-xzf', tarball, '-C', unpacked], work);
 
@@ -75,12 +85,6 @@ beforeAll(async () => {
         name: 'keel-sdk-consumer',
         private: true,
         type: 'module',
-        // The SDK and its peers, as an app installs them: `pnpm add @keel/client-sdk @trpc/client @trpc/server`.
-        dependencies: {
-          '@keel/client-sdk': `file:${tarball}`,
-          '@trpc/client': rootManifest.devDependencies['@trpc/client'],
-          '@trpc/server': rootManifest.devDependencies['@trpc/server'],
-        },
         // Node's types for `process`; the repository's TypeScript, so peers resolve to the version that checks it.
         devDependencies: {
           '@types/node': rootManifest.devDependencies['@types/node'],
@@ -93,19 +97,73 @@ beforeAll(async () => {
   );
   cpSync(join(FIXTURE_DIR, 'tsconfig.json'), join(consumer, 'tsconfig.json'));
   cpSync(join(FIXTURE_DIR, 'main.ts.txt'), join(consumer, 'src/main.ts'));
-  await sh('pnpm', ['install', '--prefer-offline', '--config.confirmModulesPurge=false'], consumer);
-}, STEP_TIMEOUT_MS * 2);
+  // A CommonJS app beside it, sharing its node_modules: a package.json without "type", as `pnpm init` writes.
+  mkdirSync(join(cjsConsumer, 'src'), { recursive: true });
+  writeFileSync(
+    join(cjsConsumer, 'package.json'),
+    JSON.stringify({ name: 'keel-sdk-cjs-consumer', version: '1.0.0', private: true }, null, 2),
+  );
+  for (const file of ['tsconfig.json', 'tsconfig.node10.json']) cpSync(join(CJS_FIXTURE_DIR, file), join(cjsConsumer, file));
+  cpSync(join(CJS_FIXTURE_DIR, 'main.ts.txt'), join(cjsConsumer, 'src/main.ts'));
+  mkdirSync(join(cjsConsumer, 'node10'));
+  cpSync(join(CJS_FIXTURE_DIR, 'named-imports.ts.txt'), join(cjsConsumer, 'node10/named-imports.ts'));
+
+  // Exactly what `pnpm sdk:pack` told the app to run (offline-first, as the rest of this test).
+  await sh('pnpm', [...addCommand.slice(1), '--prefer-offline', '--config.confirmModulesPurge=false'], consumer);
+}, STEP_TIMEOUT_MS * 3);
 
 describe('the packed @keel/client-sdk', () => {
-  it("ships dist/, README and manifest; needs superjson and, as peers, the app's own @trpc/client and @trpc/server", () => {
+  it('is written by pnpm sdk:pack as client-sdk/dist-pack/keel-client-sdk-<version>.tgz, with the pnpm add that installs it and its peers', () => {
+    expect(tarball).toBe(join(SDK_DIR, 'dist-pack', `keel-client-sdk-${sdkManifest.version}.tgz`));
+    expect(addCommand).toEqual([
+      'pnpm',
+      'add',
+      tarball,
+      `@trpc/client@${rootManifest.devDependencies['@trpc/client']}`,
+      `@trpc/server@${rootManifest.devDependencies['@trpc/server']}`,
+    ]);
+  });
+
+  it("ships dist/ (ESM and CommonJS), README and manifest; needs superjson and, as peers, the app's own @trpc/client and @trpc/server", () => {
     const files = filesUnder(join(unpacked, 'package')).map((f) => relative(join(unpacked, 'package'), f));
     expect(files.filter((f) => !f.startsWith('dist/')).sort()).toEqual(['README.md', 'package.json']);
-    expect(files).toContain('dist/index.js');
-    expect(files).toContain('dist/index.d.ts');
+    for (const file of ['dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json']) {
+      expect(files).toContain(file);
+    }
+    // The ESM and CommonJS builds have the same modules.
+    const modules = (format: string) =>
+      files
+        .filter((f) => f.startsWith(`dist/${format}/`) && f.endsWith('.js'))
+        .map((f) => f.slice(`dist/${format}/`.length))
+        .sort();
+    expect(modules('cjs')).toEqual(modules('esm'));
+    expect(JSON.parse(readFileSync(join(unpacked, 'package/dist/cjs/package.json'), 'utf8'))).toEqual({ type: 'commonjs' });
     const manifest = JSON.parse(readFileSync(join(unpacked, 'package/package.json'), 'utf8')) as Record<string, unknown>;
     expect(manifest.dependencies).toEqual({ superjson: sdkManifest.dependencies.superjson });
     expect(Object.keys(manifest.peerDependencies as object).sort()).toEqual(['@trpc/client', '@trpc/server']);
     expect(JSON.stringify(manifest)).not.toMatch(/workspace:|@keel\/server/);
+  });
+
+  it('has a publishable manifest: version, license, files, exports with types for import and require, restricted publishing', () => {
+    const manifest = JSON.parse(readFileSync(join(unpacked, 'package/package.json'), 'utf8')) as Record<string, unknown>;
+    expect(manifest).toMatchObject({
+      name: '@keel/client-sdk',
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      license: expect.any(String),
+      type: 'module',
+      main: './dist/cjs/index.js',
+      types: './dist/cjs/index.d.ts',
+      files: ['dist', 'README.md'],
+      publishConfig: { access: 'restricted' },
+      exports: {
+        '.': {
+          import: { types: './dist/esm/index.d.ts', default: './dist/esm/index.js' },
+          require: { types: './dist/cjs/index.d.ts', default: './dist/cjs/index.js' },
+        },
+        './package.json': './package.json',
+      },
+    });
+    expect(manifest).not.toHaveProperty('private');
   });
 
   it('has declarations that mention no @prisma/* and no server path, importing only its dependencies', () => {
@@ -141,7 +199,7 @@ describe('the packed @keel/client-sdk', () => {
   });
 
   it(
-    'type-checks the consumer fixture with the repository tsc: right calls compile, wrong ones are errors',
+    'type-checks the ES module consumer with the repository tsc: right calls compile, wrong ones are errors',
     async () => {
       // skipLibCheck is off in the fixture: the SDK's declarations are checked too.
       const { stdout } = await sh(process.execPath, [TSC, '-p', join(consumer, 'tsconfig.json')], consumer);
@@ -151,10 +209,11 @@ describe('the packed @keel/client-sdk', () => {
   );
 
   it(
-    'runs the consumer with Node against a live server',
+    'runs the ES module consumer with Node against a live server, on the ESM build',
     async () => {
       const { stdout } = await sh(process.execPath, [join(consumer, 'dist/main.js'), server.url], consumer);
       expect(JSON.parse(stdout)).toEqual({
+        entry: 'dist/esm/index.js',
         registeredIsMe: true,
         email: true,
         createdAtIsDate: true,
@@ -165,6 +224,33 @@ describe('the packed @keel/client-sdk', () => {
         requestId: 'string',
         health: 'ok',
         afterLogout: 'UNAUTHORIZED',
+        sessionsExpired: 0,
+      });
+    },
+    STEP_TIMEOUT_MS,
+  );
+
+  it(
+    'type-checks the CommonJS consumer as `tsc --init` sets it up (nodenext), and ES imports with the older module: commonjs',
+    async () => {
+      const nodenext = await sh(process.execPath, [TSC, '-p', join(cjsConsumer, 'tsconfig.json')], cjsConsumer);
+      expect(nodenext.stdout).toBe('');
+      const node10 = await sh(process.execPath, [TSC, '-p', join(cjsConsumer, 'tsconfig.node10.json')], cjsConsumer);
+      expect(node10.stdout).toBe('');
+    },
+    STEP_TIMEOUT_MS,
+  );
+
+  it(
+    'runs the CommonJS consumer with Node against a live server, on the CommonJS build',
+    async () => {
+      const { stdout } = await sh(process.execPath, [join(cjsConsumer, 'dist/main.js'), server.url], cjsConsumer);
+      expect(JSON.parse(stdout)).toEqual({
+        entry: 'dist/cjs/index.js',
+        email: true,
+        createdAtIsDate: true,
+        project: 'From CommonJS',
+        fieldErrors: { name: ['must not be empty'] },
         sessionsExpired: 0,
       });
     },

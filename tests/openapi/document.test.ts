@@ -53,6 +53,14 @@ describe('the OpenAPI document', () => {
 
   it('puts every procedure of the app router on the REST surface', () => {
     const documented = restProcedures(appRouter).map((procedure) => procedure.path);
+    const missing = procedures(appRouter).filter((path) => !documented.includes(path));
+    expect(
+      missing,
+      `${missing.join(', ')} not on the REST surface. Give each procedure a REST route in its router: ` +
+        "`.meta(rest('GET', '/widgets/{id}', 'One widget'))` before `.input()`, with `const rest = restMeta('widgets')` " +
+        '(server/src/openapi/meta.ts; path parameters name input fields; `{ public: true }` for procedures callable without a token). ' +
+        'Then run `pnpm openapi:generate` and commit the updated snapshot and types.',
+    ).toEqual([]);
     expect(documented.sort()).toEqual(procedures(appRouter).sort());
     expect(operations(document)).toHaveLength(documented.length);
   });

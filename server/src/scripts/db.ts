@@ -4,7 +4,7 @@
  *
  *   pnpm db:migrate                                   apply pending migrations (= prisma migrate deploy)
  *   pnpm db:migrate:dev --name <name> [--create-only] [--accept-data-loss]
- *                                                     create a migration from schema.prisma, then apply it
+ *                                                     create a migration from schema.prisma, apply it, regenerate the client
  *   pnpm db:status                                    exit 1 when pending/failed/edited migrations or drift
  *   pnpm db:resolve --applied <name> | --rolled-back <name>
  *   pnpm db:reset [--force]                           drop everything, re-apply all migrations (not in production)
@@ -19,12 +19,13 @@ import { parseArgs } from 'node:util';
 import { loadDotEnv, PROJECT_ROOT, readEnv } from '../config.js';
 import { type CommandContext, devCommand, migrateCommand, resetCommand, resolveCommand, statusCommand } from '../db/migrations/commands.js';
 import { assertResetAllowed, MigrationError } from '../db/migrations/runner.js';
+import { PrismaGenerateError } from '../db/prisma-generate.js';
 import { redactUrl } from '../db/wait.js';
 
 const USAGE = `usage: tsx server/src/scripts/db.ts <command> [options]
   migrate                                  apply pending migrations
   dev --name <name> [--create-only] [--accept-data-loss]
-                                           create a migration from prisma/schema.prisma and apply it
+                                           create a migration from prisma/schema.prisma, apply it and regenerate the Prisma client
   status                                   exit code 1 when migrations are pending, failed, edited, or the database drifted
   resolve --applied <name> | --rolled-back <name>
   reset [--force]                          drop everything in the public schema and re-apply all migrations`;
@@ -157,6 +158,12 @@ try {
   if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     process.stderr.write(`[keel] db: ${(error as Error).message}\n${USAGE}\n`);
     process.exitCode = 2;
+  } else if (error instanceof PrismaGenerateError) {
+    // The migration is applied by then: only the client is stale.
+    process.stderr.write(
+      `[keel] db: error: ${error.message}\n[keel] db: the database is migrated; fix the error above and run \`pnpm db:generate\`.\n`,
+    );
+    process.exitCode = 1;
   } else if (error instanceof MigrationError) {
     process.stderr.write(`[keel] db: error: ${error.message}\n`);
     process.exitCode = 1;

@@ -3,7 +3,14 @@
  * calls these; tests call them directly). Each logs one line per step through `log`.
  */
 import { relative } from 'node:path';
-import { type CreateMigrationResult, createMigration, diffMigrationsToDatabase, type SchemaEngineSession } from './engine.js';
+import { type GenerateOptions, generatePrismaClient } from '../prisma-generate.js';
+import {
+  type CreateMigrationResult,
+  createMigration,
+  DEFAULT_SCHEMA_PATH,
+  diffMigrationsToDatabase,
+  type SchemaEngineSession,
+} from './engine.js';
 import {
   applyMigrations,
   DEFAULT_MIGRATIONS_DIR,
@@ -116,9 +123,16 @@ export interface DevOptions extends CommandContext {
   createOnly?: boolean;
   acceptDataLoss?: boolean;
   confirmDataLoss?: (warnings: string[]) => boolean | Promise<boolean>;
+  /** Regenerates the Prisma client from the schema (default: `prisma generate`, output on the terminal). */
+  generate?: (options: GenerateOptions) => Promise<void>;
 }
 
-/** `pnpm db:migrate:dev --name <name> [--create-only] [--accept-data-loss]`. */
+/**
+ * `pnpm db:migrate:dev --name <name> [--create-only] [--accept-data-loss]`: creates the migration,
+ * applies it, then regenerates the Prisma client, so the new model is on `db` for the typecheck and
+ * for the running dev server (which restarts on the regenerated files). `--create-only` applies
+ * nothing, and so generates nothing: the migration may still be edited.
+ */
 export async function devCommand(opts: DevOptions): Promise<CreateMigrationResult> {
   const result = await createMigration({
     databaseUrl: opts.databaseUrl,
@@ -132,6 +146,12 @@ export async function devCommand(opts: DevOptions): Promise<CreateMigrationResul
     ...(opts.confirmDataLoss ? { confirmDataLoss: opts.confirmDataLoss } : {}),
   });
   if (result.migration && !opts.createOnly) opts.log(`migration ${result.migration} created and applied: database is up to date`);
+  if (!opts.createOnly) {
+    const schema = relative(process.cwd(), opts.schemaPath ?? DEFAULT_SCHEMA_PATH) || '.';
+    opts.log(`generating the Prisma client from ${schema} ...`);
+    await (opts.generate ?? generatePrismaClient)(opts.schemaPath ? { schemaPath: opts.schemaPath } : {});
+    opts.log('Prisma client generated: the new models are on `db`');
+  }
   return result;
 }
 

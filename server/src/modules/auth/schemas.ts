@@ -49,7 +49,12 @@ export const loginInput = z.strictObject({
   password: z.string().min(1).max(128),
 });
 
-export const refreshInput = z.strictObject({ refreshToken: opaqueTokenSchema.optional() }).optional();
+/**
+ * Any string: a malformed token is refused by the service like an unknown one (UNAUTHORIZED, as
+ * for every other refresh failure), not as invalid input. A client then has one answer to handle:
+ * the session is over. The body limit bounds its length.
+ */
+export const refreshInput = z.strictObject({ refreshToken: z.string().optional() }).optional();
 
 export const sessionSchema = z.object({
   id: z.uuid(),
