@@ -28,7 +28,19 @@ export const projects: TestProjectInlineConfiguration[] = [
     test: {
       name: 'e2e',
       include: ['tests/e2e/**/*.test.ts'],
+      exclude: ['tests/e2e/long/**'],
       globalSetup: databaseSetup,
+    },
+  },
+  {
+    extends: true,
+    test: {
+      // Scenarios of minutes (clusters, soaks, whole-project type-checks): `pnpm test:long`, which CI
+      // runs once, beside the twice-run `pnpm test`.
+      name: 'long',
+      include: ['tests/e2e/long/**/*.test.ts'],
+      globalSetup: databaseSetup,
+      testTimeout: 600_000,
     },
   },
 ];
