@@ -251,6 +251,48 @@ describe('transport', () => {
   });
 });
 
+describe('retries that lose nothing (Idempotency-Key)', () => {
+  const keyOf = (request: SeenRequest) => request.headers.get('idempotency-key');
+
+  it('sends every mutation alone with an Idempotency-Key of its own; queries and credential calls get none', async () => {
+    const { server, client } = await signedIn();
+    await Promise.all([client.projects.create.mutate({ name: 'a' }), client.projects.create.mutate({ name: 'b' }), client.auth.me.query()]);
+    const creates = server.requests.filter((r) => r.calls[0]?.path === 'projects.create');
+    expect(creates.map((r) => [r.batched, r.calls.length])).toEqual([
+      [false, 1],
+      [false, 1],
+    ]);
+    const keys = creates.map(keyOf);
+    expect(keys.every((key) => typeof key === 'string' && /^[0-9a-f-]{36}$/.test(key))).toBe(true);
+    expect(new Set(keys).size).toBe(2);
+    expect(server.requests.filter((r) => r.calls[0]?.path === 'auth.me').map(keyOf)).toEqual([null]);
+    await client.login({ email: 'ann@example.test', password: 'right' });
+    expect(keyOf(server.requests.at(-1) as SeenRequest)).toBeNull();
+  });
+
+  it('retries a mutation whose answer was lost once, with the same key; a refused mutation is not retried', async () => {
+    const { server, client } = await signedIn();
+    const realFetch = server.fetch;
+    let drops = 1;
+    // The first answer is lost on the way back, after the (fake) server handled the call.
+    const lossy = async (url: string, init: RequestInit) => {
+      const response = await realFetch(url, init);
+      if (url.includes('projects.create') && drops-- > 0) throw new TypeError('fetch failed');
+      return response;
+    };
+    const retrying = createKeelClient({ url: URL_BASE, fetch: lossy, storage: memoryStorage(await client.getTokens()) });
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    const created = retrying.projects.create.mutate({ name: 'lost once' });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect((await created).name).toBe('lost once');
+    const creates = server.requests.filter((r) => r.calls[0]?.path === 'projects.create');
+    expect(creates).toHaveLength(2);
+    expect(keyOf(creates[1] as SeenRequest)).toBe(keyOf(creates[0] as SeenRequest));
+    await expect(retrying.projects.create.mutate({ name: '' })).rejects.toSatisfy((e) => isKeelError(e, 'BAD_REQUEST'));
+    expect(server.count('projects.create')).toBe(3);
+  });
+});
+
 describe('sign-in helpers', () => {
   it('login keeps the tokens and every later call carries the access token', async () => {
     const { server, client } = setup();

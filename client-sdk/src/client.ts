@@ -2,6 +2,7 @@ import { createTRPCClient, httpBatchLink, httpLink, type Operation, splitLink, t
 import superjson from 'superjson';
 import { authLink, SENT_TOKEN } from './auth-link.js';
 import { isKeelError } from './errors.js';
+import { IDEMPOTENCY_KEY, idempotencyLink } from './idempotency-link.js';
 import { type AuthMode, Session, type SessionExpiredError } from './session.js';
 import { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 import type { AppRouter, AuthResult, RouterInputs } from './types.js';
@@ -85,7 +86,17 @@ async function resolveHeaders(headers: HeadersOption | undefined): Promise<Recor
   return typeof headers === 'function' ? await headers() : (headers ?? {});
 }
 
-/** Splits `auth.refresh` off to a plain request, and batches everything else. */
+/** The Idempotency-Key of a mutation's request (idempotency-link.ts), when it has one. */
+const idempotencyHeader = (op: Operation): Record<string, string> => {
+  const key = op.context[IDEMPOTENCY_KEY];
+  return typeof key === 'string' ? { 'idempotency-key': key } : {};
+};
+
+/**
+ * Batches queries; sends mutations and `auth.refresh` one per request. A mutation's
+ * Idempotency-Key belongs to its request, and its retry must be the same call at the same place
+ * (the server keys each call of a batch by its position), which a batch re-formed on retry is not.
+ */
 function transportLink(
   options: TransportOptions & { credentials?: RequestCredentials },
   headersFor: (ops: Operation[]) => Promise<Record<string, string>>,
@@ -98,8 +109,13 @@ function transportLink(
   const url = trpcUrl(options.url);
   return splitLink({
     // The refresh cookie's Path is /trpc/auth.refresh: a batch URL (/trpc/a,b?batch=1) would not carry it.
-    condition: (op) => op.path === 'auth.refresh',
-    true: httpLink({ url, transformer: superjson, fetch, headers: ({ op }) => headersFor([op]) }),
+    condition: (op) => op.path === 'auth.refresh' || op.type === 'mutation',
+    true: httpLink({
+      url,
+      transformer: superjson,
+      fetch,
+      headers: async ({ op }) => ({ ...(await headersFor([op])), ...idempotencyHeader(op) }),
+    }),
     false: httpBatchLink({
       url,
       transformer: superjson,
@@ -154,7 +170,7 @@ export function createKeelClient(options: KeelClientOptions): KeelClient {
     onSessionExpired: options.onSessionExpired,
     refreshMarginMs: (options.refreshMarginSeconds ?? DEFAULT_REFRESH_MARGIN_SECONDS) * 1000,
   });
-  const client = createTRPCClient<AppRouter>({ links: [authLink(session), transport] });
+  const client = createTRPCClient<AppRouter>({ links: [idempotencyLink(), authLink(session), transport] });
 
   return withHelpers(client, {
     login: (input) => client.auth.login.mutate(input),
@@ -196,5 +212,5 @@ export function createKeelServiceClient(options: KeelServiceClientOptions): TRPC
     const [custom, token] = await Promise.all([resolveHeaders(options.headers), options.getToken ? options.getToken() : options.token]);
     return { ...custom, authorization: `Bearer ${token}` };
   };
-  return createTRPCClient<AppRouter>({ links: [transportLink(options, headersFor)] });
+  return createTRPCClient<AppRouter>({ links: [idempotencyLink(), transportLink(options, headersFor)] });
 }

@@ -138,3 +138,28 @@ describe('the SDK against the real server', () => {
     await expect(service.auth.me.query()).rejects.toSatisfy((e: unknown) => isKeelError(e, 'UNAUTHORIZED'));
   });
 });
+
+describe('a mutation whose answer is lost', () => {
+  it('is retried once by the SDK with the same Idempotency-Key and runs once on the server', async () => {
+    let dropped = false;
+    const replayed: (string | null)[] = [];
+    const context = await registered({
+      fetch: async (url, init) => {
+        const response = await fetch(url, init);
+        if (url.includes('projects.create')) {
+          replayed.push(response.headers.get('idempotent-replayed'));
+          if (!dropped) {
+            dropped = true;
+            await response.arrayBuffer();
+            throw new TypeError('fetch failed: the connection dropped after the server answered');
+          }
+        }
+        return response;
+      },
+    });
+    const project = await context.keel.projects.create.mutate({ name: 'Created once' });
+    expect(replayed).toEqual([null, 'true']);
+    const rows = await deps.database.prisma.project.findMany({ where: { name: 'Created once' }, select: { id: true } });
+    expect(rows).toEqual([{ id: project.id }]);
+  });
+});

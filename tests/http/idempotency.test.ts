@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { SECRET_CALLS } from '../../client-sdk/src/idempotency-link.js';
+import { appRouter } from '../../server/src/router.js';
 import { publicProcedure, router } from '../../server/src/trpc/init.js';
 import { signIn } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
@@ -200,5 +202,14 @@ describe('Idempotency-Key on mutations', () => {
       expect((await errorOf(bad)).data.reason).toBe('INVALID_IDEMPOTENCY_KEY');
     }
     expect(await prisma.idempotencyKey.count({ where: { path: 'auth.login' } })).toBe(0);
+  });
+
+  it("keeps the SDK's list of calls without a key equal to the procedures that handle secrets", () => {
+    const procedures = appRouter._def.procedures as unknown as Record<string, { _def: { meta?: { handlesSecrets?: boolean } } }>;
+    const secret = Object.entries(procedures)
+      .filter(([, procedure]) => procedure._def.meta?.handlesSecrets === true)
+      .map(([path]) => path)
+      .sort();
+    expect([...SECRET_CALLS].sort()).toEqual(secret);
   });
 });
