@@ -8,6 +8,7 @@
  *   scavenges       young-generation collections
  *   markCompacts    full collections
  *   gcMicros        time spent in GC pauses on the main thread
+ *   heapUsedBytes   the live heap at the end of the window (soak runs watch it drift)
  *
  * With KEEL_BENCH_HEAP_PROFILE set, the window also runs V8's sampling heap profiler, counting
  * objects that were collected (what a request allocates, not what survives), and writes its
@@ -62,7 +63,8 @@ if (file) {
       if (gc.gcType === 'Scavenge') scavenges += 1;
       else if (gc.gcType === 'MarkSweepCompact') markCompacts += 1;
     }
-    const allocatedBytes = freed + (getHeapStatistics().used_heap_size - usedAtStart);
-    writeFileSync(file, JSON.stringify({ allocatedBytes, scavenges, markCompacts, gcMicros }));
+    const heap = getHeapStatistics();
+    const allocatedBytes = freed + (heap.used_heap_size - usedAtStart);
+    writeFileSync(file, JSON.stringify({ allocatedBytes, scavenges, markCompacts, gcMicros, heapUsedBytes: heap.used_heap_size }));
   });
 }

@@ -21,6 +21,8 @@ export interface WindowStats {
   scavenges: number;
   markCompacts: number;
   gcMicros: number;
+  /** The JavaScript heap in use at the end of the window. */
+  heapUsedBytes: number;
 }
 
 /** CPU nanoseconds per thread id, from /proc/<pid>/task/<tid>/schedstat (first field). */
@@ -76,7 +78,13 @@ export async function measureProcess<T>(
   let allNs = 0;
   for (const [tid, ns] of after) allNs += ns - (before.get(tid) ?? 0);
   const mainNs = (after.get(pid) ?? Number.NaN) - (before.get(pid) ?? Number.NaN);
-  let heap = { allocatedBytes: Number.NaN, scavenges: Number.NaN, markCompacts: Number.NaN, gcMicros: Number.NaN };
+  let heap = {
+    allocatedBytes: Number.NaN,
+    scavenges: Number.NaN,
+    markCompacts: Number.NaN,
+    gcMicros: Number.NaN,
+    heapUsedBytes: Number.NaN,
+  };
   if (probeFile) {
     process.kill(pid, 'SIGUSR2');
     const text = await waitForFile(probeFile, 5_000);
