@@ -235,6 +235,12 @@ export interface Config {
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
 }
 
+/**
+ * How much longer than the statement timeout the client waits for a reply before it gives the
+ * connection up (a server that vanished sends nothing), and the default transaction timeout's margin.
+ */
+export const STATEMENT_REPLY_MARGIN_MS = 2_000;
+
 const DEV_CORS_ORIGINS = ['http://localhost:5173', 'http://127.0.0.1:5173'];
 
 export class ConfigError extends Error {
