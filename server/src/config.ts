@@ -78,6 +78,8 @@ export const envSchema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: int(100, 60_000).default(3_000),
   DATABASE_IDLE_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
   DATABASE_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  DATABASE_TRANSACTION_MAX_WAIT_MS: int(100, 600_000).optional(),
+  DATABASE_TRANSACTION_TIMEOUT_MS: int(100, 3_600_000).optional(),
   DATABASE_APPLICATION_NAME: z.string().min(1).max(63).default('keel'),
   DATABASE_STARTUP_RETRIES: int(0, 100).default(8),
   DATABASE_PREPARED_STATEMENTS: bool.default(true),
@@ -162,6 +164,10 @@ export interface Config {
     connectTimeoutMs: number;
     idleTimeoutMs: number;
     statementTimeoutMs: number;
+    /** How long an interactive transaction waits for a connection (Prisma's `maxWait`). */
+    transactionMaxWaitMs: number;
+    /** How long an interactive transaction may run, all its statements together (Prisma's `timeout`). */
+    transactionTimeoutMs: number;
     applicationName: string;
     startupRetries: number;
     /** Hot reads as named prepared statements (off behind a transaction-mode pooler older than PgBouncer 1.21). */
@@ -309,6 +315,11 @@ export function parseConfig(raw: RawEnv): Config {
       connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
       idleTimeoutMs: e.DATABASE_IDLE_TIMEOUT_MS,
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+      // As long as the pool would wait for a connection: Prisma's 2 s default gave up first.
+      transactionMaxWaitMs: e.DATABASE_TRANSACTION_MAX_WAIT_MS ?? e.DATABASE_CONNECT_TIMEOUT_MS,
+      // Longer than one statement may run, so a slow statement ends as a statement timeout (504)
+      // rather than expiring its transaction under it; the margin is the client-side read timeout's.
+      transactionTimeoutMs: e.DATABASE_TRANSACTION_TIMEOUT_MS ?? e.DATABASE_STATEMENT_TIMEOUT_MS + STATEMENT_REPLY_MARGIN_MS,
       applicationName: e.DATABASE_APPLICATION_NAME,
       startupRetries: e.DATABASE_STARTUP_RETRIES,
       preparedStatements: e.DATABASE_PREPARED_STATEMENTS,

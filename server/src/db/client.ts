@@ -24,8 +24,9 @@ export interface Database {
 /**
  * One pool per process, shared by Prisma (through the pg driver adapter) and the few raw
  * queries Keel makes. Every wait is bounded: acquiring a connection (connect timeout), a
- * statement on the server (statement_timeout) and the client-side wait for a reply (for a server
- * that vanished mid-query), so no request can hang on the database. Every connection survives its
+ * statement on the server (statement_timeout), the client-side wait for a reply (for a server
+ * that vanished mid-query), and an interactive transaction's wait and run time (from config, see
+ * `transactionOptions`), so no request can hang on the database. Every connection survives its
  * server going away (db/connections.ts): the requests on it fail, the pool opens a new one.
  */
 export function createDatabase(url: string, options: Config['database'], log: Logger): Database {
@@ -51,7 +52,12 @@ export function createDatabase(url: string, options: Config['database'], log: Lo
   // pg-pool re-emits an idle connection's death here; the connection's own listener has logged it.
   pool.on('error', () => {});
   pool.on('connect', availability.up);
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  const prisma = new PrismaClient({
+    adapter: new PrismaPg(pool),
+    // Set once for every $transaction: Prisma's defaults (2 s wait, 5 s run) were shorter than the
+    // pool's connect timeout and the statement timeout, so they failed first, and as a 500.
+    transactionOptions: { maxWait: options.transactionMaxWaitMs, timeout: options.transactionTimeoutMs },
+  });
 
   let closed: Promise<void> | undefined;
   return {
