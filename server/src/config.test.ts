@@ -45,6 +45,23 @@ describe('config', () => {
     expect(problemsOf({ DATABASE_TRANSACTION_TIMEOUT_MS: '0' })[0]).toMatch(/^DATABASE_TRANSACTION_TIMEOUT_MS: expected an integer/);
   });
 
+  it('drains for 5 s on SIGTERM in production and not at all elsewhere, unless SHUTDOWN_DRAIN_MS says otherwise', () => {
+    expect(parseConfig({}).http.shutdownDrainMs).toBe(0);
+    expect(parseConfig({ NODE_ENV: 'test' }).http.shutdownDrainMs).toBe(0);
+    expect(parseConfig({ SHUTDOWN_DRAIN_MS: '1500' }).http.shutdownDrainMs).toBe(1_500);
+    const production = {
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgresql://app@db.internal/app',
+      CORS_ORIGINS: 'none',
+      JWT_KEYS: '{"keys":[]}',
+      MAIL_TRANSPORT: 'smtp',
+      SMTP_URL: 'smtp://relay.internal:587',
+      APP_URL: 'https://app.example.com',
+    };
+    expect(parseConfig(production).http.shutdownDrainMs).toBe(5_000);
+    expect(parseConfig({ ...production, SHUTDOWN_DRAIN_MS: '0' }).http.shutdownDrainMs).toBe(0);
+  });
+
   it('rejects a non-numeric PORT with a message naming the variable and the value', () => {
     const problems = problemsOf({ PORT: 'abc' });
     expect(problems).toHaveLength(1);

@@ -96,6 +96,7 @@ export const envSchema = z.object({
   HEADERS_TIMEOUT_MS: int(1_000, 120_000).default(10_000),
   KEEP_ALIVE_TIMEOUT_MS: int(1_000, 120_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  SHUTDOWN_DRAIN_MS: int(0, 600_000).optional(),
 
   ARGON2_MEMORY_KIB: int(19_456, 4_194_304).default(19_456),
   ARGON2_ITERATIONS: int(2, 20).default(2),
@@ -187,6 +188,8 @@ export interface Config {
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
     shutdownTimeoutMs: number;
+    /** After SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes. */
+    shutdownDrainMs: number;
   };
   passwords: {
     /** argon2id cost. */
@@ -336,6 +339,8 @@ export function parseConfig(raw: RawEnv): Config {
       headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
       keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+      // A balancer needs a few probe periods to see /readyz fail; nothing balances a developer's server.
+      shutdownDrainMs: e.SHUTDOWN_DRAIN_MS ?? (e.NODE_ENV === 'production' ? 5_000 : 0),
     },
     auth: {
       keys: e.JWT_KEYS,
