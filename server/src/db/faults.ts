@@ -10,7 +10,8 @@ import { Prisma } from '../generated/prisma/client.js';
 
 /**
  * - `unavailable`: no connection could be had, or it was lost (database down, restarting,
- *   unreachable, out of connections). Nothing was committed by the failed statement; retry later.
+ *   unreachable, out of connections); retry later. A connection lost during COMMIT leaves the
+ *   outcome unknown to us: the write may have happened (retries need idempotency to be safe).
  * - `busy`: the database is up but this work lost a race for it: a transaction could not start or
  *   finish within its time (pool saturated, Prisma P2028), a deadlock or serialization failure
  *   (40P01, 40001). The transaction was rolled back whole: the same request may simply be retried.
