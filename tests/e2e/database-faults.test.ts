@@ -1,6 +1,6 @@
 /**
  * The server process against a PostgreSQL that goes away under load: sessions terminated by an
- * administrator, a fast shutdown, an immediate shutdown, and a start again. A real `node main.ts`
+ * administrator, a host that goes silent, a fast shutdown, an immediate shutdown, and a start again. A real `node main.ts`
  * child serves 8 clients of reads and writes (bounded in count and time) through a relay that
  * keeps the database's address stable. The process must stay up, answer 503 (never 500) while the
  * database is away, follow it on /readyz, and serve again within 5 s of its return.
@@ -30,6 +30,8 @@ const server = spawnServer({
   PORT: String(port),
   DATABASE_URL: cluster.relayedUrl,
   DATABASE_CONNECT_TIMEOUT_MS: '1000',
+  // A query with no reply is given up after this + 2 s (the black-hole scenario waits that long).
+  DATABASE_STATEMENT_TIMEOUT_MS: '1000',
   DATABASE_POOL_SIZE: '5',
   RATE_LIMIT_ENABLED: 'false',
   JWT_KEYS_FILE: join(workDir, 'jwt-keys.json'),
@@ -96,13 +98,16 @@ async function serves(): Promise<boolean> {
   return write.status === 200 && read.status === 200;
 }
 
-/** A read while the database is away: 503 SERVICE_UNAVAILABLE with Retry-After. */
-async function expectUnavailable(): Promise<void> {
+/**
+ * A read while the database is away: 503 SERVICE_UNAVAILABLE with Retry-After. "busy" when every
+ * pooled connection is still stuck on the silent host (the pool cannot tell that from load).
+ */
+async function expectUnavailable(message = /^The database is unavailable\. Retry later\.$/): Promise<void> {
   const answer = await decodeAnswer(await call(0, 1));
   expect(answer.status).toBe(503);
   expect(answer.headers.get('retry-after')).toBe('1');
   expect(answer.error?.data.code).toBe('SERVICE_UNAVAILABLE');
-  expect(answer.error?.message).toBe('The database is unavailable. Retry later.');
+  expect(answer.error?.message).toMatch(message);
   expect(await ready()).toBe(503);
 }
 
@@ -138,6 +143,23 @@ describe('the server process while PostgreSQL ends its connections, under 8 clie
     expect(await eventually(serves, 5_000)).toBe(true);
     expect(await ready()).toBe(200);
   }, 40_000);
+
+  it('the database host goes silent mid-conversation (no reset, no reply): 504 for queries in flight, 503 for new ones, no 500; serving again within 5 s of its return', async () => {
+    const load = startFaultLoad();
+    await answered(load, 40);
+    await cluster.relay.set({ kind: 'freeze' });
+    // Past the read timeout (statement timeout + 2 s) every connection has been given up.
+    await answered(load, 20);
+    expectAlive();
+    await expectUnavailable(/^The database is (unavailable|busy)\. Retry later\.$/);
+    await cluster.relay.set({ kind: 'forward', port: Number(new URL(cluster.url).port) });
+    expect(await eventually(serves, 5_000), 'serving again within 5 s of the host answering').toBe(true);
+    expect(await ready()).toBe(200);
+    const summary = await load.stop();
+    expectAlive();
+    expectNoServerErrors(summary);
+    expect(summary.byStatus.get(504) ?? 0).toBeGreaterThan(0);
+  }, 60_000);
 
   for (const mode of ['fast', 'immediate'] satisfies StopMode[]) {
     it(`${mode} shutdown under load: 503 and /readyz 503 while it is down, serving again within 5 s of its start, no restart`, async () => {
