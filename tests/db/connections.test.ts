@@ -139,7 +139,9 @@ describe("Keel's pool when no connection can be had", () => {
       expect((error as { code?: string }).code).toBe('ECONNREFUSED');
       expect(classifyDatabaseError(error)).toBe('unavailable');
     }
-    expect(logs.lines().filter((l) => l.msg.startsWith('database unavailable'))).toHaveLength(1);
+    const unavailable = logs.lines().filter((l) => l.msg.startsWith('database unavailable'));
+    expect(unavailable).toHaveLength(1);
+    expect(unavailable[0]).toMatchObject({ level: 'warn', reason: { code: 'ECONNREFUSED' } });
     await relay.set({ kind: 'forward', port: Number(new URL(db.url).port) });
     await database.pool.query('select 1');
     await logs.waitFor((l) => l.msg === 'database available again');
@@ -169,7 +171,7 @@ describe("Keel's pool when no connection can be had", () => {
 
 describe("Keel's pool when the server goes silent mid-query", () => {
   it('the query fails as "no-reply" (a timeout) after statement timeout + 2 s, and the pool drops the connection instead of reusing it', async () => {
-    const { database } = keelDatabase(relayedUrl.toString(), { DATABASE_STATEMENT_TIMEOUT_MS: '200' });
+    const { database, logs } = keelDatabase(relayedUrl.toString(), { DATABASE_STATEMENT_TIMEOUT_MS: '200' });
     const client = await database.pool.connect();
     await client.query('select 1');
     await relay.set({ kind: 'freeze' });
@@ -181,6 +183,8 @@ describe("Keel's pool when the server goes silent mid-query", () => {
       client.release(); // without an error, as adapter-pg does after a transaction's rollback
       expect(database.pool.idleCount).toBe(0);
       expect(database.pool.totalCount).toBe(0);
+      const lost = await logs.waitFor((l) => l.msg === 'database connection lost; the pool replaces it');
+      expect(lost.reason).toMatchObject({ message: 'the database did not reply in time; the connection was closed' });
     } finally {
       await relay.set({ kind: 'forward', port: Number(new URL(db.url).port) });
     }

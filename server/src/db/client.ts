@@ -90,9 +90,13 @@ export function createDatabase(url: string, options: Config['database'], log: Lo
 }
 
 /** What went wrong, for a log line: the SQLSTATE or socket code when there is one, and pg's words. */
-function describe(error: Error): { code?: string; message: string } {
+function describe(error: Error): { code?: string; message: string; cause?: string } {
   const code = (error as { code?: unknown }).code;
-  return { ...(typeof code === 'string' ? { code } : {}), message: error.message };
+  return {
+    ...(typeof code === 'string' ? { code } : {}),
+    message: error.message,
+    ...(error.cause instanceof Error ? { cause: error.cause.message } : {}),
+  };
 }
 
 /**

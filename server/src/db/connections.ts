@@ -40,6 +40,8 @@ export interface PooledClientOptions {
 export function pooledClientClass(options: PooledClientOptions): typeof pg.Client {
   class PooledClient extends pg.Client {
     lost = false;
+    /** Set when Keel closed the connection itself because a reply never came. */
+    silent = false;
 
     constructor(config?: string | pg.ClientConfig) {
       super(config);
@@ -57,7 +59,7 @@ export function pooledClientClass(options: PooledClientOptions): typeof pg.Clien
     override emit(event: string | symbol, ...args: unknown[]): boolean {
       const [error] = args;
       if (event === 'error' && error instanceof Error && !hasCode(error) && !(error instanceof DatabaseConnectionError)) {
-        return super.emit(event, new DatabaseConnectionError('lost', { cause: error }));
+        return super.emit(event, new DatabaseConnectionError(this.silent ? 'no-reply' : 'lost', { cause: error }));
       }
       return super.emit(event, ...args);
     }
@@ -97,6 +99,7 @@ export function pooledClientClass(options: PooledClientOptions): typeof pg.Clien
       options.readTimeoutMs > 0
         ? setTimeout(() => {
             noReply = true;
+            client.silent = true;
             // Closing the socket fails this query and everything queued behind it, and marks the
             // client unusable, so the pool drops it instead of handing it out again.
             client.connection.stream.destroy();
@@ -134,8 +137,9 @@ export class KeelPool extends pg.Pool {
     }
     // Still full when the wait ended: the wait was for a busy connection, not for a new one that failed.
     const failure: ConnectionFailure = this.totalCount >= (this.options.max ?? 10) ? 'pool-timeout' : 'connect';
-    this.onConnectFailed(error, failure);
-    return new DatabaseConnectionError(failure, { cause: error });
+    const named = new DatabaseConnectionError(failure, { cause: error });
+    this.onConnectFailed(named, failure);
+    return named;
   }
 
   override connect(): Promise<pg.PoolClient>;
