@@ -33,6 +33,35 @@ describe('config', () => {
     expect(parseConfig({ PASSWORD_HASH_CONCURRENCY: '3' }).passwords.queue).toBe(24);
   });
 
+  it("derives Prisma's transaction wait and timeout from the pool's connect timeout and the statement timeout", () => {
+    const defaults = parseConfig({}).database;
+    expect(defaults.transactionMaxWaitMs).toBe(3_000);
+    expect(defaults.transactionTimeoutMs).toBe(12_000);
+    const derived = parseConfig({ DATABASE_CONNECT_TIMEOUT_MS: '1500', DATABASE_STATEMENT_TIMEOUT_MS: '30000' }).database;
+    expect(derived.transactionMaxWaitMs).toBe(1_500);
+    expect(derived.transactionTimeoutMs).toBe(32_000);
+    const explicit = parseConfig({ DATABASE_TRANSACTION_MAX_WAIT_MS: '250', DATABASE_TRANSACTION_TIMEOUT_MS: '60000' }).database;
+    expect(explicit).toMatchObject({ transactionMaxWaitMs: 250, transactionTimeoutMs: 60_000 });
+    expect(problemsOf({ DATABASE_TRANSACTION_TIMEOUT_MS: '0' })[0]).toMatch(/^DATABASE_TRANSACTION_TIMEOUT_MS: expected an integer/);
+  });
+
+  it('drains for 5 s on SIGTERM in production and not at all elsewhere, unless SHUTDOWN_DRAIN_MS says otherwise', () => {
+    expect(parseConfig({}).http.shutdownDrainMs).toBe(0);
+    expect(parseConfig({ NODE_ENV: 'test' }).http.shutdownDrainMs).toBe(0);
+    expect(parseConfig({ SHUTDOWN_DRAIN_MS: '1500' }).http.shutdownDrainMs).toBe(1_500);
+    const production = {
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgresql://app@db.internal/app',
+      CORS_ORIGINS: 'none',
+      JWT_KEYS: '{"keys":[]}',
+      MAIL_TRANSPORT: 'smtp',
+      SMTP_URL: 'smtp://relay.internal:587',
+      APP_URL: 'https://app.example.com',
+    };
+    expect(parseConfig(production).http.shutdownDrainMs).toBe(5_000);
+    expect(parseConfig({ ...production, SHUTDOWN_DRAIN_MS: '0' }).http.shutdownDrainMs).toBe(0);
+  });
+
   it('rejects a non-numeric PORT with a message naming the variable and the value', () => {
     const problems = problemsOf({ PORT: 'abc' });
     expect(problems).toHaveLength(1);

@@ -78,6 +78,8 @@ export const envSchema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: int(100, 60_000).default(3_000),
   DATABASE_IDLE_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
   DATABASE_STATEMENT_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  DATABASE_TRANSACTION_MAX_WAIT_MS: int(100, 600_000).optional(),
+  DATABASE_TRANSACTION_TIMEOUT_MS: int(100, 3_600_000).optional(),
   DATABASE_APPLICATION_NAME: z.string().min(1).max(63).default('keel'),
   DATABASE_STARTUP_RETRIES: int(0, 100).default(8),
   DATABASE_PREPARED_STATEMENTS: bool.default(true),
@@ -95,6 +97,7 @@ export const envSchema = z.object({
   HEADERS_TIMEOUT_MS: int(1_000, 120_000).default(10_000),
   KEEP_ALIVE_TIMEOUT_MS: int(1_000, 120_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
+  SHUTDOWN_DRAIN_MS: int(0, 600_000).optional(),
 
   ARGON2_MEMORY_KIB: int(19_456, 4_194_304).default(19_456),
   ARGON2_ITERATIONS: int(2, 20).default(2),
@@ -163,6 +166,10 @@ export interface Config {
     connectTimeoutMs: number;
     idleTimeoutMs: number;
     statementTimeoutMs: number;
+    /** How long an interactive transaction waits for a connection (Prisma's `maxWait`). */
+    transactionMaxWaitMs: number;
+    /** How long an interactive transaction may run, all its statements together (Prisma's `timeout`). */
+    transactionTimeoutMs: number;
     applicationName: string;
     startupRetries: number;
     /** Hot reads as named prepared statements (off behind a transaction-mode pooler older than PgBouncer 1.21). */
@@ -184,6 +191,8 @@ export interface Config {
     headersTimeoutMs: number;
     keepAliveTimeoutMs: number;
     shutdownTimeoutMs: number;
+    /** After SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes. */
+    shutdownDrainMs: number;
   };
   passwords: {
     /** argon2id cost. */
@@ -237,6 +246,12 @@ export interface Config {
   mail: { transport: 'log' | 'smtp'; smtpUrl: string | undefined; from: string };
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
 }
+
+/**
+ * How much longer than the statement timeout the client waits for a reply before it gives the
+ * connection up (a server that vanished sends nothing), and the default transaction timeout's margin.
+ */
+export const STATEMENT_REPLY_MARGIN_MS = 2_000;
 
 const DEV_CORS_ORIGINS = ['http://localhost:5173', 'http://127.0.0.1:5173'];
 
@@ -306,6 +321,11 @@ export function parseConfig(raw: RawEnv): Config {
       connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
       idleTimeoutMs: e.DATABASE_IDLE_TIMEOUT_MS,
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+      // As long as the pool would wait for a connection: Prisma's 2 s default gave up first.
+      transactionMaxWaitMs: e.DATABASE_TRANSACTION_MAX_WAIT_MS ?? e.DATABASE_CONNECT_TIMEOUT_MS,
+      // Longer than one statement may run, so a slow statement ends as a statement timeout (504)
+      // rather than expiring its transaction under it; the margin is the client-side read timeout's.
+      transactionTimeoutMs: e.DATABASE_TRANSACTION_TIMEOUT_MS ?? e.DATABASE_STATEMENT_TIMEOUT_MS + STATEMENT_REPLY_MARGIN_MS,
       applicationName: e.DATABASE_APPLICATION_NAME,
       startupRetries: e.DATABASE_STARTUP_RETRIES,
       preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
@@ -323,6 +343,8 @@ export function parseConfig(raw: RawEnv): Config {
       headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
       keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+      // A balancer needs a few probe periods to see /readyz fail; nothing balances a developer's server.
+      shutdownDrainMs: e.SHUTDOWN_DRAIN_MS ?? (e.NODE_ENV === 'production' ? 5_000 : 0),
     },
     auth: {
       keys: e.JWT_KEYS,

@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import { BackgroundTasks } from './lib/background.js';
 import { createIdempotencyStore } from './lib/idempotency.js';
+import { Lifecycle } from './lib/lifecycle.js';
 import type { Logger } from './logger.js';
 import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
@@ -31,6 +32,8 @@ export interface AppDeps {
   sessionCache: SessionCache;
   background: BackgroundTasks;
   mailer: MailWorker;
+  /** Draining or not (readiness). */
+  lifecycle: Lifecycle;
   services: Services;
 }
 
@@ -79,6 +82,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     sessionCache,
     background,
     mailer,
+    lifecycle: new Lifecycle(),
     services: {
       auth,
       rateLimits,

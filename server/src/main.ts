@@ -36,17 +36,24 @@ async function main(): Promise<void> {
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
-    if (stopping) return;
+    if (stopping) {
+      // Ctrl-C twice, or an orchestrator in a hurry: skip what is left of the drain, still finish the requests.
+      if (server.skipDrain()) logger.info(`${signal} again: not waiting for the rest of the drain`);
+      return;
+    }
     stopping = true;
-    logger.info(`${signal}: stopping (waiting up to ${config.http.shutdownTimeoutMs} ms for in-flight requests)`);
+    const { shutdownDrainMs, shutdownTimeoutMs } = config.http;
+    logger.info(
+      `${signal}: stopping (${shutdownDrainMs > 0 ? `draining ${shutdownDrainMs} ms, then ` : ''}waiting up to ${shutdownTimeoutMs} ms for in-flight requests)`,
+    );
     server.close().then(() => {
       logger.info('stopped');
       logger.flush();
       process.exit(0);
     }, fail('shutdown failed'));
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 }
 
 void main();

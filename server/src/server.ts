@@ -13,8 +13,14 @@ export interface RunningServer {
   app: App;
   database: Database;
   url: string;
-  /** Stops accepting, lets in-flight requests finish (up to the deadline), closes the pool and any embedded database. */
+  /**
+   * Drains (`/readyz` 503 for SHUTDOWN_DRAIN_MS while everything else is served and connections
+   * are accepted), then stops accepting, lets in-flight requests finish (up to
+   * SHUTDOWN_TIMEOUT_MS), closes the pool and any embedded database. Safe to call twice.
+   */
   close(): Promise<void>;
+  /** Ends a drain in progress at once (a second signal); the rest of `close()` goes on. False when none was in progress. */
+  skipDrain(): boolean;
 }
 
 /**
@@ -51,12 +57,37 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     const db = database;
     const dbHandle = handle;
     let closing: Promise<void> | undefined;
+    let endDrain: (() => void) | undefined;
+    /**
+     * A balancer keeps sending new connections until its probes of /readyz fail: closing the
+     * listener at once reset them. Fail readiness first and keep serving for the drain delay.
+     */
+    const drain = async () => {
+      deps.lifecycle.startDraining();
+      const ms = config.http.shutdownDrainMs;
+      if (ms <= 0) return;
+      step(`draining for ${ms} ms: /readyz answers 503, requests are still served`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        endDrain = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      endDrain = undefined;
+    };
     return {
       app,
       database: db,
       url,
+      skipDrain() {
+        if (!endDrain) return false;
+        endDrain();
+        return true;
+      },
       close() {
         closing ??= (async () => {
+          await drain();
           const deadline = setTimeout(() => {
             logger.warn(`shutdown deadline of ${config.http.shutdownTimeoutMs} ms passed: closing remaining connections`);
             app.server.closeAllConnections();

@@ -5,68 +5,22 @@
  * address). The relay also plays a database host that accepts connections and never answers.
  */
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import superjson from 'superjson';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../server/src/db/client.js';
-import { type DatabaseHandle, ensureDatabase, freePort } from '../../server/src/db/embedded.js';
+import { type DatabaseHandle, ensureDatabase } from '../../server/src/db/embedded.js';
 import { applyMigrations } from '../../server/src/db/migrations/runner.js';
 import { createAppDeps, stopAppDeps } from '../../server/src/deps.js';
 import { createLogger } from '../../server/src/logger.js';
 import { generateJwkSet, importKeySet } from '../../server/src/modules/auth/keys.js';
 import { superjsonInput, testRouterFor } from '../http/fixtures.js';
 import { testConfig } from '../support/database.js';
+import { startRelay } from '../support/faults.js';
 import { startTestServer } from '../support/http.js';
 
 const CONNECT_TIMEOUT_MS = 1_000;
-
-type RelayMode = { kind: 'forward'; port: number } | { kind: 'refuse' } | { kind: 'blackhole' };
-
-/** A TCP relay on a fixed port: forwards to PostgreSQL, refuses connections (closed port), or swallows them. */
-async function startRelay(targetPort: number) {
-  const port = await freePort();
-  let mode: RelayMode = { kind: 'forward', port: targetPort };
-  let server: Server | undefined;
-  const sockets = new Set<Socket>();
-  const track = (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-  };
-  const listen = () =>
-    new Promise<void>((resolve, reject) => {
-      server = createServer((client) => {
-        track(client);
-        if (mode.kind !== 'forward') return; // blackhole: accepted, never answered
-        const upstream = tcpConnect(mode.port, '127.0.0.1');
-        track(upstream);
-        client.pipe(upstream);
-        upstream.pipe(client);
-        client.once('close', () => upstream.destroy());
-        upstream.once('close', () => client.destroy());
-      });
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-  const unlisten = async () => {
-    const current = server;
-    server = undefined;
-    for (const socket of sockets) socket.destroy();
-    if (current) await new Promise<void>((resolve) => current.close(() => resolve()));
-  };
-  await listen();
-  return {
-    port,
-    async set(next: RelayMode) {
-      await unlisten();
-      mode = next;
-      if (next.kind !== 'refuse') await listen();
-    },
-    close: unlisten,
-  };
-}
 
 const root = mkdtempSync(join(tmpdir(), 'keel-outage-'));
 // PostgreSQL runs as the `postgres` user (we are root here): it must be able to enter the directory.

@@ -1,8 +1,10 @@
 /**
  * The server process from the outside: what an operator sees on a bad environment, on SIGTERM
- * while a client is mid-request, and on a crash. Each server is a real `node main.ts` child.
+ * while a client is mid-request, during the drain a load balancer needs, and on a crash. Each
+ * server is a real `node main.ts` child.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -180,6 +182,77 @@ describe('graceful shutdown', () => {
     server.kill('SIGTERM');
     expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
     expect(server.logs().at(-1)?.msg).toBe('stopped');
+  }, 60_000);
+});
+
+/**
+ * One request on a connection of its own (no keep-alive reuse): what a balancer's new connection
+ * meets. Resolves with the status and body; rejects if the connection is refused or reset.
+ */
+function onNewConnection(port: number, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path,
+        agent: false,
+        headers: {
+          connection: 'close',
+          ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+        },
+        timeout: 10_000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path} within 10 s`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+describe('drain behind a load balancer', () => {
+  it('on SIGTERM, /readyz answers 503 for SHUTDOWN_DRAIN_MS while /healthz and tRPC calls (database included) answer 200 on new connections; then exits 0', async () => {
+    const { server, port } = await startServer({ SHUTDOWN_DRAIN_MS: '3000', RATE_LIMIT_ENABLED: 'false' });
+    expect((await onNewConnection(port, 'GET', '/readyz')).status).toBe(200);
+
+    server.kill('SIGTERM');
+    await server.waitForLog((l) => l.msg === 'draining for 3000 ms: /readyz answers 503, requests are still served', 10_000);
+    const ready = await onNewConnection(port, 'GET', '/readyz');
+    expect(ready).toEqual({ status: 503, body: JSON.stringify({ status: 'draining' }) });
+    expect((await onNewConnection(port, 'GET', '/healthz')).status).toBe(200);
+    expect((await onNewConnection(port, 'GET', '/trpc/system.health')).status).toBe(200);
+    const registered = await onNewConnection(port, 'POST', '/trpc/auth.register', {
+      json: { email: 'late-arrival@example.test', password: 'a sturdy passphrase' },
+    });
+    expect(registered.status, registered.body).toBe(200);
+    expect(server.hasExited()).toBe(false);
+
+    expect(await server.waitForExit(20_000)).toEqual({ code: 0, signal: null });
+    const messages = server.logs().map((l) => l.msg);
+    expect(messages).toContain('SIGTERM: stopping (draining 3000 ms, then waiting up to 10000 ms for in-flight requests)');
+    expect(messages.at(-1)).toBe('stopped');
+  }, 60_000);
+
+  it('a second SIGTERM ends the drain early; the server still stops cleanly with exit 0', async () => {
+    const { server, port } = await startServer({ SHUTDOWN_DRAIN_MS: '60000' });
+    server.kill('SIGTERM');
+    await server.waitForLog((l) => l.msg.startsWith('draining for 60000 ms'), 10_000);
+    expect((await onNewConnection(port, 'GET', '/readyz')).status).toBe(503);
+    server.kill('SIGTERM');
+    // Far less than the 60 s drain: only the skip makes this exit.
+    expect(await server.waitForExit(15_000)).toEqual({ code: 0, signal: null });
+    expect(server.logs().map((l) => l.msg)).toContain('SIGTERM again: not waiting for the rest of the drain');
   }, 60_000);
 });
 

@@ -25,7 +25,8 @@ export const restTestRouter = router({
     .meta(rest('GET', '/outage', 'Fails as if the database were down', { public: true }))
     .output(ok)
     .query(() => {
-      throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+      // What pg throws when nothing listens: Node's socket error, classified by its code and syscall.
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED', syscall: 'connect', errno: -111 });
     }),
   conflict: publicProcedure
     .meta(rest('POST', '/conflict', 'Fails with a domain error', { public: true, errors: [409] }))

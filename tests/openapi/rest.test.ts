@@ -271,9 +271,10 @@ describe('REST: the same errors as tRPC', () => {
     expect(Number(last.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
-  it('answers a database outage with 503 and the same error shape', async () => {
+  it('answers a database outage with 503, Retry-After and the same error shape', async () => {
     const result = await call('GET', '/outage', { base: testServer.url });
     expectErrorBody(result, 503, 'SERVICE_UNAVAILABLE');
+    expect(result.headers.get('retry-after')).toBe('1');
   });
 
   it('answers a body that is not JSON with 415, malformed JSON with 400, in the same error shape', async () => {

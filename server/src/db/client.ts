@@ -1,8 +1,9 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import pg from 'pg';
-import type { Config } from '../config.js';
+import type pg from 'pg';
+import { type Config, STATEMENT_REPLY_MARGIN_MS } from '../config.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
+import { KeelPool, pooledClientClass } from './connections.js';
 import { Sql } from './sql.js';
 
 export type { PrismaClient };
@@ -23,23 +24,40 @@ export interface Database {
 /**
  * One pool per process, shared by Prisma (through the pg driver adapter) and the few raw
  * queries Keel makes. Every wait is bounded: acquiring a connection (connect timeout), a
- * statement on the server (statement_timeout) and the client-side wait for a reply
- * (query_timeout, for a server that vanished mid-query), so no request can hang on the database.
+ * statement on the server (statement_timeout), the client-side wait for a reply (for a server
+ * that vanished mid-query), and an interactive transaction's wait and run time (from config, see
+ * `transactionOptions`), so no request can hang on the database. Every connection survives its
+ * server going away (db/connections.ts): the requests on it fail, the pool opens a new one.
  */
 export function createDatabase(url: string, options: Config['database'], log: Logger): Database {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: options.poolSize,
-    connectionTimeoutMillis: options.connectTimeoutMs,
-    idleTimeoutMillis: options.idleTimeoutMs,
-    statement_timeout: options.statementTimeoutMs,
-    query_timeout: options.statementTimeoutMs + 2_000,
-    application_name: options.applicationName,
-    keepAlive: true,
+  const availability = availabilityLog(log);
+  const pool = new KeelPool(
+    {
+      connectionString: url,
+      max: options.poolSize,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      idleTimeoutMillis: options.idleTimeoutMs,
+      statement_timeout: options.statementTimeoutMs,
+      application_name: options.applicationName,
+      keepAlive: true,
+      Client: pooledClientClass({
+        readTimeoutMs: options.statementTimeoutMs + STATEMENT_REPLY_MARGIN_MS,
+        onLost: (error) => log.warn({ reason: describe(error) }, 'database connection lost; the pool replaces it'),
+      }),
+    },
+    (error, failure) => {
+      if (failure !== 'pool-timeout') availability.down(error);
+    },
+  );
+  // pg-pool re-emits an idle connection's death here; the connection's own listener has logged it.
+  pool.on('error', () => {});
+  pool.on('connect', availability.up);
+  const prisma = new PrismaClient({
+    adapter: new PrismaPg(pool),
+    // Set once for every $transaction: Prisma's defaults (2 s wait, 5 s run) were shorter than the
+    // pool's connect timeout and the statement timeout, so they failed first, and as a 500.
+    transactionOptions: { maxWait: options.transactionMaxWaitMs, timeout: options.transactionTimeoutMs },
   });
-  // An idle connection that dies (database restarted) emits here; pg replaces it on next use.
-  pool.on('error', (err) => log.warn({ err: { message: err.message } }, 'database connection lost; it will be replaced'));
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
 
   let closed: Promise<void> | undefined;
   return {
@@ -67,6 +85,36 @@ export function createDatabase(url: string, options: Config['database'], log: Lo
         await pool.end();
       })();
       return closed;
+    },
+  };
+}
+
+/** What went wrong, for a log line: the SQLSTATE or socket code when there is one, and pg's words. */
+function describe(error: Error): { code?: string; message: string; cause?: string } {
+  const code = (error as { code?: unknown }).code;
+  return {
+    ...(typeof code === 'string' ? { code } : {}),
+    message: error.message,
+    ...(error.cause instanceof Error ? { cause: error.cause.message } : {}),
+  };
+}
+
+/**
+ * One log line when the database stops accepting connections and one when it accepts them again,
+ * instead of one per failed request (each of those has its own request line with its status).
+ */
+function availabilityLog(log: Logger) {
+  let available = true;
+  return {
+    down(error: Error) {
+      if (!available) return;
+      available = false;
+      log.warn({ reason: describe(error) }, 'database unavailable: requests that need it answer 503 until it is back');
+    },
+    up() {
+      if (available) return;
+      available = true;
+      log.info('database available again');
     },
   };
 }

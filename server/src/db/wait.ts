@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { guardClient } from './connections.js';
 
 export interface WaitOptions {
   retries: number;
@@ -30,7 +31,7 @@ export async function waitForDatabase(url: string, options: WaitOptions): Promis
   let delay = options.initialDelayMs ?? 250;
   let lastError = '';
   for (let attempt = 1; attempt <= options.retries + 1; attempt++) {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: options.connectTimeoutMs });
+    const client = guardClient(new pg.Client({ connectionString: url, connectionTimeoutMillis: options.connectTimeoutMs }));
     try {
       await client.connect();
       await client.query('select 1');

@@ -139,6 +139,8 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
+    // Stopping (server.ts): out of the balancer's rotation first, while requests are still served.
+    if (deps.lifecycle.draining) return reply.status(503).header('cache-control', 'no-store').send({ status: 'draining' });
     const ready = await database.ping(1_000);
     reply.header('cache-control', 'no-store');
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', database: ready ? 'up' : 'down' });

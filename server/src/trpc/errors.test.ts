@@ -1,8 +1,10 @@
 import { TRPCError } from '@trpc/server';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { DatabaseConnectionError } from '../db/faults.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { AppError } from '../lib/errors.js';
-import { toTRPCError } from './errors.js';
+import { DATABASE_RETRY_AFTER_SECONDS, toTRPCError } from './errors.js';
 
 const internal = (cause: unknown) => new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause });
 const prismaError = (code: string, meta?: Record<string, unknown>) =>
@@ -62,16 +64,38 @@ describe('toTRPCError', () => {
   it('maps P2025 to NOT_FOUND and P2003 to BAD_REQUEST, and leaves other Prisma codes internal', () => {
     expect(toTRPCError(internal(prismaError('P2025'))).code).toBe('NOT_FOUND');
     expect(toTRPCError(internal(prismaError('P2003'))).code).toBe('BAD_REQUEST');
-    expect(toTRPCError(internal(prismaError('P2034'))).code).toBe('INTERNAL_SERVER_ERROR');
+    expect(toTRPCError(internal(prismaError('P2010'))).code).toBe('INTERNAL_SERVER_ERROR');
   });
 
-  it('maps an unreachable or saturated database to SERVICE_UNAVAILABLE and a statement timeout to TIMEOUT', () => {
-    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
-    expect(toTRPCError(internal(new Error('wrapped', { cause: refused }))).code).toBe('SERVICE_UNAVAILABLE');
-    expect(toTRPCError(internal(new Error('timeout exceeded when trying to connect'))).code).toBe('SERVICE_UNAVAILABLE');
-    expect(toTRPCError(internal(Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }))).code).toBe(
-      'TIMEOUT',
-    );
+  it('maps an unreachable database to SERVICE_UNAVAILABLE with Retry-After, and a statement timeout to TIMEOUT without', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED', syscall: 'connect' });
+    const unavailable = toTRPCError(internal(new Error('wrapped', { cause: refused })));
+    expect(unavailable.code).toBe('SERVICE_UNAVAILABLE');
+    expect(unavailable.message).toBe('The database is unavailable. Retry later.');
+    expect(unavailable.cause).toBeInstanceOf(AppError);
+    expect((unavailable.cause as AppError).retryAfterSeconds).toBe(DATABASE_RETRY_AFTER_SECONDS);
+    const terminated = Object.assign(new pg.DatabaseError('terminating connection due to administrator command', 0, 'error'), {
+      code: '57P01',
+    });
+    expect(toTRPCError(internal(terminated)).code).toBe('SERVICE_UNAVAILABLE');
+    const timeout = toTRPCError(internal(Object.assign(new pg.DatabaseError('canceling statement', 0, 'error'), { code: '57014' })));
+    expect(timeout.code).toBe('TIMEOUT');
+    expect(timeout.message).toBe('The database did not answer in time. Retry later.');
+    expect(timeout.cause).not.toBeInstanceOf(AppError);
+  });
+
+  it('maps a transaction that could not start or finish in time (P2028), a deadlock and an exhausted pool to SERVICE_UNAVAILABLE "busy"', () => {
+    for (const cause of [
+      prismaError('P2028'),
+      prismaError('P2034'),
+      new DatabaseConnectionError('pool-timeout', { cause: new Error('timeout exceeded when trying to connect') }),
+    ]) {
+      const mapped = toTRPCError(internal(cause));
+      expect(mapped.code).toBe('SERVICE_UNAVAILABLE');
+      expect(mapped.message).toBe('The database is busy. Retry later.');
+      expect((mapped.cause as AppError).retryAfterSeconds).toBe(DATABASE_RETRY_AFTER_SECONDS);
+      expect((mapped.cause as AppError).cause).toBe(cause);
+    }
   });
 
   it('maps what Prisma 7 with adapter-pg really throws for a stopped and for an unresponsive database', () => {
@@ -81,10 +105,17 @@ describe('toTRPCError', () => {
       { code: 'P1001', clientVersion: '7.10.1' },
     );
     expect(toTRPCError(internal(refused)).code).toBe('SERVICE_UNAVAILABLE');
-    const timedOut = new Error('Connection terminated due to connection timeout', {
-      cause: new Error('Connection terminated unexpectedly'),
+    // pg's own error has no code: Keel's pool names it (server/src/db/connections.ts).
+    const timedOut = new DatabaseConnectionError('connect', {
+      cause: new Error('Connection terminated due to connection timeout', { cause: new Error('Connection terminated unexpectedly') }),
     });
     expect(toTRPCError(internal(timedOut)).code).toBe('SERVICE_UNAVAILABLE');
+    expect(toTRPCError(internal(new DatabaseConnectionError('no-reply', { cause: new Error('x') }))).code).toBe('TIMEOUT');
+  });
+
+  it('reads no message text: an error that only says "timeout exceeded when trying to connect" stays internal', () => {
+    expect(toTRPCError(internal(new Error('timeout exceeded when trying to connect'))).code).toBe('INTERNAL_SERVER_ERROR');
+    expect(toTRPCError(internal(new Error('canceling statement due to statement timeout'))).code).toBe('INTERNAL_SERVER_ERROR');
   });
 
   it('passes non-internal errors and unknown failures through unchanged', () => {

@@ -1,5 +1,6 @@
 import { TRPCError } from '@trpc/server';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import { classifyDatabaseError, type DatabaseFault } from '../db/faults.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { AppError, type AppErrorCode } from '../lib/errors.js';
 
@@ -28,27 +29,29 @@ function causes(error: unknown): unknown[] {
   return chain;
 }
 
-const UNAVAILABLE_PATTERNS = [
-  /timeout exceeded when trying to connect/i,
-  /connection terminated/i,
-  /ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT/,
-  /the database system is (starting up|shutting down)/i,
-  /terminating connection due to administrator command/i,
-  /Connection (closed|ended)/i,
-  /can't reach database server/i,
-  /database (server )?not reachable/i,
-];
+/** Seconds a client should wait before retrying a request the database could not serve. */
+export const DATABASE_RETRY_AFTER_SECONDS = 1;
+
+/** Database faults (db/faults.ts) in the transport's terms; 503s carry Retry-After through their AppError. */
+function fromDatabaseFault(fault: DatabaseFault, cause: unknown): TRPCError {
+  if (fault === 'timeout') {
+    return new TRPCError({ code: 'TIMEOUT', message: 'The database did not answer in time. Retry later.', cause });
+  }
+  const message = fault === 'busy' ? 'The database is busy. Retry later.' : 'The database is unavailable. Retry later.';
+  const appError = new AppError('SERVICE_UNAVAILABLE', message, { cause, retryAfterSeconds: DATABASE_RETRY_AFTER_SECONDS });
+  return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message, cause: appError });
+}
 
 /**
  * Translates whatever a procedure threw into the transport's error, in one place:
- * domain errors by their code, Prisma's known request errors by theirs, database outages and
- * timeouts into SERVICE_UNAVAILABLE / TIMEOUT. Anything else stays INTERNAL_SERVER_ERROR,
- * whose message the formatter hides in production.
+ * domain errors by their code, Prisma's known request errors by theirs, database faults
+ * (classified by SQLSTATE and error classes in db/faults.ts) into SERVICE_UNAVAILABLE (503, with
+ * Retry-After) or TIMEOUT (504). Anything else stays INTERNAL_SERVER_ERROR, whose message the
+ * formatter hides in production.
  */
 export function toTRPCError(error: TRPCError): TRPCError {
   if (error.code !== 'INTERNAL_SERVER_ERROR') return error;
-  const chain = causes(error.cause);
-  for (const cause of chain) {
+  for (const cause of causes(error.cause)) {
     if (cause instanceof AppError) {
       return new TRPCError({ code: APP_TO_TRPC[cause.code], message: cause.message, cause });
     }
@@ -57,17 +60,8 @@ export function toTRPCError(error: TRPCError): TRPCError {
       if (mapped) return mapped;
     }
   }
-  for (const cause of chain) {
-    const code = (cause as { code?: unknown }).code;
-    const message = cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : '';
-    if (code === '57014' || /statement timeout|canceling statement|Query read timeout/i.test(message)) {
-      return new TRPCError({ code: 'TIMEOUT', message: 'The database did not answer in time. Retry later.', cause: error.cause });
-    }
-    if (UNAVAILABLE_PATTERNS.some((p) => p.test(message)) || (typeof code === 'string' && UNAVAILABLE_PATTERNS.some((p) => p.test(code)))) {
-      return new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: 'The database is unavailable. Retry later.', cause: error.cause });
-    }
-  }
-  return error;
+  const fault = classifyDatabaseError(error.cause);
+  return fault ? fromDatabaseFault(fault, error.cause) : error;
 }
 
 function fromPrismaError(error: Prisma.PrismaClientKnownRequestError): TRPCError | undefined {

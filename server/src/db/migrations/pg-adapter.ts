@@ -29,6 +29,7 @@ import {
   type Transaction,
 } from '@prisma/driver-adapter-utils';
 import pg from 'pg';
+import { guardClient } from '../connections.js';
 
 const PG_CHAR_OID = 18;
 const PG_TEXT_OID = 25;
@@ -65,8 +66,13 @@ function retypeCharColumns(result: SqlResultSet): SqlResultSet {
   return result;
 }
 
-/** A pg client whose query results mark OID 18 columns (see repair 1 above). */
-class CharMarkingClient extends pg.Client {}
+/** A pg client whose query results mark OID 18 columns (see repair 1 above), listened to from birth (db/connections.ts). */
+class CharMarkingClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    guardClient(this);
+  }
+}
 {
   type AnyQuery = (this: pg.Client, ...args: unknown[]) => unknown;
   const baseQuery = pg.Client.prototype.query as unknown as AnyQuery;
@@ -129,7 +135,7 @@ function quoteIdent(name: string): string {
 
 /** Runs one statement on a short-lived connection. */
 export async function runAdminStatement(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
+  const client = guardClient(new pg.Client({ connectionString: url }));
   await client.connect();
   try {
     await client.query(sql);

@@ -10,6 +10,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { guardClient } from '../connections.js';
 
 /** The repository's `prisma/migrations` directory. */
 export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../../../prisma/migrations', import.meta.url));
@@ -211,7 +212,7 @@ function computeStatus(local: LocalMigration[], rows: MigrationRow[], hasMigrati
 /** Where the database stands against the local migrations. Read-only: takes no lock, creates nothing. */
 export async function migrationStatus(opts: StatusOptions): Promise<MigrationStatus> {
   const local = await readLocalMigrations(opts.migrationsDir);
-  const client = new pg.Client({ connectionString: opts.databaseUrl, application_name: 'keel-migrate-status' });
+  const client = guardClient(new pg.Client({ connectionString: opts.databaseUrl, application_name: 'keel-migrate-status' }));
   await client.connect();
   try {
     const schema = await currentSchema(client);
@@ -276,8 +277,8 @@ export interface ApplyOptions {
 }
 
 async function connectForMigrations(databaseUrl: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'keel-migrate' });
-  client.on('error', () => {}); // a dropped connection fails the pending query, which reports it
+  // A dropped connection (and with it the lock) fails the pending query, which reports it.
+  const client = guardClient(new pg.Client({ connectionString: databaseUrl, application_name: 'keel-migrate' }));
   await client.connect();
   return client;
 }
