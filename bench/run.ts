@@ -181,6 +181,10 @@ async function main(): Promise<void> {
       email: `writer-${Date.now()}@example.test`,
       password,
     });
+    // One account per login connection: an account checks its passwords one at a time beyond its
+    // free attempts (decision 0007), so concurrent sign-ins of one account are refused by design.
+    const loginEmails = Array.from({ length: 8 }, (_, i) => `login-${i}-${Date.now()}@example.test`);
+    for (const loginEmail of loginEmails) await trpcMutation(server.url, 'auth.register', { email: loginEmail, password });
 
     baseline = await startBaseline({
       DATABASE_URL: database.url,
@@ -249,12 +253,17 @@ async function main(): Promise<void> {
           },
         ],
       });
+      let signIns = 0;
       await once('d. auth.login (argon2id)', {
         path: '/trpc/auth.login',
         connections: 8,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: trpcBody({ email, password }),
+        requests: [
+          {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (request) => ({ ...request, body: trpcBody({ email: loginEmails[signIns++ % loginEmails.length], password }) }),
+          },
+        ],
       });
     }
     report(scenarios, { database: database.description, logLevel: env.LOG_LEVEL as string });
