@@ -4,8 +4,8 @@
  * burst of logins (argon2id holds 19 MiB per hash in flight), and the table shows CPU and GC time
  * per request beside the RSS peak. `pnpm start` takes its `--max-semi-space-size` from this.
  *
- *   pnpm bench:heap                       # semi-spaces of 8, 16, 32 and 64 MiB
- *   pnpm bench:heap -- 8 16               # only these
+ *   pnpm bench:heap                       # semi-spaces of 8, 16, 32 and 64 MiB (old space 192 MiB)
+ *   pnpm bench:heap -- 8 16 16:160        # these; `semi:old` sets the old space's cap too
  *   BENCH_SECONDS=10 pnpm bench:heap
  *
  * Each size runs in rounds alternating with the others, so that machine drift hits all alike.
@@ -20,7 +20,7 @@ import { trpcBody, trpcMutation } from './lib/trpc.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-const OLD_SPACE_MIB = 192;
+const DEFAULT_OLD_SPACE_MIB = 192;
 const log = (message: string) => process.stdout.write(`[bench:heap] ${message}\n`);
 
 interface Sample {
@@ -32,24 +32,25 @@ interface Sample {
 }
 
 async function main(): Promise<void> {
-  const sizes = process.argv
-    .slice(2)
-    .filter((arg) => /^\d+$/.test(arg))
-    .map(Number);
-  const semiSpaces = sizes.length > 0 ? sizes : [8, 16, 32, 64];
+  const given = process.argv.slice(2).filter((arg) => /^\d+(:\d+)?$/.test(arg));
+  const semiSpaces = given.length > 0 ? given : ['8', '16', '32', '64'];
+  const flagsOf = (size: string) => {
+    const [semi, old = String(DEFAULT_OLD_SPACE_MIB)] = size.split(':');
+    return [`--max-semi-space-size=${semi}`, `--max-old-space-size=${old}`];
+  };
   const database = await benchDatabase({ url: process.env.DATABASE_URL, log });
-  const servers = new Map<number, { server: ServerProcess; probe: string }>();
-  const samples = new Map<number, Sample[]>(semiSpaces.map((size) => [size, []]));
+  const servers = new Map<string, { server: ServerProcess; probe: string }>();
+  const samples = new Map<string, Sample[]>(semiSpaces.map((size) => [size, []]));
   try {
     const base = await productionEnv({ databaseUrl: database.url, logLevel: 'info', rateLimitEnabled: false });
     for (const size of semiSpaces) {
-      const probe = probeFileFor(`heap-${size}`);
-      log(`starting a server with --max-semi-space-size=${size} --max-old-space-size=${OLD_SPACE_MIB}`);
+      const probe = probeFileFor(`heap-${size.replace(':', '-')}`);
+      log(`starting a server with ${flagsOf(size).join(' ')}`);
       const server = await startServerProcess({
         env: { ...base, KEEL_BENCH_PROBE: probe },
         entry: 'built',
         nodeArgs: ['--import', PROBE_MODULE],
-        startFlags: [`--max-semi-space-size=${size}`, `--max-old-space-size=${OLD_SPACE_MIB}`],
+        startFlags: flagsOf(size),
       });
       servers.set(size, { server, probe });
     }
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
 
     for (let round = 1; round <= ROUNDS; round++) {
       for (const [size, { server, probe }] of servers) {
-        log(`round ${round}/${ROUNDS}, semi-space ${size} MiB: (b) ${SECONDS} s, then logins ${SECONDS} s`);
+        log(`round ${round}/${ROUNDS}, ${flagsOf(size).join(' ')}: (b) ${SECONDS} s, then logins ${SECONDS} s`);
         const { result, stats } = await measureProcess(server.pid, probe, () =>
           runLoad({ url: `${server.url}${path}`, connections: 64, duration: SECONDS, headers }),
         );
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
       const pid = servers.get(size)?.server.pid ?? 0;
       const pick = (f: (s: Sample) => number) => median(list.map(f));
       return {
-        measure: `--max-semi-space-size=${size}`,
+        measure: flagsOf(size).join(' '),
         value: `${fmt(
           pick((s) => s.mainCpuUs),
           0,
