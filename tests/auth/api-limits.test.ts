@@ -9,6 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { callerWith, signIn } from '../support/caller.js';
+import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { trpcErrorOf } from '../support/errors.js';
 import { createUser } from '../support/factories.js';
@@ -21,8 +22,8 @@ const PER_USER = 3;
 
 const db = await useTestDatabase();
 /** A clock the tests move instead of sleeping (the limit's windows follow it). */
-let clockOffsetMs = 0;
-const now = () => new Date(Date.now() + clockOffsetMs);
+const clock = movableClock();
+const now = clock.now;
 const { deps, logs } = withCapturedLogs(
   db.deps({
     config: {
@@ -93,7 +94,7 @@ describe('per client address', () => {
     for (let i = 0; i < PER_IP; i += 1) await query(server.url, 'system.health', from(ip));
     const limited = await query(server.url, 'system.health', from(ip));
     expect(limited.status).toBe(429);
-    clockOffsetMs += (limited.error?.data.retryAfterSeconds ?? 60) * 1000;
+    clock.advance(limited.error?.data.retryAfterSeconds ?? 60);
     expect((await query(server.url, 'system.health', from(ip))).status).toBe(200);
   });
 

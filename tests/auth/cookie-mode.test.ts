@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateJwkSet } from '../../server/src/modules/auth/keys.js';
 import { REFRESH_COOKIE, REFRESH_COOKIE_PATH, SECURE_REFRESH_COOKIE } from '../../server/src/modules/auth/router.js';
+import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
@@ -18,8 +19,8 @@ const GRACE_SECONDS = 10;
 const db = await useTestDatabase();
 
 /** A clock the tests move forward instead of sleeping. */
-let clockOffsetMs = 0;
-const now = () => new Date(Date.now() + clockOffsetMs);
+const clock = movableClock();
+const now = clock.now;
 
 const deps = db.deps({ config: { CORS_ORIGINS: ORIGIN, REFRESH_REUSE_GRACE_SECONDS: String(GRACE_SECONDS) }, now });
 const server = await startTestServer(deps);
@@ -221,13 +222,13 @@ describe('cookie-mode refresh', () => {
     expect(retried.status).toBe(200);
     expect(refreshCookie(retried.headers).value).toBe(second.value);
 
-    clockOffsetMs += (GRACE_SECONDS + 1) * 1000;
+    clock.advance(GRACE_SECONDS + 1);
     // The current cookie keeps working after the window...
     const third = await mutate(server.url, 'auth.refresh', undefined, withCookie(second.value));
     expect(third.status).toBe(200);
     const thirdCookie = refreshCookie(third.headers);
 
-    clockOffsetMs += (GRACE_SECONDS + 1) * 1000;
+    clock.advance(GRACE_SECONDS + 1);
     // ...but the first one is now reuse: refused, cleared, and the whole session ends.
     const replay = await mutate(server.url, 'auth.refresh', undefined, withCookie(first.value));
     expect(replay.status).toBe(401);

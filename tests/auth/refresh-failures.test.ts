@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { REFRESH_COOKIE } from '../../server/src/modules/auth/router.js';
 import { signIn } from '../support/caller.js';
+import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
@@ -17,21 +18,18 @@ const GRACE_SECONDS = 10;
 const IDLE_SECONDS = 3600;
 
 const db = await useTestDatabase();
-/** The server's clock: tests move it forward instead of sleeping. */
-let clockOffsetMs = 0;
+const clock = movableClock();
 const deps = db.deps({
   config: {
     CORS_ORIGINS: ORIGIN,
     REFRESH_REUSE_GRACE_SECONDS: String(GRACE_SECONDS),
     SESSION_IDLE_TIMEOUT_SECONDS: String(IDLE_SECONDS),
   },
-  now: () => new Date(Date.now() + clockOffsetMs),
+  now: clock.now,
 });
 const server = await startTestServer(deps);
 
-const advance = (seconds: number) => {
-  clockOffsetMs += seconds * 1000;
-};
+const advance = clock.advance;
 
 /** A fresh session's refresh token. */
 async function liveToken(): Promise<{ token: string; sessionId: string; userId: string }> {

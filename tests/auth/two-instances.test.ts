@@ -4,6 +4,7 @@
  * issues or records, the other honours. Time moves through a clock both instances share.
  */
 import { describe, expect, it } from 'vitest';
+import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
@@ -15,8 +16,8 @@ const LOGIN_PER_IP = 4;
 const db = await useTestDatabase();
 
 /** One wall clock for both instances, moved forward by the tests instead of sleeping. */
-let clockOffsetMs = 0;
-const now = () => new Date(Date.now() + clockOffsetMs);
+const clock = movableClock();
+const now = clock.now;
 
 const config = {
   TRUST_PROXY: 'loopback',
@@ -63,7 +64,7 @@ describe('two instances sharing a database and keys', () => {
     expect(retry.status).toBe(200);
     expect(retry.data?.refreshToken).toBe(successor);
 
-    clockOffsetMs += (GRACE_SECONDS + 1) * 1000;
+    clock.advance(GRACE_SECONDS + 1);
     const replay = await mutate(b.url, 'auth.refresh', { refreshToken: original }, ip);
     expect(replay.status).toBe(401);
     expect(replay.error?.data.code).toBe('UNAUTHORIZED');

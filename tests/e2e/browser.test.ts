@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { startTestServer } from '../support/http.js';
 import { REPO_ROOT } from '../support/process.js';
@@ -61,15 +62,15 @@ afterAll(() => new Promise<void>((resolve) => staticServer.close(() => resolve()
 // The API: the real HTTP host, allowing the page's origin, with a clock the test moves.
 
 const db = await useTestDatabase();
-let clockOffsetMs = 0;
+const clock = movableClock();
 const deps = db.deps({
   config: { CORS_ORIGINS: PAGE_ORIGIN, ACCESS_TOKEN_TTL_SECONDS: String(TTL_SECONDS) },
-  now: () => new Date(Date.now() + clockOffsetMs),
+  now: clock.now,
 });
 const api = await startTestServer(deps);
 /** Past the access token's lifetime and the server's 30 s clock tolerance. */
 const expireAccessTokens = () => {
-  clockOffsetMs += (TTL_SECONDS + 31) * 1000;
+  clock.advance(TTL_SECONDS + 31);
 };
 
 let browser: Promise<Browser> | undefined;

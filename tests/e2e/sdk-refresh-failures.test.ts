@@ -13,6 +13,7 @@ import {
   type SessionExpiredError,
 } from '../../client-sdk/src/index.js';
 import { REFRESH_COOKIE } from '../../server/src/modules/auth/router.js';
+import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { startTestServer } from '../support/http.js';
 
@@ -22,8 +23,7 @@ const GRACE_SECONDS = 10;
 const IDLE_SECONDS = 3600;
 
 const db = await useTestDatabase();
-/** The server's clock: tests move it forward instead of sleeping. */
-let clockOffsetMs = 0;
+const clock = movableClock();
 const deps = db.deps({
   config: {
     CORS_ORIGINS: ORIGIN,
@@ -31,13 +31,11 @@ const deps = db.deps({
     REFRESH_REUSE_GRACE_SECONDS: String(GRACE_SECONDS),
     SESSION_IDLE_TIMEOUT_SECONDS: String(IDLE_SECONDS),
   },
-  now: () => new Date(Date.now() + clockOffsetMs),
+  now: clock.now,
 });
 const server = await startTestServer(deps);
 
-const advance = (seconds: number) => {
-  clockOffsetMs += seconds * 1000;
-};
+const advance = clock.advance;
 /** Past the access token's lifetime and the server's 30 s clock tolerance. */
 const expireAccessTokens = () => advance(TTL_SECONDS + 31);
 

@@ -6,20 +6,20 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { createKeelClient, createKeelServiceClient, isKeelError, type KeelClientOptions } from '../../client-sdk/src/index.js';
+import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { startTestServer } from '../support/http.js';
 
 const TTL_SECONDS = 60;
 
 const db = await useTestDatabase();
-/** The server's clock: tests move it forward instead of sleeping. */
-let clockOffsetMs = 0;
-const deps = db.deps({ config: { ACCESS_TOKEN_TTL_SECONDS: String(TTL_SECONDS) }, now: () => new Date(Date.now() + clockOffsetMs) });
+const clock = movableClock();
+const deps = db.deps({ config: { ACCESS_TOKEN_TTL_SECONDS: String(TTL_SECONDS) }, now: clock.now });
 const server = await startTestServer(deps);
 
 /** Past the access token's lifetime and the server's 30 s clock tolerance. */
 const expireAccessTokens = () => {
-  clockOffsetMs += (TTL_SECONDS + 31) * 1000;
+  clock.advance(TTL_SECONDS + 31);
 };
 
 let counter = 0;
