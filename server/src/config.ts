@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { keySetProblem } from './modules/auth/keys.js';
 
 /**
  * The repository root (this file sits in server/src, or server/dist once built). `.env` and
@@ -298,6 +299,11 @@ export function parseConfig(raw: RawEnv): Config {
     if (!parsed.data.APP_URL) problems.push('APP_URL: required in production (mailed links point there)');
     if (!parsed.data.CORS_ORIGINS)
       problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');
+  }
+  if (parsed.success && parsed.data.JWT_KEYS) {
+    // Parsed here, not at first use: a bad key set must stop the start before migrations run.
+    const problem = keySetProblem(parsed.data.JWT_KEYS);
+    if (problem) problems.push(`JWT_KEYS: ${problem.replace(/^JWT_KEYS:? ?/, '')} (generate a set with \`pnpm keys:generate\`)`);
   }
   if (parsed.success && parsed.data.MAIL_TRANSPORT === 'smtp' && !parsed.data.SMTP_URL) {
     problems.push('SMTP_URL: required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');

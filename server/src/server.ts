@@ -24,6 +24,17 @@ export interface RunningServer {
 }
 
 /**
+ * The seed runs at start-up on the embedded database, in development on any database, and
+ * wherever ADMIN_EMAIL and ADMIN_PASSWORD are both set (production's first admin). It is
+ * idempotent and safe with several instances starting at once (see db/seed.ts).
+ */
+export function shouldSeed(config: Config): boolean {
+  return (
+    !config.database.url || config.env === 'development' || (config.seed.adminEmail !== undefined && config.seed.adminPassword !== undefined)
+  );
+}
+
+/**
  * Everything between a valid config and a listening server, one logged step at a time:
  * database (configured or embedded), readiness, migrations, seed, HTTP.
  */
@@ -32,6 +43,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   let handle: DatabaseHandle | undefined;
   let database: Database | undefined;
   try {
+    // Before any side effect (a database started, migrations applied): bad keys stop the start here.
+    const keys = await loadKeySet(config, step);
     handle = await ensureDatabase({ url: config.database.url, dir: config.database.embeddedDir, log: step });
     step(`database: ${redactUrl(handle.url)}${config.database.url ? '' : ' (embedded)'}`);
     await waitForDatabase(handle.url, {
@@ -44,11 +57,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       step(applied.length > 0 ? `migrations: applied ${applied.join(', ')}` : 'migrations: up to date');
     }
     database = createDatabase(handle.url, config.database, logger);
-    if (!config.database.url) {
-      await seed(database.prisma, config, step);
-      step(`Prisma Studio on this database: pnpm studio`);
-    }
-    const keys = await loadKeySet(config, step);
+    if (shouldSeed(config)) await seed(database.prisma, config, step);
+    if (!config.database.url) step(`Prisma Studio on this database: pnpm studio`);
     const deps = createAppDeps({ config, database, logger, keys });
     const app = await buildApp(deps);
     deps.mailer.start();

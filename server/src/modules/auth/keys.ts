@@ -62,8 +62,8 @@ export class KeyConfigError extends Error {
   override name = 'KeyConfigError';
 }
 
-/** Parses and imports a JWK set (JSON text). */
-export async function importKeySet(json: string): Promise<KeySet> {
+/** Checks a JWK set (JSON text) without importing it: the keys, or a KeyConfigError saying what is wrong. */
+export function parseKeySet(json: string): StoredJwk[] {
   let raw: unknown;
   try {
     raw = JSON.parse(json);
@@ -81,6 +81,25 @@ export async function importKeySet(json: string): Promise<KeySet> {
   if (!signer) throw new KeyConfigError('JWT_KEYS has no private key (with "d") to sign with');
   const kids = new Set(keys.map((k) => k.kid));
   if (kids.size !== keys.length) throw new KeyConfigError('JWT_KEYS: every key needs a distinct kid');
+  return keys;
+}
+
+/** What is wrong with a JWK set (JSON text), for config validation before any side effect; undefined when nothing. */
+export function keySetProblem(json: string): string | undefined {
+  try {
+    parseKeySet(json);
+    return undefined;
+  } catch (error) {
+    if (error instanceof KeyConfigError) return error.message;
+    throw error;
+  }
+}
+
+/** Parses and imports a JWK set (JSON text). */
+export async function importKeySet(json: string): Promise<KeySet> {
+  const keys = parseKeySet(json);
+  const signer = keys.find((k) => k.d !== undefined);
+  if (!signer) throw new KeyConfigError('JWT_KEYS has no private key (with "d") to sign with');
 
   const algorithm = algorithmOf(signer);
   const publicJwks: JWK[] = keys.map((k) => {
