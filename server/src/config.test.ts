@@ -1,7 +1,13 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, envSchema, parseConfig } from './config.js';
+
+/** A valid private JWK set: JWT_KEYS is parsed with the rest of the configuration. */
+const KEYS = JSON.stringify({
+  keys: [{ ...generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }), kid: 'config-test', alg: 'EdDSA' }],
+});
 
 function problemsOf(env: Record<string, string>): string[] {
   try {
@@ -53,7 +59,7 @@ describe('config', () => {
       NODE_ENV: 'production',
       DATABASE_URL: 'postgresql://app@db.internal/app',
       CORS_ORIGINS: 'none',
-      JWT_KEYS: '{"keys":[]}',
+      JWT_KEYS: KEYS,
       MAIL_TRANSPORT: 'smtp',
       SMTP_URL: 'smtp://relay.internal:587',
       APP_URL: 'https://app.example.com',
@@ -78,6 +84,16 @@ describe('config', () => {
     expect(problems.length).toBeGreaterThanOrEqual(3);
     for (const problem of problems) expect(problem).not.toMatch(/S3cret|short/);
     expect(problems.find((p) => p.startsWith('DATABASE_URL'))).toMatch(/\(value not shown: it may hold a secret\)$/);
+  });
+
+  it('parses JWT_KEYS with the rest, so a bad key set stops the start before any side effect', () => {
+    expect(problemsOf({ JWT_KEYS: 'nope' })).toEqual([
+      'JWT_KEYS: is not valid JSON: expected {"keys":[...]} (generate a set with `pnpm keys:generate`)',
+    ]);
+    expect(problemsOf({ JWT_KEYS: '{"keys":[]}' })[0]).toMatch(/^JWT_KEYS: is not a valid JWK set: keys: /);
+    const publicOnly = JSON.stringify({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: 'abc', kid: 'k1' }] });
+    expect(problemsOf({ JWT_KEYS: publicOnly })[0]).toMatch(/^JWT_KEYS: has no private key/);
+    expect(() => parseConfig({ JWT_KEYS: KEYS })).not.toThrow();
   });
 
   it('lists every bad variable in one error', () => {
@@ -114,7 +130,7 @@ describe('config', () => {
       NODE_ENV: 'production',
       DATABASE_URL: 'postgresql://u@db/keel',
       CORS_ORIGINS: 'none',
-      JWT_KEYS: '{"keys":[]}',
+      JWT_KEYS: KEYS,
       MAIL_TRANSPORT: 'smtp',
       SMTP_URL: 'smtp://mail.example.com:587',
       APP_URL: 'https://app.example.com',

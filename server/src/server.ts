@@ -30,7 +30,9 @@ export interface RunningServer {
  */
 export function shouldSeed(config: Config): boolean {
   return (
-    !config.database.url || config.env === 'development' || (config.seed.adminEmail !== undefined && config.seed.adminPassword !== undefined)
+    !config.database.url ||
+    config.env === 'development' ||
+    (config.seed.adminEmail !== undefined && config.seed.adminPassword !== undefined)
   );
 }
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { seed } from '../../server/src/db/seed.js';
 import { hashPassword, verifyPassword } from '../../server/src/lib/password.js';
+import { shouldSeed } from '../../server/src/server.js';
 import { testConfig, useTestDatabase } from '../support/database.js';
 
 const db = await useTestDatabase();
@@ -66,5 +67,15 @@ describe('seed', () => {
     const result = await seed(prisma, testConfig(db.url), quiet);
     expect(result.admin).toBeUndefined();
     expect(await prisma.user.count()).toBe(before);
+  });
+});
+
+describe('when the server seeds at start-up (shouldSeed)', () => {
+  const url = 'postgresql://keel@127.0.0.1:5432/keel';
+  it('in development on your own DATABASE_URL, in production only with ADMIN_EMAIL and ADMIN_PASSWORD, never in test without them', () => {
+    expect(shouldSeed(testConfig(url, { NODE_ENV: 'development' }))).toBe(true);
+    expect(shouldSeed(testConfig(url))).toBe(false);
+    expect(shouldSeed(testConfig(url, { ADMIN_EMAIL: 'ops@example.test' }))).toBe(false);
+    expect(shouldSeed(testConfig(url, { ADMIN_EMAIL: 'ops@example.test', ADMIN_PASSWORD: 'a long admin passphrase' }))).toBe(true);
   });
 });

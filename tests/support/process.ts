@@ -99,6 +99,31 @@ export function spawnTsx(script: string, args: string[], options: SpawnOptions =
   return track(options.name ?? script, child);
 }
 
+/**
+ * Runs `argv` as given (no tsx), from the repository root, in its own process group (so a test can
+ * check that nothing of the group outlives it: `groupAlive`).
+ */
+export function spawnCommand(argv: [string, ...string[]], options: SpawnOptions = {}): SpawnedProcess {
+  const [command, ...args] = argv;
+  const child = spawn(command, args, {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: childEnv(options.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  return track(options.name ?? argv.join(' '), child);
+}
+
+/** Whether any process of the process group `pgid` is still alive. */
+export function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The Keel server as `pnpm start` runs it, with JSON logs on stdout. */
 export function spawnServer(env: Record<string, string>, options: Omit<SpawnOptions, 'env'> = {}): SpawnedProcess {
   return spawnTsx(SERVER_ENTRY, [], { name: 'server', ...options, env: { LOG_PRETTY: 'false', ...env } });

@@ -67,8 +67,7 @@ async function seedAdmin(
   // Anyone may have registered that address before the seed ran: promote the account only when
   // its password is ADMIN_PASSWORD, which proves it is the operator's.
   const provenOwn =
-    config.seed.adminPassword !== undefined &&
-    (await verifyPassword(existing.passwordHash, config.seed.adminPassword, config.passwords));
+    config.seed.adminPassword !== undefined && (await verifyPassword(existing.passwordHash, config.seed.adminPassword, config.passwords));
   if (provenOwn) {
     await db.user.update({ where: { id: existing.id }, data: { role: 'ADMIN' } });
     log(`seed: promoted the existing account ${email} to admin`);
