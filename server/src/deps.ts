@@ -8,6 +8,7 @@ import { BackgroundTasks } from './lib/background.js';
 import { createIdempotencyStore } from './lib/idempotency.js';
 import { Lifecycle } from './lib/lifecycle.js';
 import type { Logger } from './logger.js';
+import { DevInbox, devInboxEnabled } from './mail/dev-inbox.js';
 import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
@@ -34,6 +35,8 @@ export interface AppDeps {
   mailer: MailWorker;
   /** Draining or not (readiness). */
   lifecycle: Lifecycle;
+  /** The mails sent, listed at GET /dev/inbox: development with the log transport only (mail/dev-inbox.ts). */
+  devInbox: DevInbox | undefined;
   services: Services;
 }
 
@@ -59,7 +62,8 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     abandonedAfterMs: 2 * config.http.requestTimeoutMs,
     now,
   });
-  const mailer = new MailWorker(database.prisma, input.mailTransport ?? createMailTransport(config, logger), logger);
+  const devInbox = devInboxEnabled(config) ? new DevInbox(now) : undefined;
+  const mailer = new MailWorker(database.prisma, input.mailTransport ?? createMailTransport(config, logger, devInbox), logger);
   const auth = createAuthService({
     db: database.prisma,
     config,
@@ -83,6 +87,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     background,
     mailer,
     lifecycle: new Lifecycle(),
+    devInbox,
     services: {
       auth,
       rateLimits,

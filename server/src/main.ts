@@ -38,7 +38,11 @@ async function main(): Promise<void> {
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
       // Ctrl-C twice, or an orchestrator in a hurry: skip what is left of the drain, still finish the requests.
-      if (server.skipDrain()) logger.info(`${signal} again: not waiting for the rest of the drain`);
+      logger.info(
+        server.skipDrain()
+          ? `${signal} again: not waiting for the rest of the drain`
+          : `${signal} again: already stopping (in-flight requests finish first)`,
+      );
       return;
     }
     stopping = true;
@@ -54,6 +58,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // Started by the development supervisor (scripts/dev.ts) with an IPC channel: when it is gone
+  // (killed), stop as on SIGTERM rather than serve on as an orphan.
+  if (process.channel) {
+    process.channel.unref();
+    process.once('disconnect', () => stop('SIGTERM'));
+  }
 }
 
 void main();

@@ -7,6 +7,7 @@ import { redactUrl, waitForDatabase } from './db/wait.js';
 import { createAppDeps, stopAppDeps } from './deps.js';
 import { type App, buildApp } from './http/app.js';
 import type { Logger } from './logger.js';
+import { DEV_INBOX_PATH } from './mail/dev-inbox.js';
 import { loadKeySet } from './modules/auth/keys.js';
 
 export interface RunningServer {
@@ -66,6 +67,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     deps.mailer.start();
     const url = await app.listen({ host: config.host, port: config.port });
     step(`listening on ${url} (tRPC at ${url}/trpc, health at ${url}/healthz)`);
+    if (deps.devInbox) step(`development inbox: ${url}${DEV_INBOX_PATH} lists the mails sent, links clickable`);
     const db = database;
     const dbHandle = handle;
     let closing: Promise<void> | undefined;

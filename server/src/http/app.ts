@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, 
 import type { AppDeps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { LazyChildLogger, type Logger, unredacted } from '../logger.js';
+import { registerDevInbox } from '../mail/dev-inbox.js';
 import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
 import { beforeHandlerError } from './client-errors.js';
@@ -169,6 +170,8 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
       else log.debug({ code: error.code, path }, 'procedure rejected');
     },
   });
+
+  if (deps.devInbox) registerDevInbox(app, deps.devInbox);
 
   // The same procedures as REST under /api, their OpenAPI document and Swagger UI (server/src/openapi).
   await registerOpenApi(app, deps, router);

@@ -34,11 +34,12 @@ export function smtpRequiresTls(config: Pick<Config, 'isProduction'> & { mail: P
   }
 }
 
-export function createMailTransport(config: Config, logger: Logger): MailTransport {
+export function createMailTransport(config: Config, logger: Logger, inbox?: { add(mail: OutgoingMail): void }): MailTransport {
   if (config.mail.transport === 'log') {
     return {
       async send(mail) {
         logger.info({ mailTo: mail.to, subject: mail.subject }, `mail (log transport, not sent):\n${mail.text}`);
+        inbox?.add(mail);
       },
       close() {},
     };
