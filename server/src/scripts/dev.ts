@@ -44,15 +44,15 @@ async function main(): Promise<void> {
   let watcher: FSWatcher | undefined;
 
   const stop = async (signal: NodeJS.Signals) => {
+    // The signal goes on first: a log write that fails (the terminal gone) must not keep it back.
+    server?.kill(signal);
     if (stopping) {
       log(`${signal} again: still stopping (the server first, then PostgreSQL)`);
-      server?.kill(signal);
       return;
     }
     stopping = signal;
     watcher?.close();
     log(`${signal}: stopping the server${database?.owned ? ', then the embedded PostgreSQL' : ''}`);
-    server?.kill(signal);
     await serverExited;
     if (database?.owned) {
       log('stopping embedded PostgreSQL');
@@ -64,8 +64,7 @@ async function main(): Promise<void> {
       }
     }
     log('dev: stopped');
-    logger.flush();
-    process.exit(0);
+    logger.flush(() => process.exit(0));
   };
   process.on('SIGINT', (signal) => void stop(signal));
   process.on('SIGTERM', (signal) => void stop(signal));
