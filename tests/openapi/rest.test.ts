@@ -59,7 +59,7 @@ async function signedIn(overrides: Parameters<typeof createUser>[1] = {}) {
 
 async function createProject(token: string, name = 'Launch') {
   const created = await call('POST', '/projects', { token, body: { name } });
-  expect(created.status).toBe(200);
+  expect(created.status).toBe(201);
   return created.json as { id: string; version: number; createdAt: string };
 }
 
@@ -110,7 +110,7 @@ describe('REST: plain JSON in and out', () => {
       token,
       body: { title: 'Draft', dueAt: '2026-03-01T09:00:00.000Z' },
     });
-    expect(task.status).toBe(200);
+    expect(task.status).toBe(201);
     expect(task.json).toMatchObject({
       projectId: project.id,
       title: 'Draft',

@@ -15,6 +15,7 @@ import {
   type OpenApiMeta,
 } from 'trpc-to-openapi';
 import { z } from 'zod';
+import type { Meta } from '../trpc/init.js';
 import { VERSION } from '../version.js';
 
 /** Where the REST routes live; the document's paths are relative to it (its `servers` entry). */
@@ -195,9 +196,21 @@ function innerSchemas(zod: z.core.$ZodTypes['_zod']): z.core.$ZodType[] {
 }
 
 /** The error statuses of one operation: those its shape implies, plus those its meta declares. */
-function errorStatuses(options: { protect: boolean; hasInput: boolean; pathParams: boolean; versioned: boolean; declared: number[] }) {
+function errorStatuses(options: {
+  protect: boolean;
+  hasInput: boolean;
+  pathParams: boolean;
+  versioned: boolean;
+  idempotent: boolean;
+  declared: number[];
+}) {
   const statuses = new Set<number>(options.declared);
   if (options.hasInput) statuses.add(400);
+  // An Idempotency-Key: 400 when malformed, 409 when its call still runs or came with another input.
+  if (options.idempotent) {
+    statuses.add(400);
+    statuses.add(409);
+  }
   if (options.protect) {
     statuses.add(401);
     statuses.add(403);
@@ -214,6 +227,7 @@ function errorStatuses(options: { protect: boolean; hasInput: boolean; pathParam
 
 type Operation = {
   responses: Record<string, unknown>;
+  parameters?: unknown[];
   requestBody?: { content: Record<string, { example?: unknown }> };
 };
 
@@ -224,20 +238,58 @@ export interface RestProcedure {
   inputParser: z.core.$ZodType;
   outputParser: z.core.$ZodType | undefined;
   hasInputsDefined: boolean;
+  /** A create: the path of the new resource (`/projects/{id}`), answered 201 with `Location`. */
+  created: string | undefined;
+  /** A mutation that takes an `Idempotency-Key` (every mutation but those handling credentials). */
+  idempotent: boolean;
 }
 
 /** The procedures of `router` on the REST surface (those with `meta.openapi`), in router order. */
 export function restProcedures(router: AnyRouter): RestProcedure[] {
   const found: RestProcedure[] = [];
-  forEachOpenApiProcedure(router._def.procedures, ({ path, procedure, meta: { openapi } }) => {
-    found.push({ path, openapi, ...getInputOutputParsers(procedure) });
+  forEachOpenApiProcedure<Meta>(router._def.procedures, ({ path, type, procedure, meta }) => {
+    found.push({
+      path,
+      openapi: meta.openapi,
+      ...getInputOutputParsers(procedure),
+      created: meta.restCreated,
+      idempotent: type === 'mutation' && meta.handlesSecrets !== true,
+    });
   });
   return found;
 }
 
+/** The request header of retries that lose nothing (lib/idempotency.ts, decision 0017). */
+const IDEMPOTENCY_KEY_PARAMETER = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description:
+    'Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call.',
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
+} as const;
+
+const IDEMPOTENT_REPLAYED_HEADER = {
+  'idempotent-replayed': {
+    description: '`true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again).',
+    schema: { type: 'string', enum: ['true'] },
+  },
+};
+
+const LOCATION_HEADER = {
+  Location: { description: 'The URL path of the new resource (`/api/...`).', schema: { type: 'string' } },
+};
+
 function buildDocument(router: AnyRouter): OpenAPIObject {
-  const operations: { method: string; path: string; procedurePath: string; statuses: number[] }[] = [];
-  for (const { path: procedurePath, openapi, inputParser, outputParser, hasInputsDefined } of restProcedures(router)) {
+  const operations: {
+    method: string;
+    path: string;
+    procedurePath: string;
+    statuses: number[];
+    created: string | undefined;
+    idempotent: boolean;
+  }[] = [];
+  for (const { path: procedurePath, openapi, inputParser, outputParser, hasInputsDefined, created, idempotent } of restProcedures(router)) {
     annotateDates(inputParser);
     if (outputParser) annotateDates(outputParser);
     const declared = Array.isArray(openapi.errorResponses) ? openapi.errorResponses : Object.keys(openapi.errorResponses ?? {}).map(Number);
@@ -250,8 +302,11 @@ function buildDocument(router: AnyRouter): OpenAPIObject {
         hasInput: hasInputsDefined,
         pathParams: getPathParameters(openapi.path).length > 0,
         versioned: hasVersionField(inputParser),
+        idempotent,
         declared,
       }),
+      created,
+      idempotent,
     });
   }
 
@@ -272,11 +327,18 @@ function buildDocument(router: AnyRouter): OpenAPIObject {
   });
 
   const usedStatuses = new Set<number>();
-  for (const { method, path, procedurePath, statuses } of operations) {
+  for (const { method, path, procedurePath, statuses, created, idempotent } of operations) {
     const operation = (document.paths?.[path] as Record<string, Operation> | undefined)?.[method];
     if (!operation) throw new Error(`OpenAPI: no operation generated for ${method.toUpperCase()} ${path} (${procedurePath})`);
-    const success = operation.responses['200'];
-    operation.responses = { '200': success };
+    const success = operation.responses['200'] as { description?: string; headers?: Record<string, unknown> };
+    const headers = { ...success.headers, ...(created ? LOCATION_HEADER : {}), ...(idempotent ? IDEMPOTENT_REPLAYED_HEADER : {}) };
+    const answer = {
+      ...success,
+      ...(created ? { description: `Created: the new resource, also at \`Location\` (${REST_PREFIX}${created}).` } : {}),
+      ...(Object.keys(headers).length > 0 ? { headers } : {}),
+    };
+    operation.responses = { [created ? '201' : '200']: answer };
+    if (idempotent) operation.parameters = [...(operation.parameters ?? []), IDEMPOTENCY_KEY_PARAMETER];
     for (const status of statuses) {
       const response = ERROR_RESPONSES[status];
       if (!response) throw new Error(`OpenAPI: ${procedurePath} declares status ${status}, which has no error response in document.ts`);

@@ -1,10 +1,16 @@
-import type { OpenApiMeta, OpenApiMethod } from 'trpc-to-openapi';
+import type { OpenApiMethod } from 'trpc-to-openapi';
+import type { Meta } from '../trpc/init.js';
 
 export interface RestOptions {
   /** Callable without a bearer token (the spec then lists no security requirement). */
   public?: boolean;
   /** Error statuses beyond those derived from the procedure's shape (see document.ts). */
   errors?: number[];
+  /**
+   * A create: the path of the new resource, `{id}` standing for the answer's `id`
+   * (`'/projects/{id}'`). REST then answers 201 Created with `Location: /api/projects/<id>`.
+   */
+  created?: NonNullable<Meta['restCreated']>;
 }
 
 /**
@@ -12,7 +18,7 @@ export interface RestOptions {
  * `.meta(rest('GET', '/projects/{id}', 'One project'))`. Path parameters name input fields.
  */
 export function restMeta(tag: string) {
-  return (method: OpenApiMethod, path: `/${string}`, summary: string, options: RestOptions = {}): OpenApiMeta => ({
+  return (method: OpenApiMethod, path: `/${string}`, summary: string, options: RestOptions = {}): Meta => ({
     openapi: {
       method,
       path,
@@ -21,5 +27,6 @@ export function restMeta(tag: string) {
       protect: options.public !== true,
       ...(options.errors === undefined ? {} : { errorResponses: options.errors }),
     },
+    ...(options.created === undefined ? {} : { restCreated: options.created }),
   });
 }

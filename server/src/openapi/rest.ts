@@ -18,8 +18,9 @@ import { responseHeaders } from '../http/app.js';
 import { beforeHandlerError } from '../http/client-errors.js';
 import { contextFor } from '../http/request-facts.js';
 import type { AppRouter } from '../router.js';
+import type { Meta } from '../trpc/init.js';
 import { MAX_INPUT_DEPTH, malformedInput, nestedDeeperThan } from '../trpc/transformer.js';
-import type { RestErrorBody } from './document.js';
+import { REST_PREFIX, type RestErrorBody } from './document.js';
 
 /** Keel's Fastify host. */
 export type Host = FastifyInstance;
@@ -91,7 +92,7 @@ export function registerRestRoutes(api: FastifyInstance, deps: AppDeps, router: 
       .send(body);
   });
 
-  forEachOpenApiProcedure(router._def.procedures, ({ path, type, procedure, meta: { openapi } }) => {
+  forEachOpenApiProcedure<Meta>(router._def.procedures, ({ path, type, procedure, meta: { openapi, restCreated } }) => {
     if (type === 'subscription') return;
     const inQuery = openapi.method === 'GET' || openapi.method === 'DELETE';
     const fromQuery = queryConverter(getInputOutputParsers(procedure).inputParser);
@@ -122,6 +123,10 @@ export function registerRestRoutes(api: FastifyInstance, deps: AppDeps, router: 
             batchIndex: 0,
           });
           if (ctx.request.replayed) reply.header('idempotent-replayed', 'true');
+          const id = restCreated && isPlainObject(data) && typeof data.id === 'string' ? data.id : undefined;
+          if (restCreated && id !== undefined) {
+            reply.status(201).header('location', `${REST_PREFIX}${restCreated.replace('{id}', encodeURIComponent(id))}`);
+          }
           return reply.header('cache-control', 'no-store').send(data);
         } catch (cause) {
           const error: TRPCError = getTRPCErrorFromUnknown(cause);

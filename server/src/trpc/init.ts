@@ -39,6 +39,11 @@ export interface Meta extends OpenApiMeta {
    * of a credential). These calls have retries of their own: a refresh's grace window, a new sign-in.
    */
   handlesSecrets?: boolean;
+  /**
+   * A REST create: the answer's `id` names a new resource at this path under /api (`/projects/{id}`):
+   * REST answers 201 with `Location` (openapi/meta.ts, `rest(..., { created })`).
+   */
+  restCreated?: `/${string}{id}${string}`;
 }
 
 const builder = initTRPC.context<Context>().meta<Meta>();

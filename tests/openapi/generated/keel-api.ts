@@ -839,7 +839,10 @@ export interface operations {
     "auth-logout": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -848,6 +851,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -857,8 +862,10 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -868,7 +875,10 @@ export interface operations {
     "auth-logoutAll": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -877,6 +887,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -885,8 +897,10 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -977,7 +991,10 @@ export interface operations {
     "auth-sessions-revoke": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 sessionId: string;
             };
@@ -988,6 +1005,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1001,6 +1020,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1053,7 +1073,10 @@ export interface operations {
     "auth-requestPasswordReset": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1068,6 +1091,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1078,6 +1103,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1122,7 +1148,10 @@ export interface operations {
     "auth-requestEmailVerification": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1131,6 +1160,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1140,8 +1171,10 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1239,7 +1272,10 @@ export interface operations {
     "projects-create": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1258,9 +1294,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful response */
-            200: {
+            /** @description Created: the new resource, also at `Location` (/api/projects/{id}). */
+            201: {
                 headers: {
+                    /** @description The URL path of the new resource (`/api/...`). */
+                    Location?: string;
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1289,6 +1329,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1349,7 +1390,10 @@ export interface operations {
             query: {
                 version: number;
             };
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1360,6 +1404,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1384,7 +1430,10 @@ export interface operations {
     "projects-update": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1409,6 +1458,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1448,7 +1499,10 @@ export interface operations {
     "projects-archive": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1470,6 +1524,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1568,7 +1624,10 @@ export interface operations {
     "tasks-create": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 projectId: string;
             };
@@ -1593,9 +1652,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful response */
-            200: {
+            /** @description Created: the new resource, also at `Location` (/api/tasks/{id}). */
+            201: {
                 headers: {
+                    /** @description The URL path of the new resource (`/api/...`). */
+                    Location?: string;
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1692,7 +1755,10 @@ export interface operations {
             query: {
                 version: number;
             };
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1703,6 +1769,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1726,7 +1794,10 @@ export interface operations {
     "tasks-update": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1754,6 +1825,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1796,7 +1869,10 @@ export interface operations {
     "tasks-move": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1822,6 +1898,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1968,7 +2046,10 @@ export interface operations {
     "users-setRole": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1991,6 +2072,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2030,7 +2113,10 @@ export interface operations {
     "users-setActive": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -2052,6 +2138,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {

@@ -25,7 +25,7 @@ export const projectsRouter = router({
     .output(projectSchema)
     .query(({ ctx, input }) => ctx.services.projects.byId(ctx.user, input.id)),
   create: authedProcedure
-    .meta(rest('POST', '/projects', 'Create a project'))
+    .meta(rest('POST', '/projects', 'Create a project', { errors: [409], created: '/projects/{id}' }))
     .input(createProjectInput)
     .output(projectSchema)
     .mutation(({ ctx, input }) => ctx.services.projects.create(ctx.user, input)),

@@ -26,7 +26,7 @@ export const tasksRouter = router({
     .output(taskSchema)
     .query(({ ctx, input }) => ctx.services.tasks.byId(ctx.user, input.id)),
   create: authedProcedure
-    .meta(rest('POST', '/projects/{projectId}/tasks', 'Add a task at the end of a project', { errors: [409] }))
+    .meta(rest('POST', '/projects/{projectId}/tasks', 'Add a task at the end of a project', { errors: [409], created: '/tasks/{id}' }))
     .input(createTaskInput)
     .output(taskSchema)
     .mutation(({ ctx, input }) => ctx.services.tasks.create(ctx.user, input)),

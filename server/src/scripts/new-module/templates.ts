@@ -142,7 +142,7 @@ export const ${n.camel}Router = router({
     .output(${n.entity}Schema)
     .query(({ ctx, input }) => ctx.services.${n.camel}.byId(ctx.user, input.id)),
   create: authedProcedure
-    .meta(rest('POST', '${path}', 'Create a ${n.words}'))
+    .meta(rest('POST', '${path}', 'Create a ${n.words}', { created: '${path}/{id}' }))
     .input(create${n.model}Input)
     .output(${n.entity}Schema)
     .mutation(({ ctx, input }) => ctx.services.${n.camel}.create(ctx.user, input)),
