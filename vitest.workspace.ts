@@ -21,6 +21,8 @@ export const projects: TestProjectInlineConfiguration[] = [
       include: ['tests/**/*.test.ts'],
       exclude: ['tests/e2e/**'],
       globalSetup: databaseSetup,
+      // A backstop, not a budget: tests wait on events; a busy machine only makes them slower.
+      testTimeout: 60_000,
     },
   },
   {
@@ -30,6 +32,9 @@ export const projects: TestProjectInlineConfiguration[] = [
       include: ['tests/e2e/**/*.test.ts'],
       exclude: ['tests/e2e/long/**'],
       globalSetup: databaseSetup,
+      // A backstop, not a budget: real processes are awaited by their output and exit events.
+      testTimeout: 180_000,
+      hookTimeout: 180_000,
     },
   },
   {

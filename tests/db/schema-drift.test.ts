@@ -40,13 +40,10 @@ async function remainingDatabases(url: string, names: string[]): Promise<string[
 // One migrated database and one engine for the read-only checks of this file.
 let migrated: ScratchDatabase;
 let engine: SchemaEngineSession;
-let engineStartMs = 0;
 
 beforeAll(async () => {
   migrated = await createScratchDatabase({ migrated: true });
-  const started = performance.now();
   engine = await openSchemaEngine({ databaseUrl: migrated.url });
-  engineStartMs = performance.now() - started;
 });
 
 afterAll(async () => {
@@ -56,8 +53,6 @@ afterAll(async () => {
 
 describe('schema.prisma against the migrations', () => {
   test('the repository migrations build exactly prisma/schema.prisma (a forgotten migration fails here with the SQL it needs)', async () => {
-    // Wasm module compiled and instantiated, plus one engine: measured so a slow-down shows.
-    expect(engineStartMs).toBeLessThan(5_000);
     const sql = await diffMigrationsToSchema({ databaseUrl: migrated.url, engine });
     expect(
       sql,
@@ -125,9 +120,7 @@ describe('migrate dev, offline', () => {
     const { log, lines } = logCollector();
     const ctx = { databaseUrl: db.url, migrationsDir: project.migrationsDir, schemaPath: project.schemaPath };
 
-    const started = performance.now();
     const created = await createMigration({ ...ctx, name: 'add probe', createOnly: true, log });
-    const createMs = performance.now() - started;
 
     expect(created.migration).toMatch(/^\d{14}_add_probe$/);
     expect(created.applied.sort()).toEqual(repoMigrations.sort()); // pending ones first, not the new one (--create-only)
@@ -137,7 +130,6 @@ describe('migrate dev, offline', () => {
       '-- CreateTable\nCREATE TABLE "keel_mig_probe" (\n    "id" SERIAL NOT NULL,\n    "label" TEXT NOT NULL,',
     );
     expect(await tableExists(db.url, 'keel_mig_probe')).toBe(false);
-    expect(createMs).toBeLessThan(15_000);
 
     expect(await applyMigrations({ databaseUrl: db.url, migrationsDir: project.migrationsDir })).toEqual({ applied: [created.migration] });
     const status = await statusCommand({ ...ctx, log: () => {} });

@@ -36,7 +36,7 @@ const server = spawnServer({
   RATE_LIMIT_ENABLED: 'false',
   JWT_KEYS_FILE: join(workDir, 'jwt-keys.json'),
 });
-const base = await waitUntilListening(server, 60_000);
+const base = await waitUntilListening(server);
 
 const registered = await mutate(base, 'auth.register', { email: 'faults@example.test', password: 'a sturdy passphrase' });
 const auth = { authorization: `Bearer ${registered.data?.accessToken ?? ''}` };

@@ -23,6 +23,7 @@ import {
   stopOrphanedPostgres,
   waitForPidsGone,
   waitUntilListening,
+  waitUntilReady,
 } from '../support/process.js';
 
 const root = mkdtempSync(join(tmpdir(), 'keel-startup-'));
@@ -55,9 +56,9 @@ function baseEnv(port: number): Record<string, string> {
 
 const messages = (server: SpawnedProcess) => server.logs().map((l) => l.msg);
 
+/** Becomes ready: /readyz answers 200 (asked until it does; see waitUntilReady). */
 async function expectReady(url: string): Promise<void> {
-  const response = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5_000) });
-  expect(response.status).toBe(200);
+  await waitUntilReady(url);
 }
 
 async function expectCleanStop(server: SpawnedProcess): Promise<void> {
@@ -96,7 +97,7 @@ describe('two servers starting at once on an empty database', () => {
     );
     expect(appliedBy.sort()).toEqual(localMigrations);
     await Promise.all(servers.map(expectCleanStop));
-  }, 60_000);
+  });
 });
 
 describe('embedded PostgreSQL (no DATABASE_URL)', () => {
@@ -148,7 +149,7 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
     await expectCleanStop(server);
     expect(messages(server)).toContain('stopping embedded PostgreSQL');
     expect(postmasterPid(dataDir)).toBeUndefined();
-  }, 60_000);
+  });
 
   it('second start on the same directory: reuses the data, and the inserted row survived', async () => {
     const server = spawnServer(await embeddedEnv(), { name: 'embedded-2' });
@@ -164,7 +165,7 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
       expect(await prisma.user.count({ where: { email: { in: ['admin@keel.local', 'marker@example.com'] } } })).toBe(2);
     });
     await expectCleanStop(server);
-  }, 60_000);
+  });
 
   it('after a crash (server and PostgreSQL killed -9, stale postmaster.pid left behind) the next start recovers', async () => {
     const first = spawnServer(await embeddedEnv(), { name: 'embedded-crash' });
@@ -191,7 +192,7 @@ describe('embedded PostgreSQL (no DATABASE_URL)', () => {
       expect(await prisma.user.count({ where: { email: 'marker@example.com' } })).toBe(1);
     });
     await expectCleanStop(next);
-  }, 60_000);
+  });
 });
 
 describe('a database nobody answers on', () => {
@@ -204,7 +205,7 @@ describe('a database nobody answers on', () => {
       DATABASE_STARTUP_RETRIES: '2',
       DATABASE_CONNECT_TIMEOUT_MS: '1000',
     });
-    const exit = await server.waitForExit(30_000);
+    const exit = await server.waitForExit();
     expect(exit).toEqual({ code: 1, signal: null });
     const logs = server.logs();
     const retries = logs.filter((l: LogLine) => l.level === 'warn' && l.msg.startsWith('database not reachable yet'));
@@ -215,5 +216,5 @@ describe('a database nobody answers on', () => {
     expect(fatal?.msg).toMatch(/Check DATABASE_URL/);
     expect(server.output()).not.toContain('s3cret-pw');
     expect(server.output()).not.toMatch(/listening on/);
-  }, 60_000);
+  });
 });

@@ -113,7 +113,8 @@ describe('the OpenAPI document', () => {
     for (const [name, operation] of operations(document)) {
       expect(Object.keys(operation.responses), name).toContain('500');
       for (const [status, response] of Object.entries(operation.responses)) {
-        if (!status.startsWith('2')) expect(response, `${name} ${status}`).toEqual({ $ref: expect.stringMatching(/^#\/components\/responses\//) });
+        if (!status.startsWith('2'))
+          expect(response, `${name} ${status}`).toEqual({ $ref: expect.stringMatching(/^#\/components\/responses\//) });
       }
     }
   });
