@@ -11,6 +11,7 @@ import type { Logger } from './logger.js';
 import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
+import { createAuthenticator } from './modules/auth/authenticate.js';
 import type { KeySet } from './modules/auth/keys.js';
 import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js';
 import { createAuthService } from './modules/auth/service.js';
@@ -85,6 +86,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     lifecycle: new Lifecycle(),
     services: {
       auth,
+      authenticator: createAuthenticator({ db: database.prisma, config, accessTokens, sessionCache, now }),
       rateLimits,
       idempotency,
       projects: createProjectService(database.prisma, database.sql, now),

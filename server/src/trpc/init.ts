@@ -6,7 +6,7 @@ import { parseIdempotencyKey } from '../lib/idempotency.js';
 import { audit } from '../modules/auth/audit.js';
 import { type ApiCaller, apiLimitExceeded } from '../modules/auth/rate-limits.js';
 import type { Role } from '../modules/auth/schemas.js';
-import type { AuthUser } from '../modules/auth/service.js';
+import type { AuthUser } from '../modules/auth/types.js';
 import type { Context } from './context.js';
 import { toTRPCError } from './errors.js';
 import { transformer } from './transformer.js';
@@ -91,7 +91,7 @@ async function authenticate(ctx: Context): Promise<AuthUser> {
     audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: 'missing' });
     throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
   }
-  const user = await ctx.services.auth.authenticate(token).catch((error: unknown) => {
+  const user = await ctx.services.authenticator.authenticate(token).catch((error: unknown) => {
     if (error instanceof AppError && error.code === 'UNAUTHORIZED')
       audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: error.message });
     throw error;
@@ -105,7 +105,8 @@ const anyone = async (): Promise<null> => null;
 const signedIn =
   (role?: Role) =>
   async (ctx: Context): Promise<AuthUser> => {
-    const user = await authenticate(ctx);
+    // An in-process caller may name its principal (trpc/context.ts); everyone else shows a token.
+    const user = ctx.user ?? (await authenticate(ctx));
     if (role !== undefined && user.role !== role) throw new TRPCError({ code: 'FORBIDDEN', message: 'You are not allowed to do this.' });
     return user;
   };

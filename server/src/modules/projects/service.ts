@@ -8,7 +8,7 @@ import type { Db, PrismaClient } from '../../db/client.js';
 import type { Sql } from '../../db/sql.js';
 import { AppError } from '../../lib/errors.js';
 import { decodeCursor, type Page, toPage } from '../../lib/pagination.js';
-import type { AuthUser } from '../auth/service.js';
+import type { AuthUser } from '../auth/types.js';
 import { listProjects, listProjectsAfter } from './queries.js';
 import type { createProjectInput, listProjectsInput, Project, updateProjectInput } from './schemas.js';
 

@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import type { Db, PrismaClient } from '../../db/client.js';
 import { AppError } from '../../lib/errors.js';
 import { decodeCursor, type Page, rowsAfter, toPage } from '../../lib/pagination.js';
-import type { AuthUser } from '../auth/service.js';
+import type { AuthUser } from '../auth/types.js';
 import { explainMissedWrite, readableBy } from '../projects/service.js';
 import type { createTaskInput, listTasksInput, moveTaskInput, Task, updateTaskInput } from './schemas.js';
 

@@ -46,7 +46,7 @@ import type { z } from 'zod';
 import type { PrismaClient } from '../../db/client.js';
 import { AppError } from '../../lib/errors.js';
 import { decodeCursor, type Page, rowsAfter, toPage } from '../../lib/pagination.js';
-import type { AuthUser } from '../auth/service.js';
+import type { AuthUser } from '../auth/types.js';
 import type { create${n.model}Input, list${n.pascal}Input, ${n.model}, update${n.model}Input } from './schemas.js';
 
 const ${n.entity}Select = { id: true, ownerId: true, name: true, version: true, createdAt: true, updatedAt: true } as const;
