@@ -34,7 +34,7 @@ describe('projects', () => {
     await caller.projects.update({ id: project.id, version: 1, description: 'first writer' });
     const error = await trpcErrorOf(caller.projects.update({ id: project.id, version: 1, description: 'second writer' }));
     expect(error.code).toBe('CONFLICT');
-    expect(error.cause).toMatchObject({ fieldErrors: { version: ['is stale'] } });
+    expect(error.cause).toMatchObject({ reason: 'STALE_VERSION', fieldErrors: { version: ['is stale'] } });
     expect(await prisma.project.findUniqueOrThrow({ where: { id: project.id } })).toMatchObject({
       description: 'first writer',
       version: 2,

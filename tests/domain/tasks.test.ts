@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeCursor } from '../../server/src/lib/pagination.js';
 import { callerFor } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
-import { codeOf } from '../support/errors.js';
+import { codeOf, trpcErrorOf } from '../support/errors.js';
 import { createUser } from '../support/factories.js';
 
 const db = await useTestDatabase();
@@ -126,11 +126,14 @@ describe('tasks', () => {
     }
   });
 
-  it('freezes the tasks of an archived project', async () => {
+  it('freezes the tasks of an archived project (reason ARCHIVED)', async () => {
     const { caller, project, tasks } = await setup(['a']);
     await caller.projects.archive({ id: project.id, version: 1 });
     expect(await codeOf(caller.tasks.create({ projectId: project.id, title: 'late' }))).toBe('CONFLICT');
     expect(await codeOf(caller.tasks.update({ id: (tasks[0] as { id: string }).id, version: 1, title: 'late' }))).toBe('CONFLICT');
+    const refused = await trpcErrorOf(caller.tasks.update({ id: (tasks[0] as { id: string }).id, version: 1, title: 'late' }));
+    expect(refused.cause).toMatchObject({ reason: 'ARCHIVED' });
+    expect((await trpcErrorOf(caller.tasks.create({ projectId: project.id, title: 'late' }))).cause).toMatchObject({ reason: 'ARCHIVED' });
     await expect(caller.tasks.list({ projectId: project.id })).resolves.toMatchObject({ items: [{ title: 'a' }] });
   });
 });

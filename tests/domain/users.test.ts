@@ -3,7 +3,7 @@ import { createDatabase } from '../../server/src/db/client.js';
 import { createAppDeps } from '../../server/src/deps.js';
 import { callerFor, callerWith, signIn } from '../support/caller.js';
 import { createScratchDatabase, testConfig, useTestDatabase } from '../support/database.js';
-import { codeOf } from '../support/errors.js';
+import { codeOf, trpcErrorOf } from '../support/errors.js';
 import { createUser } from '../support/factories.js';
 
 const db = await useTestDatabase();
@@ -93,5 +93,6 @@ describe('the last active admin', () => {
     const last = await callerFor(own.deps, { id: lastId, role: 'ADMIN' });
     expect(await codeOf(last.users.setActive({ id: lastId, active: false }))).toBe('CONFLICT');
     expect(await codeOf(last.users.setRole({ id: lastId, role: 'USER' }))).toBe('CONFLICT');
+    expect((await trpcErrorOf(last.users.setRole({ id: lastId, role: 'USER' }))).cause).toMatchObject({ reason: 'LAST_ADMIN' });
   });
 });

@@ -11,8 +11,8 @@ import { freePort } from '../../server/src/db/embedded.js';
 import { AppError } from '../../server/src/lib/errors.js';
 import { VERSION } from '../../server/src/version.js';
 import { callerAs, callerWith, contextOf } from '../support/caller.js';
-import { createUser } from '../support/factories.js';
 import { useTestDatabase } from '../support/database.js';
+import { createUser } from '../support/factories.js';
 import { createTestCaller, LEAKY_MESSAGE } from './fixtures.js';
 
 const db = await useTestDatabase();

@@ -1,8 +1,8 @@
 import type { AppDeps } from '../../server/src/deps.js';
 import { createSession } from '../../server/src/modules/auth/sessions.js';
+import type { AuthUser } from '../../server/src/modules/auth/types.js';
 import { createCaller } from '../../server/src/router.js';
 import { type Context, createContextInner, type RequestFacts, requestFacts } from '../../server/src/trpc/context.js';
-import type { AuthUser } from '../../server/src/modules/auth/types.js';
 import type { TestUser } from './factories.js';
 
 /** The context of an in-process call with these request facts (defaults for the rest). */

@@ -30,6 +30,7 @@ import {
 } from '@prisma/driver-adapter-utils';
 import pg from 'pg';
 import { guardClient } from '../connections.js';
+import { quoteIdent } from '../identifiers.js';
 
 const PG_CHAR_OID = 18;
 const PG_TEXT_OID = 25;
@@ -127,10 +128,6 @@ export function urlWithDatabase(url: string, database: string): string {
   const u = new URL(url);
   u.pathname = `/${encodeURIComponent(database)}`;
   return u.toString();
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /** Runs one statement on a short-lived connection. */

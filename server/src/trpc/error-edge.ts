@@ -1,8 +1,19 @@
+/**
+ * The one error edge of both transports (/trpc and /api): whatever a procedure threw becomes a
+ * tRPC error of the right code (`toTRPCError`, run by the procedures' pipeline in init.ts), then
+ * one description of the answer, `{ status, code, reason, message, fieldErrors, headers }`
+ * (`describeError`), which the tRPC error formatter and the REST routes both send, and one log line
+ * (`logProcedureError`). Services throw `AppError`s and never import this module.
+ */
 import { TRPCError } from '@trpc/server';
+import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import { ZodError } from 'zod';
 import { classifyDatabaseError, type DatabaseFault } from '../db/faults.js';
+import type { ErrorReason } from '../error-reasons.js';
 import { Prisma } from '../generated/prisma/client.js';
-import { AppError, type AppErrorCode } from '../lib/errors.js';
+import { AppError, type AppErrorCode, type FieldErrors } from '../lib/errors.js';
+import type { Log } from '../logger.js';
 
 const APP_TO_TRPC: Record<AppErrorCode, TRPC_ERROR_CODE_KEY> = {
   BAD_REQUEST: 'BAD_REQUEST',
@@ -102,4 +113,73 @@ function uniqueFields(error: Prisma.PrismaClientKnownRequestError): string[] {
     if (column !== '') return [column.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())];
   }
   return [];
+}
+
+/** What an error answers, whichever the transport. */
+export interface ErrorAnswer {
+  /** The HTTP status (TIMEOUT is 504, see below). */
+  status: number;
+  code: TRPC_ERROR_CODE_KEY;
+  reason: ErrorReason | undefined;
+  /** For people; an unexpected error's says only "Internal server error" and the reference in production. */
+  message: string;
+  fieldErrors: FieldErrors | undefined;
+  retryAfterSeconds: number | undefined;
+  /** Headers the error calls for (WWW-Authenticate, Retry-After), beside those of every answer. */
+  headers: Record<string, string>;
+}
+
+/**
+ * tRPC answers TIMEOUT with 408, which tells a client that *it* was too slow, and some clients
+ * (OkHttp) resend the request on a 408, even a POST. Keel's TIMEOUT is the database not answering
+ * in time: 504, like a gateway whose upstream timed out.
+ */
+export const httpStatusOf = (code: string, status: number): number => (code === 'TIMEOUT' ? 504 : status);
+
+function zodFieldErrors(error: ZodError): FieldErrors {
+  const fields: FieldErrors = {};
+  for (const issue of error.issues) {
+    const key = issue.path.length > 0 ? issue.path.map(String).join('.') : '_';
+    fields[key] = [...(fields[key] ?? []), issue.message];
+  }
+  return fields;
+}
+
+/** The answer to `error` (already mapped by `toTRPCError`). Without `production` known, assume it. */
+export function describeError(error: TRPCError, options: { production: boolean; requestId: string | undefined }): ErrorAnswer {
+  const isInputError = error.code === 'BAD_REQUEST' && error.cause instanceof ZodError;
+  const appError = error.cause instanceof AppError ? error.cause : undefined;
+  // A malformed body or ?input= fails JSON.parse: say so in our words, not the parser's.
+  const isMalformed = error.code === 'BAD_REQUEST' && error.cause instanceof SyntaxError;
+  let message = error.message;
+  if (isInputError) message = 'Invalid input.';
+  else if (isMalformed) message = 'Malformed request: the input is not valid JSON.';
+  else if (error.code === 'INTERNAL_SERVER_ERROR' && options.production)
+    message = `Internal server error. Reference: ${options.requestId ?? 'unknown'}.`;
+  return {
+    status: httpStatusOf(error.code, getHTTPStatusCodeFromError(error)),
+    code: error.code,
+    reason: appError?.reason,
+    message,
+    fieldErrors: isInputError ? zodFieldErrors(error.cause) : appError?.fieldErrors,
+    retryAfterSeconds: appError?.retryAfterSeconds,
+    headers: errorHeaders([error]),
+  };
+}
+
+/** Headers of every API answer, and those its errors call for: one set for /trpc and /api alike. */
+export function errorHeaders(errors: readonly TRPCError[]): Record<string, string> {
+  // API answers carry personal data and tokens: never cached by browsers or proxies.
+  const headers: Record<string, string> = { 'cache-control': 'no-store' };
+  if (errors.length === 0) return headers;
+  if (errors.some((e) => e.code === 'UNAUTHORIZED')) headers['www-authenticate'] = 'Bearer realm="keel"';
+  const retryAfter = Math.max(0, ...errors.map((e) => (e.cause instanceof AppError ? (e.cause.retryAfterSeconds ?? 0) : 0)));
+  if (retryAfter > 0) headers['retry-after'] = String(retryAfter);
+  return headers;
+}
+
+/** One log line per failed call: an unexpected error with its cause (error level), a refusal at debug. */
+export function logProcedureError(log: Log, error: TRPCError, path: string | undefined): void {
+  if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path }, 'procedure failed');
+  else log.debug({ code: error.code, path }, 'procedure rejected');
 }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { DatabaseConnectionError } from '../db/faults.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { AppError } from '../lib/errors.js';
-import { DATABASE_RETRY_AFTER_SECONDS, toTRPCError } from './errors.js';
+import { DATABASE_RETRY_AFTER_SECONDS, toTRPCError } from './error-edge.js';
 
 const internal = (cause: unknown) => new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause });
 const prismaError = (code: string, meta?: Record<string, unknown>) =>
