@@ -18,7 +18,7 @@ import { createAuthService } from './modules/auth/service.js';
 import { SessionCache } from './modules/auth/sessions.js';
 import { createProjectService } from './modules/projects/service.js';
 import { createTaskService } from './modules/tasks/service.js';
-import { createUserAdminService } from './modules/users/service.js';
+import { createUserService } from './modules/users/service.js';
 import type { Services } from './services.js';
 
 export interface AppDeps {
@@ -91,7 +91,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
       idempotency,
       projects: createProjectService(database.prisma, database.sql, now),
       tasks: createTaskService(database.prisma, now),
-      users: createUserAdminService(database.prisma, sessionCache, now),
+      users: createUserService(database.prisma, sessionCache, now),
     },
   };
 }

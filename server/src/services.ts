@@ -8,7 +8,7 @@ import type { RateLimits } from './modules/auth/rate-limits.js';
 import type { AuthService } from './modules/auth/service.js';
 import type { ProjectService } from './modules/projects/service.js';
 import type { TaskService } from './modules/tasks/service.js';
-import type { UserAdminService } from './modules/users/service.js';
+import type { UserService } from './modules/users/service.js';
 
 export interface Services {
   auth: AuthService;
@@ -20,5 +20,5 @@ export interface Services {
   idempotency: IdempotencyStore;
   projects: ProjectService;
   tasks: TaskService;
-  users: UserAdminService;
+  users: UserService;
 }

@@ -108,7 +108,7 @@ describe('pnpm new:module bird-sightings', () => {
       mkdirSync(join(root, 'coverage'), { recursive: true });
       const { FORCE_COLOR: _color, ...inherited } = process.env;
       const env = { ...inherited, NO_COLOR: '1', TEST_DATABASE_URL: inject('keelTestDb').adminUrl };
-      const { stdout } = await sh(process.execPath, [VITEST, 'run', '--project', 'integration', 'tests/bird-sightings'], env);
+      const { stdout } = await sh(process.execPath, [VITEST, 'run', '--project', 'integration', 'tests/modules/bird-sightings'], env);
       expect(stdout).toMatch(/Tests\s+5 passed \(5\)/);
     },
     STEP_TIMEOUT_MS,

@@ -40,7 +40,7 @@ async function assertNotLastAdmin(tx: Db, userId: string, action: string): Promi
     });
 }
 
-export function createUserAdminService(db: PrismaClient, sessionCache: SessionCache, now: () => Date) {
+export function createUserService(db: PrismaClient, sessionCache: SessionCache, now: () => Date) {
   /** Runs `change` on a user, serialised with every other admin-set change. */
   async function changeUser(id: string, change: (tx: Db, user: { role: Role; active: boolean }) => Promise<void>): Promise<AdminUser> {
     const changed = await db.$transaction(async (tx) => {
@@ -116,4 +116,4 @@ export function createUserAdminService(db: PrismaClient, sessionCache: SessionCa
   };
 }
 
-export type UserAdminService = ReturnType<typeof createUserAdminService>;
+export type UserService = ReturnType<typeof createUserService>;

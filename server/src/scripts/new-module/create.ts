@@ -104,9 +104,9 @@ export async function createModule(options: NewModuleOptions): Promise<NewModule
     [`server/src/modules/${n.kebab}/schemas.ts`, schemasFile(n)],
     [`server/src/modules/${n.kebab}/service.ts`, serviceFile(n)],
     [`server/src/modules/${n.kebab}/router.ts`, routerFile(n)],
-    [`tests/${n.kebab}/${n.kebab}.test.ts`, testFile(n)],
+    [`tests/modules/${n.kebab}/${n.kebab}.test.ts`, testFile(n)],
   ];
-  for (const dir of [`server/src/modules/${n.kebab}`, `tests/${n.kebab}`]) {
+  for (const dir of [`server/src/modules/${n.kebab}`, `tests/modules/${n.kebab}`]) {
     if (existsSync(join(root, dir))) throw new NewModuleError(`${dir} already exists: nothing was written (new:module never overwrites)`);
   }
 

@@ -4,13 +4,13 @@
  * need an allowed Origin, and bearer mode never touches cookies. Time moves through the deps' clock.
  */
 import { describe, expect, it } from 'vitest';
-import { generateJwkSet } from '../../server/src/modules/auth/keys.js';
-import { REFRESH_COOKIE, REFRESH_COOKIE_PATH, SECURE_REFRESH_COOKIE } from '../../server/src/modules/auth/router.js';
-import { movableClock } from '../support/clock.js';
-import { useTestDatabase } from '../support/database.js';
-import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
-import { startTestServer } from '../support/http.js';
-import { mutate } from '../support/trpc-http.js';
+import { generateJwkSet } from '../../../server/src/modules/auth/keys.js';
+import { REFRESH_COOKIE, REFRESH_COOKIE_PATH, SECURE_REFRESH_COOKIE } from '../../../server/src/modules/auth/router.js';
+import { movableClock } from '../../support/clock.js';
+import { useTestDatabase } from '../../support/database.js';
+import { createUser, KNOWN_PASSWORD } from '../../support/factories.js';
+import { startTestServer } from '../../support/http.js';
+import { mutate } from '../../support/trpc-http.js';
 
 const ORIGIN = 'https://app.example.com';
 const FOREIGN_ORIGIN = 'https://evil.example.net';

@@ -5,13 +5,13 @@
  * unknown, expired, reused, revoked, belonging to a deactivated account, or missing.
  */
 import { describe, expect, it } from 'vitest';
-import { REFRESH_COOKIE } from '../../server/src/modules/auth/router.js';
-import { signIn } from '../support/caller.js';
-import { movableClock } from '../support/clock.js';
-import { useTestDatabase } from '../support/database.js';
-import { createUser } from '../support/factories.js';
-import { startTestServer } from '../support/http.js';
-import { mutate } from '../support/trpc-http.js';
+import { REFRESH_COOKIE } from '../../../server/src/modules/auth/router.js';
+import { signIn } from '../../support/caller.js';
+import { movableClock } from '../../support/clock.js';
+import { useTestDatabase } from '../../support/database.js';
+import { createUser } from '../../support/factories.js';
+import { startTestServer } from '../../support/http.js';
+import { mutate } from '../../support/trpc-http.js';
 
 const ORIGIN = 'https://app.example.com';
 const GRACE_SECONDS = 10;

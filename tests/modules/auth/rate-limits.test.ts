@@ -10,12 +10,12 @@ import { randomBytes } from 'node:crypto';
 import { TRPCError } from '@trpc/server';
 import superjson from 'superjson';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { AppError } from '../../server/src/lib/errors.js';
-import { callerWith } from '../support/caller.js';
-import { useTestDatabase } from '../support/database.js';
-import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
-import { startTestServer } from '../support/http.js';
-import { decodeTrpcError, mutate as mutateOverHttp, type SuperJsonEnvelope, type TrpcErrorShape } from '../support/trpc-http.js';
+import { AppError } from '../../../server/src/lib/errors.js';
+import { callerWith } from '../../support/caller.js';
+import { useTestDatabase } from '../../support/database.js';
+import { createUser, KNOWN_PASSWORD } from '../../support/factories.js';
+import { startTestServer } from '../../support/http.js';
+import { decodeTrpcError, mutate as mutateOverHttp, type SuperJsonEnvelope, type TrpcErrorShape } from '../../support/trpc-http.js';
 
 const LOGIN_PER_IP = 3;
 const FREE_FAILURES = 2;

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { encodeCursor } from '../../server/src/lib/pagination.js';
-import { callerFor } from '../support/caller.js';
-import { useTestDatabase } from '../support/database.js';
-import { trpcErrorOf } from '../support/errors.js';
-import { createUser } from '../support/factories.js';
+import { encodeCursor } from '../../../server/src/lib/pagination.js';
+import { callerFor } from '../../support/caller.js';
+import { useTestDatabase } from '../../support/database.js';
+import { trpcErrorOf } from '../../support/errors.js';
+import { createUser } from '../../support/factories.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();

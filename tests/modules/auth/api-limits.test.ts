@@ -8,14 +8,14 @@
  * is slowed to once a minute here: no query of its own runs while a test counts queries.
  */
 import { describe, expect, it } from 'vitest';
-import { callerWith, signIn } from '../support/caller.js';
-import { movableClock } from '../support/clock.js';
-import { useTestDatabase } from '../support/database.js';
-import { trpcErrorOf } from '../support/errors.js';
-import { createUser } from '../support/factories.js';
-import { startTestServer } from '../support/http.js';
-import { withCapturedLogs } from '../support/log-capture.js';
-import { decodeTrpcError, query, type SuperJsonEnvelope } from '../support/trpc-http.js';
+import { callerWith, signIn } from '../../support/caller.js';
+import { movableClock } from '../../support/clock.js';
+import { useTestDatabase } from '../../support/database.js';
+import { trpcErrorOf } from '../../support/errors.js';
+import { createUser } from '../../support/factories.js';
+import { startTestServer } from '../../support/http.js';
+import { withCapturedLogs } from '../../support/log-capture.js';
+import { decodeTrpcError, query, type SuperJsonEnvelope } from '../../support/trpc-http.js';
 
 const PER_IP = 5;
 const PER_USER = 3;

@@ -1,9 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
-import * as passwords from '../../server/src/lib/password.js';
-import { callerFor, callerWith } from '../support/caller.js';
-import { useTestDatabase } from '../support/database.js';
-import { trpcErrorOf } from '../support/errors.js';
-import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
+import * as passwords from '../../../server/src/lib/password.js';
+import { callerFor, callerWith } from '../../support/caller.js';
+import { useTestDatabase } from '../../support/database.js';
+import { trpcErrorOf } from '../../support/errors.js';
+import { createUser, KNOWN_PASSWORD } from '../../support/factories.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();

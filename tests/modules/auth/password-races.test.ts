@@ -5,17 +5,17 @@
  * during its check. The check is stretched here by running the competing request from inside it.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { hashPassword } from '../../server/src/lib/password.js';
-import { callerFor, callerWith, signIn } from '../support/caller.js';
-import { useTestDatabase } from '../support/database.js';
-import { codeOf, trpcErrorOf } from '../support/errors.js';
-import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
+import { hashPassword } from '../../../server/src/lib/password.js';
+import { callerFor, callerWith, signIn } from '../../support/caller.js';
+import { useTestDatabase } from '../../support/database.js';
+import { codeOf, trpcErrorOf } from '../../support/errors.js';
+import { createUser, KNOWN_PASSWORD } from '../../support/factories.js';
 
 /** Runs once, right after the next password check and before its caller goes on. */
 const duringCheck = vi.hoisted(() => ({ run: undefined as (() => Promise<unknown>) | undefined }));
 
-vi.mock('../../server/src/lib/password.js', async (importOriginal) => {
-  const original = await importOriginal<typeof import('../../server/src/lib/password.js')>();
+vi.mock('../../../server/src/lib/password.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../../../server/src/lib/password.js')>();
   return {
     ...original,
     verifyPassword: async (...args: Parameters<typeof original.verifyPassword>) => {

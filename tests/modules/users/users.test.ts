@@ -1,10 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { createDatabase } from '../../server/src/db/client.js';
-import { createAppDeps } from '../../server/src/deps.js';
-import { callerFor, callerWith, signIn } from '../support/caller.js';
-import { createScratchDatabase, testConfig, useTestDatabase } from '../support/database.js';
-import { codeOf, trpcErrorOf } from '../support/errors.js';
-import { createUser } from '../support/factories.js';
+import { createDatabase } from '../../../server/src/db/client.js';
+import { createAppDeps } from '../../../server/src/deps.js';
+import { callerFor, callerWith, signIn } from '../../support/caller.js';
+import { createScratchDatabase, testConfig, useTestDatabase } from '../../support/database.js';
+import { codeOf, trpcErrorOf } from '../../support/errors.js';
+import { createUser } from '../../support/factories.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();

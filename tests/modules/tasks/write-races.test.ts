@@ -5,10 +5,10 @@
  */
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { callerFor } from '../support/caller.js';
-import { useTestDatabase } from '../support/database.js';
-import { codeOf } from '../support/errors.js';
-import { createUser } from '../support/factories.js';
+import { callerFor } from '../../support/caller.js';
+import { useTestDatabase } from '../../support/database.js';
+import { codeOf } from '../../support/errors.js';
+import { createUser } from '../../support/factories.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();

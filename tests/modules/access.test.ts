@@ -106,10 +106,10 @@ describe('authorization of every procedure of the app router', () => {
     const stale = Object.keys(cases).filter((path) => !procedures.includes(path));
     expect(
       missing,
-      `No access case in tests/domain/access.test.ts for ${missing.join(', ')}. Add each to \`cases\`: who may call it ` +
+      `No access case in tests/modules/access.test.ts for ${missing.join(', ')}. Add each to \`cases\`: who may call it ` +
         "(access: 'public' | 'authed' | 'admin'), a valid input, and `ownedRow: true` when it addresses one user's row.",
     ).toEqual([]);
-    expect(stale, `tests/domain/access.test.ts has cases for procedures the router no longer has: ${stale.join(', ')}`).toEqual([]);
+    expect(stale, `tests/modules/access.test.ts has cases for procedures the router no longer has: ${stale.join(', ')}`).toEqual([]);
   });
 
   it.each(withAccess('authed', 'admin'))('%s: unauthenticated -> UNAUTHORIZED', async (path) => {

@@ -4,11 +4,11 @@
  * issues or records, the other honours. Time moves through a clock both instances share.
  */
 import { describe, expect, it } from 'vitest';
-import { movableClock } from '../support/clock.js';
-import { useTestDatabase } from '../support/database.js';
-import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
-import { startTestServer } from '../support/http.js';
-import { mutate, query } from '../support/trpc-http.js';
+import { movableClock } from '../../support/clock.js';
+import { useTestDatabase } from '../../support/database.js';
+import { createUser, KNOWN_PASSWORD } from '../../support/factories.js';
+import { startTestServer } from '../../support/http.js';
+import { mutate, query } from '../../support/trpc-http.js';
 
 const GRACE_SECONDS = 10;
 const LOGIN_PER_IP = 4;

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { generateJwkSet, importKeySet } from '../../server/src/modules/auth/keys.js';
-import { callerWith, signIn } from '../support/caller.js';
-import { useTestDatabase } from '../support/database.js';
-import { codeOf } from '../support/errors.js';
-import { createUser } from '../support/factories.js';
+import { generateJwkSet, importKeySet } from '../../../server/src/modules/auth/keys.js';
+import { callerWith, signIn } from '../../support/caller.js';
+import { useTestDatabase } from '../../support/database.js';
+import { codeOf } from '../../support/errors.js';
+import { createUser } from '../../support/factories.js';
 
 const db = await useTestDatabase();
 
@@ -122,7 +122,7 @@ describe('auth.refresh', () => {
     await expect(callerWith(onNew).auth.refresh({ refreshToken: second.refreshToken as string })).resolves.toBeDefined();
   });
 
-  it('rejects an unknown, missing or malformed refresh token with UNAUTHORIZED (tests/auth/refresh-failures.test.ts has every kind)', async () => {
+  it('rejects an unknown, missing or malformed refresh token with UNAUTHORIZED (tests/modules/auth/refresh-failures.test.ts has every kind)', async () => {
     const { deps } = withClock();
     expect(await codeOf(callerWith(deps).auth.refresh({ refreshToken: 'A'.repeat(43) }))).toBe('UNAUTHORIZED');
     expect(await codeOf(callerWith(deps).auth.refresh({}))).toBe('UNAUTHORIZED');

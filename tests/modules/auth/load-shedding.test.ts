@@ -8,14 +8,14 @@
  * the pool's checkouts to see that a refused call made no query.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { admitPasswordWork } from '../../server/src/lib/password.js';
-import { callerWith, signIn } from '../support/caller.js';
-import { useTestDatabase } from '../support/database.js';
-import { trpcErrorOf } from '../support/errors.js';
-import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
-import { startTestServer } from '../support/http.js';
-import { withCapturedLogs } from '../support/log-capture.js';
-import { mutate } from '../support/trpc-http.js';
+import { admitPasswordWork } from '../../../server/src/lib/password.js';
+import { callerWith, signIn } from '../../support/caller.js';
+import { useTestDatabase } from '../../support/database.js';
+import { trpcErrorOf } from '../../support/errors.js';
+import { createUser, KNOWN_PASSWORD } from '../../support/factories.js';
+import { startTestServer } from '../../support/http.js';
+import { withCapturedLogs } from '../../support/log-capture.js';
+import { mutate } from '../../support/trpc-http.js';
 
 const db = await useTestDatabase();
 const { deps, logs } = withCapturedLogs(

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { callerWith, signIn } from '../support/caller.js';
-import { useTestDatabase } from '../support/database.js';
-import { trpcErrorOf } from '../support/errors.js';
-import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
-import { startMailCatcher, tokenFromMail } from '../support/mail.js';
+import { callerWith, signIn } from '../../support/caller.js';
+import { useTestDatabase } from '../../support/database.js';
+import { trpcErrorOf } from '../../support/errors.js';
+import { createUser, KNOWN_PASSWORD } from '../../support/factories.js';
+import { startMailCatcher, tokenFromMail } from '../../support/mail.js';
 
 const db = await useTestDatabase();
 const mail = await startMailCatcher();

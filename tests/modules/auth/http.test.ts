@@ -4,15 +4,15 @@
  * logs hold (the user id of an authed call; never a token or a password).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { createAppDeps, stopAppDeps } from '../../server/src/deps.js';
-import { createLogger } from '../../server/src/logger.js';
-import { generateJwkSet, importKeySet, loadKeySet } from '../../server/src/modules/auth/keys.js';
-import { signIn } from '../support/caller.js';
-import { testConfig, useTestDatabase } from '../support/database.js';
-import { createUser, KNOWN_PASSWORD } from '../support/factories.js';
-import { startTestServer } from '../support/http.js';
-import { captureLogs } from '../support/log-capture.js';
-import { type AuthBody, mutate, query, type TrpcAnswer } from '../support/trpc-http.js';
+import { createAppDeps, stopAppDeps } from '../../../server/src/deps.js';
+import { createLogger } from '../../../server/src/logger.js';
+import { generateJwkSet, importKeySet, loadKeySet } from '../../../server/src/modules/auth/keys.js';
+import { signIn } from '../../support/caller.js';
+import { testConfig, useTestDatabase } from '../../support/database.js';
+import { createUser, KNOWN_PASSWORD } from '../../support/factories.js';
+import { startTestServer } from '../../support/http.js';
+import { captureLogs } from '../../support/log-capture.js';
+import { type AuthBody, mutate, query, type TrpcAnswer } from '../../support/trpc-http.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();
