@@ -9,8 +9,8 @@
  * the OpenAPI snapshot. Refuses reserved or taken names, and never overwrites a file.
  */
 import { parseArgs } from 'node:util';
+import { PrismaGenerateError } from '../../../tools/migrate/src/prisma-generate.js';
 import { PROJECT_ROOT } from '../config.js';
-import { PrismaGenerateError } from '../db/prisma-generate.js';
 import { createModule, NewModuleError } from './new-module/create.js';
 import { ModuleNameError } from './new-module/names.js';
 import { accessCases } from './new-module/templates.js';

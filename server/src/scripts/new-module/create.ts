@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { generatePrismaClient } from '../../db/prisma-generate.js';
+import { generatePrismaClient } from '../../../../tools/migrate/src/prisma-generate.js';
 import { type ModuleNames, moduleNames } from './names.js';
 import { prismaModel, routerFile, schemasFile, serviceFile, testFile } from './templates.js';
 

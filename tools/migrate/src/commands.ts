@@ -1,16 +1,8 @@
 /**
- * The `pnpm db:*` commands as functions (the CLI in server/src/scripts/db.ts parses arguments and
+ * The `pnpm db:*` commands as functions (the CLI in tools/migrate/src/db.ts parses arguments and
  * calls these; tests call them directly). Each logs one line per step through `log`.
  */
 import { relative } from 'node:path';
-import { type GenerateOptions, generatePrismaClient } from '../prisma-generate.js';
-import {
-  type CreateMigrationResult,
-  createMigration,
-  DEFAULT_SCHEMA_PATH,
-  diffMigrationsToDatabase,
-  type SchemaEngineSession,
-} from './engine.js';
 import {
   applyMigrations,
   DEFAULT_MIGRATIONS_DIR,
@@ -19,7 +11,15 @@ import {
   migrationStatus,
   resetDatabase,
   resolveMigration,
-} from './runner.js';
+} from '../../../server/src/db/migrations/runner.js';
+import {
+  type CreateMigrationResult,
+  createMigration,
+  DEFAULT_SCHEMA_PATH,
+  diffMigrationsToDatabase,
+  type SchemaEngineSession,
+} from './engine.js';
+import { type GenerateOptions, generatePrismaClient } from './prisma-generate.js';
 
 export interface CommandContext {
   databaseUrl: string;

@@ -16,13 +16,13 @@ import { resolve } from 'node:path';
 import { stdin, stdout } from 'node:process';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
-import { loadDotEnv, PROJECT_ROOT, readEnv } from '../config.js';
-import { type CommandContext, devCommand, migrateCommand, resetCommand, resolveCommand, statusCommand } from '../db/migrations/commands.js';
-import { assertResetAllowed, MigrationError } from '../db/migrations/runner.js';
-import { PrismaGenerateError } from '../db/prisma-generate.js';
-import { redactUrl } from '../db/wait.js';
+import { loadDotEnv, PROJECT_ROOT, readEnv } from '../../../server/src/config.js';
+import { assertResetAllowed, MigrationError } from '../../../server/src/db/migrations/runner.js';
+import { redactUrl } from '../../../server/src/db/wait.js';
+import { type CommandContext, devCommand, migrateCommand, resetCommand, resolveCommand, statusCommand } from './commands.js';
+import { PrismaGenerateError } from './prisma-generate.js';
 
-const USAGE = `usage: tsx server/src/scripts/db.ts <command> [options]
+const USAGE = `usage: tsx tools/migrate/src/db.ts <command> [options]
   migrate                                  apply pending migrations
   dev --name <name> [--create-only] [--accept-data-loss]
                                            create a migration from prisma/schema.prisma, apply it and regenerate the Prisma client
@@ -58,7 +58,7 @@ async function openDatabase(): Promise<Database> {
     return { url: configured, stop: async () => {} };
   }
   // Loaded only when needed: the embedded server is for development machines without DATABASE_URL.
-  const { ensureDatabase } = await import('../db/embedded.js');
+  const { ensureDatabase } = await import('../../../server/src/db/embedded.js');
   const handle = await ensureDatabase({ log, dir: resolve(PROJECT_ROOT, readEnv('EMBEDDED_PG_DIR') ?? '.data/postgres') });
   log(`database: ${redactUrl(handle.url)} (embedded; set DATABASE_URL to use another)`);
   return handle;

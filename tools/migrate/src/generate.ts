@@ -1,8 +1,8 @@
 /**
  * `pnpm db:generate` (also run on install, build and test): the Prisma client from
- * prisma/schema.prisma, offline (see server/src/db/prisma-generate.ts).
+ * prisma/schema.prisma, offline (see tools/migrate/src/prisma-generate.ts).
  */
-import { generatePrismaClient } from '../db/prisma-generate.js';
+import { generatePrismaClient } from './prisma-generate.js';
 
 console.log('[keel] generating the Prisma client from prisma/schema.prisma');
 try {

@@ -9,9 +9,9 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig } from '../config.js';
-import { type DatabaseHandle, ensureDatabase } from '../db/embedded.js';
-import { redactUrl, waitForDatabase } from '../db/wait.js';
+import { ConfigError, loadConfig } from '../../../server/src/config.js';
+import { type DatabaseHandle, ensureDatabase } from '../../../server/src/db/embedded.js';
+import { redactUrl, waitForDatabase } from '../../../server/src/db/wait.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const log = (message: string) => process.stdout.write(`[keel:studio] ${message}\n`);

@@ -29,8 +29,8 @@ import {
   type Transaction,
 } from '@prisma/driver-adapter-utils';
 import pg from 'pg';
-import { guardClient } from '../connections.js';
-import { quoteIdent } from '../identifiers.js';
+import { guardClient } from '../../../server/src/db/connections.js';
+import { quoteIdent } from '../../../server/src/db/identifiers.js';
 
 const PG_CHAR_OID = 18;
 const PG_TEXT_OID = 25;
