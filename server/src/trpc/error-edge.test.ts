@@ -1,10 +1,11 @@
 import { TRPCError } from '@trpc/server';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { DatabaseConnectionError } from '../db/faults.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { AppError } from '../lib/errors.js';
-import { DATABASE_RETRY_AFTER_SECONDS, toTRPCError } from './error-edge.js';
+import { DATABASE_RETRY_AFTER_SECONDS, describeError, errorHeaders, toTRPCError } from './error-edge.js';
 
 const internal = (cause: unknown) => new TRPCError({ code: 'INTERNAL_SERVER_ERROR', cause });
 const prismaError = (code: string, meta?: Record<string, unknown>) =>
@@ -123,5 +124,53 @@ describe('toTRPCError', () => {
     expect(toTRPCError(notFound)).toBe(notFound);
     const unknown = internal(new Error('something else'));
     expect(toTRPCError(unknown)).toBe(unknown);
+  });
+});
+
+describe('describeError (the answer both transports send)', () => {
+  const dev = { production: false, requestId: 'req-1' };
+
+  it('answers a domain error with its status, reason, field errors and Retry-After header', () => {
+    const appError = new AppError('CONFLICT', 'A call is running.', {
+      reason: 'IDEMPOTENCY_KEY_IN_PROGRESS',
+      retryAfterSeconds: 2,
+      fieldErrors: { version: ['is stale'] },
+    });
+    const answer = describeError(toTRPCError(internal(appError)), dev);
+    expect(answer).toEqual({
+      status: 409,
+      code: 'CONFLICT',
+      reason: 'IDEMPOTENCY_KEY_IN_PROGRESS',
+      message: 'A call is running.',
+      fieldErrors: { version: ['is stale'] },
+      retryAfterSeconds: 2,
+      headers: { 'cache-control': 'no-store', 'retry-after': '2' },
+    });
+  });
+
+  it('turns a zod failure into "Invalid input." with field errors keyed by dotted path', () => {
+    const zodError = z.object({ items: z.array(z.object({ name: z.string() })) }).safeParse({ items: [{ name: 1 }] }).error;
+    const answer = describeError(new TRPCError({ code: 'BAD_REQUEST', cause: zodError }), dev);
+    expect(answer.status).toBe(400);
+    expect(answer.message).toBe('Invalid input.');
+    expect(Object.keys(answer.fieldErrors ?? {})).toEqual(['items.0.name']);
+  });
+
+  it('answers TIMEOUT with 504, not 408, and asks for a Bearer token on UNAUTHORIZED', () => {
+    expect(describeError(new TRPCError({ code: 'TIMEOUT', message: 'slow' }), dev).status).toBe(504);
+    const unauthorized = describeError(new TRPCError({ code: 'UNAUTHORIZED', message: 'no' }), dev);
+    expect(unauthorized.status).toBe(401);
+    expect(unauthorized.headers['www-authenticate']).toBe('Bearer realm="keel"');
+  });
+
+  it('hides the message of an unexpected error in production behind the request id, and keeps it outside', () => {
+    const error = internal(new Error('secret detail'));
+    error.message = 'secret detail';
+    expect(describeError(error, { production: true, requestId: 'req-9' }).message).toBe('Internal server error. Reference: req-9.');
+    expect(describeError(error, dev).message).toBe('secret detail');
+  });
+
+  it('gives every answer cache-control: no-store, errors or none', () => {
+    expect(errorHeaders([])).toEqual({ 'cache-control': 'no-store' });
   });
 });
