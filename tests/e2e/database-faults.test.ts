@@ -12,7 +12,7 @@ import superjson from 'superjson';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../server/src/db/embedded.js';
 import { eventually, type LoadSummary, type StopMode, startLoad, startOwnedCluster } from '../support/faults.js';
-import { type LogLine, spawnServer, stopAllProcesses, waitUntilListening } from '../support/process.js';
+import { type LogLine, spawnServer, stopAllProcesses, waitUntilListening, waitUntilReady } from '../support/process.js';
 import { decodeAnswer, mutate } from '../support/trpc-http.js';
 
 const cluster = await startOwnedCluster();
@@ -64,7 +64,7 @@ const startFaultLoad = () => startLoad({ clients: CLIENTS, maxMs: 30_000, reques
 /** Waits until `count` more answers were seen: the load is really running across the fault. */
 async function answered(load: ReturnType<typeof startFaultLoad>, count: number): Promise<void> {
   const target = load.snapshot().requests + count;
-  expect(await eventually(async () => load.snapshot().requests >= target, 10_000, 20)).toBe(true);
+  expect(await eventually(async () => load.snapshot().requests >= target, 60_000, 20)).toBe(true);
 }
 
 /** What every scenario demands of the answers: only 200, 503 and 504, and 503s that say when to retry. */
@@ -88,8 +88,14 @@ const logged = (msg: string, since = 0): LogLine[] =>
     .slice(since)
     .filter((l) => l.msg === msg);
 
+/**
+ * How long recovery may take before the test gives up: a backstop, not a budget (how fast Keel
+ * recovers is measured by bench scripts, not asserted by tests).
+ */
+const RECOVERY_BACKSTOP_MS = 60_000;
+
 async function ready(): Promise<number> {
-  return (await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(3_000) })).status;
+  return (await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(30_000) })).status;
 }
 
 /** Both a write and a read succeed. */
@@ -121,7 +127,7 @@ describe('the server process while PostgreSQL ends its connections, under 8 clie
     expect(registered.status).toBe(200);
     expect(project.status).toBe(200);
     expect(await serves()).toBe(true);
-    expect(await ready()).toBe(200);
+    await waitUntilReady(base);
   });
 
   it("pg_terminate_backend on the server's connections, round after round for 3 s: the process stays up, no 500, the pool replaces them", async () => {
@@ -140,11 +146,11 @@ describe('the server process while PostgreSQL ends its connections, under 8 clie
     expect(logged('database connection lost; the pool replaces it').some((l) => (l.reason as { code?: string }).code === '57P01')).toBe(
       true,
     );
-    expect(await eventually(serves, 5_000)).toBe(true);
-    expect(await ready()).toBe(200);
-  }, 40_000);
+    expect(await eventually(serves, RECOVERY_BACKSTOP_MS)).toBe(true);
+    await waitUntilReady(base);
+  });
 
-  it('the database host goes silent mid-conversation (no reset, no reply): 504 for queries in flight, 503 for new ones, no 500; serving again within 5 s of its return', async () => {
+  it('the database host goes silent mid-conversation (no reset, no reply): 504 for queries in flight, 503 for new ones, no 500; serving again once it returns', async () => {
     const load = startFaultLoad();
     await answered(load, 40);
     await cluster.relay.set({ kind: 'freeze' });
@@ -153,16 +159,16 @@ describe('the server process while PostgreSQL ends its connections, under 8 clie
     expectAlive();
     await expectUnavailable(/^The database is (unavailable|busy)\. Retry later\.$/);
     await cluster.relay.set({ kind: 'forward', port: Number(new URL(cluster.url).port) });
-    expect(await eventually(serves, 5_000), 'serving again within 5 s of the host answering').toBe(true);
-    expect(await ready()).toBe(200);
+    expect(await eventually(serves, RECOVERY_BACKSTOP_MS), 'serving again once the host answers, without a restart').toBe(true);
+    await waitUntilReady(base);
     const summary = await load.stop();
     expectAlive();
     expectNoServerErrors(summary);
     expect(summary.byStatus.get(504) ?? 0).toBeGreaterThan(0);
-  }, 60_000);
+  });
 
   for (const mode of ['fast', 'immediate'] satisfies StopMode[]) {
-    it(`${mode} shutdown under load: 503 and /readyz 503 while it is down, serving again within 5 s of its start, no restart`, async () => {
+    it(`${mode} shutdown under load: 503 and /readyz 503 while it is down, serving again once it is up, no restart`, async () => {
       const load = startFaultLoad();
       await answered(load, 40);
       const since = server.logs().length;
@@ -171,8 +177,8 @@ describe('the server process while PostgreSQL ends its connections, under 8 clie
       expectAlive();
       await expectUnavailable();
       await cluster.start();
-      expect(await eventually(serves, 5_000), 'serving again within 5 s of the database start').toBe(true);
-      expect(await ready()).toBe(200);
+      expect(await eventually(serves, RECOVERY_BACKSTOP_MS), 'serving again once the database is back, without a restart').toBe(true);
+      await waitUntilReady(base);
       await answered(load, 20);
       const summary = await load.stop();
       expectAlive();
@@ -181,6 +187,6 @@ describe('the server process while PostgreSQL ends its connections, under 8 clie
       // What an operator sees: one line when it went away, one when it came back.
       expect(logged('database unavailable: requests that need it answer 503 until it is back', since)).toHaveLength(1);
       expect(logged('database available again', since)).toHaveLength(1);
-    }, 60_000);
+    });
   }
 });
