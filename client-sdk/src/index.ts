@@ -24,6 +24,7 @@ export type {
   AdminUser,
   AppRouter,
   AuthResult,
+  LoginResult,
   Project,
   ProjectPage,
   Role,
@@ -33,5 +34,8 @@ export type {
   Task,
   TaskPage,
   TaskStatus,
+  TwoFactorChallenge,
+  TwoFactorStatus,
   User,
 } from './types.js';
+export { isTwoFactorChallenge } from './types.js';

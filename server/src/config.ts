@@ -143,6 +143,12 @@ export const envSchema = z.object({
     .optional(),
   MAIL_FROM: z.string().min(3).default('Keel <no-reply@keel.local>'),
 
+  // Accounts (two-factor sign-in, verified-email rule): docs/decisions/0021-accounts.md
+  TWO_FACTOR_ENCRYPTION_KEYS: z.string().optional(),
+  TWO_FACTOR_KEY_FILE: z.string().min(1).default('.data/two-factor-keys'),
+  TWO_FACTOR_ISSUER: z.string().trim().min(1).max(64).default('Keel'),
+  REQUIRE_VERIFIED_EMAIL: bool.default(false),
+
   ADMIN_EMAIL: z.email({ message: 'expected an email address' }).optional(),
   ADMIN_PASSWORD: z.string().min(12, { message: 'expected at least 12 characters' }).max(128).optional(),
   SEED_DEMO_DATA: bool.optional(),
@@ -244,6 +250,18 @@ export interface Config {
     apiSyncMs: number;
   };
   mail: { transport: 'log' | 'smtp'; smtpUrl: string | undefined; from: string };
+  accounts: {
+    /**
+     * Keys sealing TOTP secrets (32 bytes each, base64): the first seals, every one opens (rotation).
+     * Undefined in development/test means: generate one and keep it in `keyFile`.
+     */
+    twoFactorKeys: Buffer[] | undefined;
+    twoFactorKeyFile: string;
+    /** The account issuer shown by authenticator apps. */
+    twoFactorIssuer: string;
+    /** Procedures other than `auth.*` answer FORBIDDEN (reason EMAIL_NOT_VERIFIED) until the email is verified. */
+    requireVerifiedEmail: boolean;
+  };
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
 }
 
@@ -299,6 +317,11 @@ export function parseConfig(raw: RawEnv): Config {
     if (!parsed.data.CORS_ORIGINS)
       problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');
   }
+  const twoFactorKeys = parsed.success ? parseTwoFactorKeys(parsed.data.TWO_FACTOR_ENCRYPTION_KEYS, problems) : undefined;
+  if (parsed.success && parsed.data.NODE_ENV === 'production' && !parsed.data.TWO_FACTOR_ENCRYPTION_KEYS)
+    problems.push(
+      'TWO_FACTOR_ENCRYPTION_KEYS: required in production (comma-separated base64 keys of 32 bytes; make one with `openssl rand -base64 32`)',
+    );
   if (parsed.success && parsed.data.MAIL_TRANSPORT === 'smtp' && !parsed.data.SMTP_URL) {
     problems.push('SMTP_URL: required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');
   }
@@ -377,6 +400,12 @@ export function parseConfig(raw: RawEnv): Config {
       apiSyncMs: e.RATE_LIMIT_API_SYNC_MS,
     },
     mail: { transport: e.MAIL_TRANSPORT, smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
+    accounts: {
+      twoFactorKeys,
+      twoFactorKeyFile: resolve(PROJECT_ROOT, e.TWO_FACTOR_KEY_FILE),
+      twoFactorIssuer: e.TWO_FACTOR_ISSUER,
+      requireVerifiedEmail: e.REQUIRE_VERIFIED_EMAIL,
+    },
     passwords: {
       memoryKib: e.ARGON2_MEMORY_KIB,
       iterations: e.ARGON2_ITERATIONS,
@@ -392,6 +421,23 @@ export function parseConfig(raw: RawEnv): Config {
       demoData: e.SEED_DEMO_DATA ?? e.NODE_ENV === 'development',
     },
   };
+}
+
+/** TWO_FACTOR_ENCRYPTION_KEYS: comma-separated base64 (or base64url) keys of exactly 32 bytes. */
+function parseTwoFactorKeys(raw: string | undefined, problems: string[]): Buffer[] | undefined {
+  if (raw === undefined) return undefined;
+  const keys = raw
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '')
+    .map((k) => Buffer.from(k, /[-_]/.test(k) ? 'base64url' : 'base64'));
+  if (keys.length === 0 || keys.some((k) => k.length !== 32)) {
+    problems.push(
+      'TWO_FACTOR_ENCRYPTION_KEYS: expected comma-separated base64 keys of 32 bytes each (value not shown: it holds a secret); make one with `openssl rand -base64 32`',
+    );
+    return undefined;
+  }
+  return keys;
 }
 
 function truncate(value: string): string {

@@ -15,6 +15,8 @@ import type { KeySet } from './modules/auth/keys.js';
 import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js';
 import { createAuthService } from './modules/auth/service.js';
 import { SessionCache } from './modules/auth/sessions.js';
+import { createSecretBox, loadTwoFactorKeys } from './modules/auth/two-factor/secret-box.js';
+import { createTwoFactorService } from './modules/auth/two-factor/service.js';
 import { createProjectService } from './modules/projects/service.js';
 import { createTaskService } from './modules/tasks/service.js';
 import { createUserAdminService } from './modules/users/service.js';
@@ -85,6 +87,15 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     lifecycle: new Lifecycle(),
     services: {
       auth,
+      twoFactor: createTwoFactorService({
+        db: database.prisma,
+        config,
+        box: createSecretBox(loadTwoFactorKeys(config)),
+        accessTokens,
+        rateLimits,
+        mailQueued: () => mailer.kick(),
+        now,
+      }),
       rateLimits,
       idempotency,
       projects: createProjectService(database.prisma, database.sql, now),

@@ -5,12 +5,15 @@
 import type { IdempotencyStore } from './lib/idempotency.js';
 import type { RateLimits } from './modules/auth/rate-limits.js';
 import type { AuthService } from './modules/auth/service.js';
+import type { TwoFactorService } from './modules/auth/two-factor/service.js';
 import type { ProjectService } from './modules/projects/service.js';
 import type { TaskService } from './modules/tasks/service.js';
 import type { UserAdminService } from './modules/users/service.js';
 
 export interface Services {
   auth: AuthService;
+  /** `auth.twoFactor.*` (modules/auth/two-factor). */
+  twoFactor: TwoFactorService;
   /** The general limit's `checkApi`, called by every procedure (trpc/init.ts). */
   rateLimits: RateLimits;
   /** Answers of mutations sent with an Idempotency-Key (trpc/init.ts). */

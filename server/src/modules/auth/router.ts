@@ -20,6 +20,8 @@ import {
   verifyEmailInput,
 } from './schemas.js';
 import type { ClientInfo } from './service.js';
+import { twoFactorRouter } from './two-factor/router.js';
+import { loginResultSchema } from './two-factor/schemas.js';
 
 /** The refresh cookie's name over plain HTTP (development, tests), and its name in production before the prefix. */
 export const REFRESH_COOKIE = 'keel_refresh';
@@ -45,7 +47,7 @@ const client = (ctx: Context): ClientInfo => ({ ip: ctx.request.ip, userAgent: c
  * Cookie mode is for browsers, where a cookie rides along with any request: a mutation that sets
  * or uses the refresh cookie must come from an allowed Origin (CSRF defence beside SameSite=Strict).
  */
-function assertCookieOrigin(ctx: Context): void {
+export function assertCookieOrigin(ctx: Context): void {
   if (ctx.request.authMode !== 'cookie') return;
   if (!ctx.request.origin || !ctx.config.http.corsOrigins.includes(ctx.request.origin)) {
     throw new AppError('FORBIDDEN', 'Cookie authentication needs a request from an allowed origin.');
@@ -53,7 +55,7 @@ function assertCookieOrigin(ctx: Context): void {
 }
 
 /** Bearer mode returns the refresh token in the body; cookie mode puts it only in an HttpOnly cookie. */
-function deliver(ctx: Context, result: AuthResult): AuthResult {
+export function deliver(ctx: Context, result: AuthResult): AuthResult {
   if (ctx.request.authMode !== 'cookie' || !result.refreshToken) return result;
   ctx.request.cookies?.set(refreshCookieName(ctx), result.refreshToken, {
     httpOnly: true,
@@ -93,11 +95,14 @@ export const authRouter = router({
     .meta(rest('POST', '/auth/login', 'Sign in with email and password', { public: true, errors: [401, 403, 429] }))
     .meta(SECRETS)
     .input(loginInput)
-    .output(authResultSchema)
+    .output(loginResultSchema)
     .mutation(async ({ ctx, input }) => {
       assertCookieOrigin(ctx);
-      return deliver(ctx, await ctx.services.auth.login(input, client(ctx)));
+      const result = await ctx.services.auth.login(input, client(ctx));
+      return 'challenge' in result ? result : deliver(ctx, result);
     }),
+
+  twoFactor: twoFactorRouter,
 
   refresh: publicProcedure
     .meta(rest('POST', '/auth/refresh', 'Exchange a refresh token for new tokens', { public: true, errors: [401] }))

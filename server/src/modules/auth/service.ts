@@ -41,6 +41,8 @@ import {
   type SessionCache,
   type SessionPolicy,
 } from './sessions.js';
+import { openChallenge } from './two-factor/challenges.js';
+import type { LoginResult } from './two-factor/schemas.js';
 
 /** The caller, as the access token proves it. */
 export interface AuthUser {
@@ -253,7 +255,7 @@ export function createAuthService(deps: AuthServiceDeps) {
     return authResult(user, issued);
   }
 
-  async function login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<AuthResult> {
+  async function login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<LoginResult> {
     const attempt = await limited('login', client, async () => {
       await rateLimits.consumeIp('login', client.ip);
       // Failures from the address whatever the accounts (credential stuffing), refunded on success.
@@ -289,6 +291,9 @@ export function createAuthService(deps: AuthServiceDeps) {
       if (!current || passwordChangedSince(passwordChangedAt, current.passwordChangedAt)) return 'password changed' as const;
       if (!current.active) return 'deactivated' as const;
       if (rehashed) await tx.user.update({ where: { id: user.id }, data: { passwordHash: rehashed } });
+      // Two-factor accounts get a challenge instead of tokens (two-factor/challenges.ts).
+      const challenge = await openChallenge(tx, user.id, now());
+      if (challenge) return challenge;
       return createSession(tx, { userId: user.id, userAgent: client.userAgent, ip: client.ip, now: now(), policy });
     });
     if (issued === 'password changed') {
@@ -298,6 +303,10 @@ export function createAuthService(deps: AuthServiceDeps) {
     if (issued === 'deactivated') {
       audit(client.log, 'auth.login.deactivated', { userId: user.id, ip: client.ip });
       throw deactivated();
+    }
+    if ('challenge' in issued) {
+      audit(client.log, 'auth.two_factor.challenged', { userId: user.id, ip: client.ip });
+      return issued;
     }
     audit(client.log, 'auth.login.succeeded', { userId: user.id, sessionId: issued.sessionId, ip: client.ip });
     return authResult(user, issued);
@@ -373,7 +382,7 @@ export function createAuthService(deps: AuthServiceDeps) {
       return withPasswordWork('register', client, () => register(input, client));
     },
 
-    login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<AuthResult> {
+    login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<LoginResult> {
       return withPasswordWork('login', client, () => login(input, client));
     },
 

@@ -41,7 +41,15 @@ export function isSessionLive(session: SessionTimes, policy: SessionPolicy, now:
 
 export async function createSession(
   db: Db,
-  input: { userId: string; userAgent: string | undefined; ip: string | undefined; now: Date; policy: SessionPolicy },
+  input: {
+    userId: string;
+    userAgent: string | undefined;
+    ip: string | undefined;
+    now: Date;
+    policy: SessionPolicy;
+    /** How the sign-in was proven (two-factor/schemas.ts `factorSchema`); a password alone by default. */
+    factors?: string[];
+  },
 ): Promise<IssuedRefreshToken> {
   const refreshToken = newOpaqueToken();
   const session = await db.session.create({
@@ -49,6 +57,7 @@ export async function createSession(
       userId: input.userId,
       userAgent: input.userAgent ?? null,
       ip: input.ip ?? null,
+      factors: input.factors ?? ['password'],
       createdAt: input.now,
       lastUsedAt: input.now,
       expiresAt: addSeconds(input.now, input.policy.sessionMaxSeconds),
