@@ -63,5 +63,5 @@ export type TaskPage = RouterOutputs['tasks']['list'];
 /** A user as the admin procedures (`users.*`) return it. */
 export type AdminUser = RouterOutputs['users']['byId'];
 /** One of the user's sign-in sessions (`auth.sessions.list`). */
-export type SessionInfo = RouterOutputs['auth']['sessions']['list'][number];
+export type SessionInfo = RouterOutputs['auth']['sessions']['list']['items'][number];
 export type Role = User['role'];

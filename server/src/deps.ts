@@ -15,7 +15,7 @@ import type { KeySet } from './modules/auth/keys.js';
 import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js';
 import { createAuthService } from './modules/auth/service.js';
 import { SessionCache } from './modules/auth/sessions.js';
-import { createSecretBox, loadTwoFactorKeys } from './modules/auth/two-factor/secret-box.js';
+import { lazySecretBox, loadTwoFactorKeys } from './modules/auth/two-factor/secret-box.js';
 import { createTwoFactorService } from './modules/auth/two-factor/service.js';
 import { createProjectService } from './modules/projects/service.js';
 import { createTaskService } from './modules/tasks/service.js';
@@ -90,7 +90,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
       twoFactor: createTwoFactorService({
         db: database.prisma,
         config,
-        box: createSecretBox(loadTwoFactorKeys(config)),
+        box: lazySecretBox(() => loadTwoFactorKeys(config)),
         accessTokens,
         rateLimits,
         mailQueued: () => mailer.kick(),

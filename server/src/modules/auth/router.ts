@@ -1,5 +1,5 @@
-import { z } from 'zod';
 import { AppError } from '../../lib/errors.js';
+import { pageOf } from '../../lib/pagination.js';
 import { restMeta } from '../../openapi/meta.js';
 import type { Context } from '../../trpc/context.js';
 import { authedProcedure, publicProcedure, router } from '../../trpc/init.js';
@@ -15,6 +15,7 @@ import {
   requestPasswordResetInput,
   resetPasswordInput,
   sessionIdInput,
+  sessionPageInput,
   sessionSchema,
   userSchema,
   verifyEmailInput,
@@ -146,9 +147,10 @@ export const authRouter = router({
 
   sessions: router({
     list: authedProcedure
-      .meta(rest('GET', '/auth/sessions', "The account's live sessions"))
-      .output(z.array(sessionSchema))
-      .query(({ ctx }) => ctx.services.auth.listSessions(ctx.user)),
+      .meta(rest('GET', '/auth/sessions', "The account's live sessions, most recently used first, a page at a time"))
+      .input(sessionPageInput)
+      .output(pageOf(sessionSchema))
+      .query(({ ctx, input }) => ctx.services.auth.listSessions(ctx.user, input)),
     revoke: authedProcedure
       .meta(rest('DELETE', '/auth/sessions/{sessionId}', 'End one session'))
       .input(sessionIdInput)

@@ -9,6 +9,7 @@ import type { Db, PrismaClient } from '../../db/client.js';
 import type { UserTokenKind } from '../../generated/prisma/client.js';
 import type { BackgroundTasks } from '../../lib/background.js';
 import { AppError } from '../../lib/errors.js';
+import type { Page } from '../../lib/pagination.js';
 import { admitPasswordWork, hashPassword, needsRehash, verifyPassword } from '../../lib/password.js';
 import type { Log } from '../../logger.js';
 import { enqueueMail } from '../../mail/outbox.js';
@@ -441,9 +442,9 @@ export function createAuthService(deps: AuthServiceDeps) {
       return row;
     },
 
-    async listSessions(user: AuthUser): Promise<SessionInfo[]> {
-      const rows = await listLiveSessions(db, user.id, policy, now());
-      return rows.map((s) => ({ ...s, current: s.id === user.sessionId }));
+    async listSessions(user: AuthUser, page?: { cursor?: string | undefined; limit: number }): Promise<Page<SessionInfo>> {
+      const { items, nextCursor } = await listLiveSessions(db, user.id, policy, now(), page);
+      return { items: items.map((s) => ({ ...s, current: s.id === user.sessionId })), nextCursor };
     },
 
     async revokeSession(user: AuthUser, sessionId: string, client: ClientInfo): Promise<{ ok: true }> {

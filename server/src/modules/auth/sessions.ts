@@ -6,6 +6,7 @@
  */
 import type { Config } from '../../config.js';
 import type { Db, PrismaClient } from '../../db/client.js';
+import { decodeCursor, MAX_PAGE_SIZE, rowsAfter, toPage } from '../../lib/pagination.js';
 import { hashToken, newOpaqueToken, successorToken } from './opaque-tokens.js';
 
 export type SessionPolicy = Pick<Config['auth'], 'sessionIdleSeconds' | 'sessionMaxSeconds' | 'reuseGraceSeconds'>;
@@ -158,14 +159,33 @@ export async function revokeUserSessions(
   return count;
 }
 
-export async function listLiveSessions(db: Db, userId: string, policy: SessionPolicy, now: Date) {
+/** One page of the user's live sessions, most recently used first (pagination.ts: keyset on lastUsedAt, id). */
+export async function listLiveSessions(
+  db: Db,
+  userId: string,
+  policy: SessionPolicy,
+  now: Date,
+  page: { cursor?: string | undefined; limit: number } = { limit: MAX_PAGE_SIZE },
+) {
+  const after = rowsAfter('lastUsedAt', page.cursor === undefined ? undefined : decodeCursor(page.cursor, 'date'), 'desc');
   const rows = await db.session.findMany({
-    where: { userId, revokedAt: null, expiresAt: { gt: now }, lastUsedAt: { gt: addSeconds(now, -policy.sessionIdleSeconds) } },
-    orderBy: [{ lastUsedAt: 'desc' }, { id: 'asc' }],
-    select: { id: true, createdAt: true, lastUsedAt: true, userAgent: true, ip: true },
-    take: 100,
+    where: {
+      userId,
+      revokedAt: null,
+      expiresAt: { gt: now },
+      lastUsedAt: { gt: addSeconds(now, -policy.sessionIdleSeconds) },
+      ...(after ?? {}),
+    },
+    orderBy: [{ lastUsedAt: 'desc' }, { id: 'desc' }],
+    select: { id: true, createdAt: true, lastUsedAt: true, userAgent: true, ip: true, factors: true },
+    take: page.limit + 1,
   });
-  return rows;
+  return toPage(
+    rows,
+    page.limit,
+    (row) => ({ key: row.lastUsedAt, id: row.id }),
+    (row) => row,
+  );
 }
 
 export async function isSessionActive(db: Db, sessionId: string, policy: SessionPolicy, now: Date): Promise<boolean> {

@@ -37,7 +37,7 @@ export const twoFactorRouter = router({
   enable: authedProcedure
     .meta(
       rest('POST', '/auth/two-factor/enable', 'Confirm setup with a code; returns 10 recovery codes, shown once', {
-        errors: [409, 412, 429],
+        errors: [409, 429],
       }),
     )
     .meta(SECRETS)
@@ -46,14 +46,14 @@ export const twoFactorRouter = router({
     .mutation(({ ctx, input }) => ctx.services.twoFactor.enable(ctx.user, input, client(ctx))),
 
   disable: authedProcedure
-    .meta(rest('POST', '/auth/two-factor/disable', 'Turn two-factor sign-in off (password and a current code)', { errors: [412, 429] }))
+    .meta(rest('POST', '/auth/two-factor/disable', 'Turn two-factor sign-in off (password and a current code)', { errors: [409, 429] }))
     .meta(SECRETS)
     .input(disableInput)
     .output(okSchema)
     .mutation(({ ctx, input }) => ctx.services.twoFactor.disable(ctx.user, input, client(ctx))),
 
   regenerateRecoveryCodes: authedProcedure
-    .meta(rest('POST', '/auth/two-factor/recovery-codes', 'Replace the recovery codes (a current code)', { errors: [412, 429] }))
+    .meta(rest('POST', '/auth/two-factor/recovery-codes', 'Replace the recovery codes (a current code)', { errors: [409, 429] }))
     .meta(SECRETS)
     .input(regenerateInput)
     .output(recoveryCodesSchema)

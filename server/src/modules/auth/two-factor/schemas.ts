@@ -54,10 +54,12 @@ export const disableInput = z.strictObject({ password: z.string().min(1).max(128
 export const regenerateInput = z.strictObject({ code: totpCodeSchema });
 
 /** A code from the app, or one recovery code: exactly one. */
-export const verifyInput = z.union([
-  z.strictObject({ challenge: opaqueTokenSchema, code: totpCodeSchema }),
-  z.strictObject({ challenge: opaqueTokenSchema, recoveryCode: recoveryCodeSchema }),
-]);
+export const verifyInput = z
+  .strictObject({ challenge: opaqueTokenSchema, code: totpCodeSchema.optional(), recoveryCode: recoveryCodeSchema.optional() })
+  .refine((v) => (v.code === undefined) !== (v.recoveryCode === undefined), {
+    message: 'give either code or recoveryCode',
+    path: ['code'],
+  });
 
 /** `auth.login`: tokens, or the challenge of an account with two factors (tell them apart with `status`/`isTwoFactorChallenge`). */
 export const loginResultSchema = z.union([authResultSchema, twoFactorChallengeSchema]);

@@ -75,3 +75,13 @@ export function loadTwoFactorKeys(config: Pick<Config, 'accounts' | 'isProductio
     .filter((k) => k !== '')
     .map((k) => Buffer.from(k, 'base64'));
 }
+
+/** A box whose keys are loaded on first use: processes that never touch a second factor read no key file. */
+export function lazySecretBox(keys: () => Buffer[]): SecretBox {
+  let box: SecretBox | undefined;
+  const get = () => {
+    box ??= createSecretBox(keys());
+    return box;
+  };
+  return { seal: (plain, userId) => get().seal(plain, userId), open: (sealed, userId) => get().open(sealed, userId) };
+}

@@ -184,7 +184,7 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
     async enable(user: AuthUser, input: z.infer<typeof enableInput>, client: ClientInfo) {
       const row = await account(user.id);
       const pending = row.twoFactor;
-      if (!pending) throw new AppError('PRECONDITION_FAILED', 'Call auth.twoFactor.setup first.', { reason: 'TWO_FACTOR_NOT_SET_UP' });
+      if (!pending) throw new AppError('CONFLICT', 'Call auth.twoFactor.setup first.', { reason: 'TWO_FACTOR_NOT_SET_UP' });
       if (pending.enabledAt) throw new AppError('CONFLICT', 'Two-factor sign-in is already on.', { reason: 'TWO_FACTOR_ALREADY_ENABLED' });
       const codes = await checked(row.email, client, 'twoFactor.enable', () =>
         db.$transaction(async (tx) => {
@@ -210,8 +210,7 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
       try {
         const row = await account(user.id);
         const factor = row.twoFactor;
-        if (!factor?.enabledAt)
-          throw new AppError('PRECONDITION_FAILED', 'Two-factor sign-in is not on.', { reason: 'TWO_FACTOR_NOT_ENABLED' });
+        if (!factor?.enabledAt) throw new AppError('CONFLICT', 'Two-factor sign-in is not on.', { reason: 'TWO_FACTOR_NOT_ENABLED' });
         const attempt = await limited(client, 'twoFactor.disable', () => rateLimits.beginPasswordAttempt(row.email));
         let outcome: 'password' | 'code' | 'ok';
         try {
@@ -248,8 +247,7 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
     async regenerateRecoveryCodes(user: AuthUser, input: z.infer<typeof regenerateInput>, client: ClientInfo) {
       const row = await account(user.id);
       const factor = row.twoFactor;
-      if (!factor?.enabledAt)
-        throw new AppError('PRECONDITION_FAILED', 'Two-factor sign-in is not on.', { reason: 'TWO_FACTOR_NOT_ENABLED' });
+      if (!factor?.enabledAt) throw new AppError('CONFLICT', 'Two-factor sign-in is not on.', { reason: 'TWO_FACTOR_NOT_ENABLED' });
       const codes = await checked(row.email, client, 'twoFactor.regenerateRecoveryCodes', () =>
         db.$transaction(async (tx) => {
           if (!(await acceptCode(tx, user.id, factor.secretCiphertext, input.code, true))) return false;
@@ -298,12 +296,13 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
         audit(client.log, 'auth.two_factor.failed', { userId: user?.id, ip: client.ip, reason: 'challenge invalid' });
         throw new AppError('UNAUTHORIZED', CHALLENGE_DEAD, { reason: 'TWO_FACTOR_CHALLENGE_INVALID' });
       }
-      const factors: Factor[] = ['password', 'code' in input ? 'totp' : 'recovery_code'];
+      const { code, recoveryCode } = input;
+      const factors: Factor[] = ['password', code !== undefined ? 'totp' : 'recovery_code'];
       try {
         await checked(user.email, client, 'twoFactor.verify', async () => {
-          if ('code' in input) return (await acceptCode(db, user.id, factor.secretCiphertext, input.code, true)) || false;
+          if (code !== undefined) return (await acceptCode(db, user.id, factor.secretCiphertext, code, true)) || false;
           const { count } = await db.recoveryCode.updateMany({
-            where: { userId: user.id, codeHash: hashRecoveryCode(input.recoveryCode), usedAt: null },
+            where: { userId: user.id, codeHash: hashRecoveryCode(recoveryCode ?? ''), usedAt: null },
             data: { usedAt: now() },
           });
           return count === 1 || false;
@@ -313,7 +312,7 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
           const dead = await countChallengeFailure(db, challenge.id, now());
           audit(client.log, 'auth.two_factor.failed', { userId: user.id, ip: client.ip, method: factors[1], challengeDead: dead });
           if (dead) throw new AppError('UNAUTHORIZED', CHALLENGE_DEAD, { reason: 'TWO_FACTOR_CHALLENGE_INVALID' });
-          if ('recoveryCode' in input)
+          if (recoveryCode !== undefined)
             throw new AppError('BAD_REQUEST', 'Invalid code.', {
               fieldErrors: { recoveryCode: ['is not an unused recovery code'] },
               reason: 'INVALID_TWO_FACTOR_CODE',
