@@ -10,6 +10,7 @@ import { Lifecycle } from './lib/lifecycle.js';
 import type { Logger } from './logger.js';
 import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
+import { createAccountService } from './modules/account/service.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
 import type { KeySet } from './modules/auth/keys.js';
 import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js';
@@ -73,6 +74,15 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     mailQueued: () => mailer.kick(),
     now,
   });
+  const twoFactor = createTwoFactorService({
+    db: database.prisma,
+    config,
+    box: lazySecretBox(() => loadTwoFactorKeys(config)),
+    accessTokens,
+    rateLimits,
+    mailQueued: () => mailer.kick(),
+    now,
+  });
   return {
     config,
     database,
@@ -87,12 +97,13 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     lifecycle: new Lifecycle(),
     services: {
       auth,
-      twoFactor: createTwoFactorService({
+      twoFactor,
+      account: createAccountService({
         db: database.prisma,
         config,
-        box: lazySecretBox(() => loadTwoFactorKeys(config)),
-        accessTokens,
         rateLimits,
+        sessionCache,
+        twoFactor,
         mailQueued: () => mailer.kick(),
         now,
       }),

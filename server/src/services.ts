@@ -3,6 +3,7 @@
  * tRPC context carries a reference to them. Types only, so `trpc/` need not import the root.
  */
 import type { IdempotencyStore } from './lib/idempotency.js';
+import type { AccountService } from './modules/account/service.js';
 import type { RateLimits } from './modules/auth/rate-limits.js';
 import type { AuthService } from './modules/auth/service.js';
 import type { TwoFactorService } from './modules/auth/two-factor/service.js';
@@ -14,6 +15,8 @@ export interface Services {
   auth: AuthService;
   /** `auth.twoFactor.*` (modules/auth/two-factor). */
   twoFactor: TwoFactorService;
+  /** Account deletion and export (modules/account). */
+  account: AccountService;
   /** The general limit's `checkApi`, called by every procedure (trpc/init.ts). */
   rateLimits: RateLimits;
   /** Answers of mutations sent with an Idempotency-Key (trpc/init.ts). */

@@ -3,6 +3,7 @@ import { pageOf } from '../../lib/pagination.js';
 import { restMeta } from '../../openapi/meta.js';
 import type { Context } from '../../trpc/context.js';
 import { authedProcedure, publicProcedure, router } from '../../trpc/init.js';
+import { accountProcedures } from '../account/router.js';
 import {
   type AuthResult,
   authResultSchema,
@@ -104,6 +105,8 @@ export const authRouter = router({
     }),
 
   twoFactor: twoFactorRouter,
+  // auth.deleteAccount, auth.exportData (modules/account)
+  ...accountProcedures,
 
   refresh: publicProcedure
     .meta(rest('POST', '/auth/refresh', 'Exchange a refresh token for new tokens', { public: true, errors: [401] }))

@@ -23,7 +23,7 @@ const adminUserSelect = {
 } as const;
 
 /** Any constant works: it only has to be the same for every transaction that changes admins. */
-const ADMIN_CHANGES_LOCK = 4_802_911;
+export const ADMIN_CHANGES_LOCK = 4_802_911;
 
 const notFound = () => new AppError('NOT_FOUND', 'User not found.');
 

@@ -153,6 +153,17 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
   }
 
   return {
+    /**
+     * For other procedures that ask for a current code beside the password (account deletion):
+     * `undefined` when the account has no second factor, else whether `code` was accepted (once).
+     */
+    async confirmCode(userId: string, code: string | undefined): Promise<boolean | undefined> {
+      const factor = await db.twoFactor.findUnique({ where: { userId }, select: { secretCiphertext: true, enabledAt: true } });
+      if (!factor?.enabledAt) return undefined;
+      if (code === undefined) return false;
+      return acceptCode(db, userId, factor.secretCiphertext, code, true);
+    },
+
     async status(user: AuthUser) {
       const [factor, left] = await Promise.all([
         db.twoFactor.findUnique({ where: { userId: user.id }, select: { enabledAt: true } }),
