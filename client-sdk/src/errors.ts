@@ -25,3 +25,25 @@ export function isKeelError(error: unknown, code?: KeelErrorCode): boolean {
   if (!isClientError) return false;
   return code === undefined || (error as KeelError).data?.code === code;
 }
+
+/**
+ * The `reason` values of the account procedures (`error.data.reason`): what exactly went wrong,
+ * beyond the class `code` says. Compare with `hasReason`, never with the message.
+ */
+export type AccountErrorReason =
+  /** REQUIRE_VERIFIED_EMAIL is on and the email is not verified yet (FORBIDDEN). */
+  | 'EMAIL_NOT_VERIFIED'
+  /** The sign-in challenge expired, was used, or saw 5 wrong codes: sign in again (UNAUTHORIZED). */
+  | 'TWO_FACTOR_CHALLENGE_INVALID'
+  /** A wrong, reused or missing code of the authenticator app, or a used recovery code (BAD_REQUEST). */
+  | 'INVALID_TWO_FACTOR_CODE'
+  | 'TWO_FACTOR_ALREADY_ENABLED'
+  | 'TWO_FACTOR_NOT_SET_UP'
+  | 'TWO_FACTOR_NOT_ENABLED'
+  /** The last active admin cannot be deleted (CONFLICT). */
+  | 'LAST_ADMIN';
+
+/** Whether a call failed with this `reason` (a `KeelError` the server answered). */
+export function hasReason(error: unknown, reason: AccountErrorReason): error is KeelError {
+  return isKeelError(error) && (error.data as { reason?: unknown } | undefined)?.reason === reason;
+}

@@ -17,7 +17,16 @@ export {
   type KeelServiceTokenOptions,
   type KeelSessionHelpers,
 } from './client.js';
-export { type FieldErrors, isKeelError, type KeelError, type KeelErrorCode, type KeelErrorData, type KeelErrorWithCode } from './errors.js';
+export {
+  type AccountErrorReason,
+  type FieldErrors,
+  hasReason,
+  isKeelError,
+  type KeelError,
+  type KeelErrorCode,
+  type KeelErrorData,
+  type KeelErrorWithCode,
+} from './errors.js';
 export type { AuthMode, SessionExpiredError } from './session.js';
 export { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 export type {

@@ -32,8 +32,12 @@ export interface AccountServiceDeps {
 
 export type AccountService = ReturnType<typeof createAccountService>;
 
+/** Users seen verified by this process (bounded): verification is never undone, so they need no lookup again. */
+const VERIFIED_MEMO_SIZE = 50_000;
+
 export function createAccountService(deps: AccountServiceDeps) {
   const { db, config, rateLimits, now } = deps;
+  const verified = new Set<string>();
 
   /** Deletes the user's rows; NOT_FOUND when there is no such user, CONFLICT for the last active admin. */
   async function deleteRows(tx: Db, userId: string): Promise<{ email: string }> {
@@ -60,6 +64,7 @@ export function createAccountService(deps: AccountServiceDeps) {
   }
 
   async function finish(userId: string, log: Log, fields: Record<string, unknown>): Promise<{ deleted: true }> {
+    verified.delete(userId);
     // After the commit: strict mode forgets the sessions at once (their rows are gone).
     deps.sessionCache.clear();
     deps.mailQueued();
@@ -68,6 +73,26 @@ export function createAccountService(deps: AccountServiceDeps) {
   }
 
   return {
+    /**
+     * REQUIRE_VERIFIED_EMAIL (trpc/init.ts calls this for every signed-in call outside `auth.*`):
+     * FORBIDDEN with reason EMAIL_NOT_VERIFIED until the account's email is verified. A verified
+     * user costs one primary-key read per process, then nothing.
+     */
+    async assertEmailVerified(userId: string): Promise<void> {
+      if (verified.has(userId)) return;
+      const row = await db.user.findUnique({ where: { id: userId }, select: { emailVerified: true } });
+      if (!row?.emailVerified)
+        throw new AppError(
+          'FORBIDDEN',
+          'Verify your email address first: open the link we mailed you, or ask for a new one with auth.requestEmailVerification.',
+          {
+            reason: 'EMAIL_NOT_VERIFIED',
+          },
+        );
+      if (verified.size >= VERIFIED_MEMO_SIZE) verified.clear();
+      verified.add(userId);
+    },
+
     /** The owner deletes the account: the password (and a current code when two-factor sign-in is on). */
     async deleteOwn(user: AuthUser, input: z.infer<typeof deleteAccountInput>, client: ClientInfo): Promise<{ deleted: true }> {
       const admission = admitPasswordWork(config.passwords);
