@@ -82,6 +82,7 @@ describe('the OpenAPI document', () => {
         'POST /auth/password-reset/request',
         'POST /auth/password-reset/confirm',
         'POST /auth/email-verification/confirm',
+        'POST /auth/two-factor/verify',
       ].sort(),
     );
     for (const [, operation] of operations(document)) {
