@@ -8,7 +8,7 @@ import { type AppRouter, type AuthResult, isTwoFactorChallenge, type LoginResult
 export const SENT_TOKEN = 'keelSentAccessToken';
 
 /** Their results are sessions: the link keeps the tokens. */
-const SIGN_IN = new Set(['auth.login', 'auth.register', 'auth.refresh', 'auth.twoFactor.verify']);
+const SIGN_IN = new Set(['auth.login', 'auth.register', 'auth.refresh', 'auth.twoFactor.verify', 'auth.oidc.finish']);
 const SIGN_OUT = new Set(['auth.logout', 'auth.logoutAll']);
 /** Their UNAUTHORIZED is about a password or a mailed token, not the access token: never a reason to refresh. */
 const CREDENTIAL_CALLS = new Set([...SIGN_IN, 'auth.requestPasswordReset', 'auth.resetPassword', 'auth.verifyEmail']);

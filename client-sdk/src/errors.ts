@@ -41,7 +41,17 @@ export type AccountErrorReason =
   | 'TWO_FACTOR_NOT_SET_UP'
   | 'TWO_FACTOR_NOT_ENABLED'
   /** The last active admin cannot be deleted (CONFLICT). */
-  | 'LAST_ADMIN';
+  | 'LAST_ADMIN'
+  /** A provider sign-in whose state is unknown, used or expired: start again (UNAUTHORIZED). */
+  | 'OIDC_STATE_INVALID'
+  /** The provider refused the code, or its ID token failed a check (UNAUTHORIZED). */
+  | 'OIDC_EXCHANGE_FAILED'
+  /** The provider's email belongs to an account: sign in to it and link the provider there (CONFLICT). */
+  | 'OIDC_ACCOUNT_EXISTS'
+  /** The provider did not verify the email, so no account is made (FORBIDDEN). */
+  | 'OIDC_EMAIL_NOT_VERIFIED'
+  /** The provider account is linked to another Keel account (CONFLICT). */
+  | 'OIDC_IDENTITY_TAKEN';
 
 /** Whether a call failed with this `reason` (a `KeelError` the server answered). */
 export function hasReason(error: unknown, reason: AccountErrorReason): error is KeelError {

@@ -23,6 +23,8 @@ export const SECRET_CALLS: ReadonlySet<string> = new Set([
   'auth.twoFactor.regenerateRecoveryCodes',
   'auth.twoFactor.verify',
   'auth.deleteAccount',
+  'auth.oidc.finish',
+  'auth.oidc.finishLink',
 ]);
 
 /** How long to wait before the one retry of a mutation whose answer was lost. */

@@ -148,6 +148,8 @@ export const envSchema = z.object({
   TWO_FACTOR_KEY_FILE: z.string().min(1).default('.data/two-factor-keys'),
   TWO_FACTOR_ISSUER: z.string().trim().min(1).max(64).default('Keel'),
   REQUIRE_VERIFIED_EMAIL: bool.default(false),
+  OIDC_PROVIDERS: z.string().optional(),
+  OIDC_REDIRECT_URI: z.url({ message: 'expected the absolute URL of the web app page that receives the provider redirect' }).optional(),
 
   ADMIN_EMAIL: z.email({ message: 'expected an email address' }).optional(),
   ADMIN_PASSWORD: z.string().min(12, { message: 'expected at least 12 characters' }).max(128).optional(),
@@ -261,6 +263,10 @@ export interface Config {
     twoFactorIssuer: string;
     /** Procedures other than `auth.*` answer FORBIDDEN (reason EMAIL_NOT_VERIFIED) until the email is verified. */
     requireVerifiedEmail: boolean;
+    /** OpenID Connect providers one may sign in with (OIDC_PROVIDERS), by id. */
+    oidcProviders: OidcProviderConfig[];
+    /** Where providers send the browser back (the web app's page, which passes `code` and `state` to `auth.oidc.finish`). */
+    oidcRedirectUri: string;
   };
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
 }
@@ -317,6 +323,7 @@ export function parseConfig(raw: RawEnv): Config {
     if (!parsed.data.CORS_ORIGINS)
       problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');
   }
+  const oidcProviders = parsed.success ? parseOidcProviders(parsed.data.OIDC_PROVIDERS, problems) : [];
   const twoFactorKeys = parsed.success ? parseTwoFactorKeys(parsed.data.TWO_FACTOR_ENCRYPTION_KEYS, problems) : undefined;
   if (parsed.success && parsed.data.NODE_ENV === 'production' && !parsed.data.TWO_FACTOR_ENCRYPTION_KEYS)
     problems.push(
@@ -405,6 +412,8 @@ export function parseConfig(raw: RawEnv): Config {
       twoFactorKeyFile: resolve(PROJECT_ROOT, e.TWO_FACTOR_KEY_FILE),
       twoFactorIssuer: e.TWO_FACTOR_ISSUER,
       requireVerifiedEmail: e.REQUIRE_VERIFIED_EMAIL,
+      oidcProviders,
+      oidcRedirectUri: e.OIDC_REDIRECT_URI ?? `${(e.APP_URL ?? 'http://localhost:5173').replace(/\/$/, '')}/auth/oidc/callback`,
     },
     passwords: {
       memoryKib: e.ARGON2_MEMORY_KIB,
@@ -421,6 +430,40 @@ export function parseConfig(raw: RawEnv): Config {
       demoData: e.SEED_DEMO_DATA ?? e.NODE_ENV === 'development',
     },
   };
+}
+
+const oidcProviderSchema = z.strictObject({
+  /** Names the provider in `auth.oidc.start` (`google`, `corp-sso`). */
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, { message: 'id: lower-case letters, digits and dashes' }),
+  name: z.string().min(1).max(100).optional(),
+  /** The issuer URL: its /.well-known/openid-configuration is read at first use. */
+  issuer: z.url({ message: 'issuer: expected the provider issuer URL' }),
+  clientId: z.string().min(1).max(500),
+  clientSecret: z.string().min(1).max(2000),
+});
+export type OidcProviderConfig = z.infer<typeof oidcProviderSchema>;
+
+/** OIDC_PROVIDERS: a JSON array of `{ id, name?, issuer, clientId, clientSecret }`. */
+function parseOidcProviders(raw: string | undefined, problems: string[]): OidcProviderConfig[] {
+  if (raw === undefined) return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    problems.push(
+      'OIDC_PROVIDERS: expected a JSON array of { id, name?, issuer, clientId, clientSecret } (value not shown: it holds secrets)',
+    );
+    return [];
+  }
+  const parsed = z.array(oidcProviderSchema).safeParse(json);
+  if (!parsed.success) {
+    const where = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    problems.push(`OIDC_PROVIDERS: ${where} (value not shown: it holds secrets)`);
+    return [];
+  }
+  const ids = parsed.data.map((p) => p.id);
+  if (new Set(ids).size !== ids.length) problems.push('OIDC_PROVIDERS: two providers share an id');
+  return parsed.data;
 }
 
 /** TWO_FACTOR_ENCRYPTION_KEYS: comma-separated base64 (or base64url) keys of exactly 32 bytes. */

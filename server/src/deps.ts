@@ -13,6 +13,7 @@ import { MailWorker } from './mail/worker.js';
 import { createAccountService } from './modules/account/service.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
 import type { KeySet } from './modules/auth/keys.js';
+import { createOidcService, type OidcServiceDeps } from './modules/auth/oidc/service.js';
 import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js';
 import { createAuthService } from './modules/auth/service.js';
 import { SessionCache } from './modules/auth/sessions.js';
@@ -47,6 +48,8 @@ export interface AppDepsInput {
   keys: KeySet;
   now?: () => Date;
   mailTransport?: MailTransport;
+  /** The HTTP client toward OpenID Connect providers (tests); the global fetch by default. */
+  oidcFetch?: OidcServiceDeps['fetch'];
 }
 
 export function createAppDeps(input: AppDepsInput): AppDeps {
@@ -98,6 +101,14 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     services: {
       auth,
       twoFactor,
+      oidc: createOidcService({
+        db: database.prisma,
+        config,
+        accessTokens,
+        rateLimits,
+        now,
+        ...(input.oidcFetch ? { fetch: input.oidcFetch } : {}),
+      }),
       account: createAccountService({
         db: database.prisma,
         config,

@@ -4,6 +4,7 @@
  */
 import type { IdempotencyStore } from './lib/idempotency.js';
 import type { AccountService } from './modules/account/service.js';
+import type { OidcService } from './modules/auth/oidc/service.js';
 import type { RateLimits } from './modules/auth/rate-limits.js';
 import type { AuthService } from './modules/auth/service.js';
 import type { TwoFactorService } from './modules/auth/two-factor/service.js';
@@ -15,6 +16,8 @@ export interface Services {
   auth: AuthService;
   /** `auth.twoFactor.*` (modules/auth/two-factor). */
   twoFactor: TwoFactorService;
+  /** `auth.oidc.*` (modules/auth/oidc). */
+  oidc: OidcService;
   /** Account deletion and export (modules/account). */
   account: AccountService;
   /** The general limit's `checkApi`, called by every procedure (trpc/init.ts). */

@@ -61,6 +61,13 @@ const cases: Record<string, AccessCase> = {
   'auth.twoFactor.verify': { access: 'public', input: () => ({ challenge: A_TOKEN, code: '000000' }) },
   'auth.deleteAccount': { access: 'authed', input: () => ({ password: 'wrong' }) },
   'auth.exportData': { access: 'authed', input: () => undefined },
+  'auth.oidc.providers': { access: 'public', input: () => undefined },
+  'auth.oidc.start': { access: 'public', input: () => ({ provider: 'none-configured' }) },
+  'auth.oidc.finish': { access: 'public', input: () => ({ state: 'unknown-state', code: 'unknown-code' }) },
+  'auth.oidc.startLink': { access: 'authed', input: () => ({ provider: 'none-configured' }) },
+  'auth.oidc.finishLink': { access: 'authed', input: () => ({ state: 'unknown-state', code: 'unknown-code' }) },
+  'auth.oidc.identities': { access: 'authed', input: () => undefined },
+  'auth.oidc.unlink': { access: 'authed', input: () => ({ id: '00000000-0000-4000-8000-000000000000' }) },
 
   'projects.list': { access: 'authed', input: () => ({}) },
   'projects.byId': { access: 'authed', input: (r) => ({ id: r.projectId }), ownedRow: true },

@@ -25,7 +25,11 @@ export type AuditEvent =
   | 'auth.two_factor.failed'
   | 'auth.two_factor.succeeded'
   | 'auth.account.deleted'
-  | 'auth.account.exported';
+  | 'auth.account.exported'
+  | 'auth.oidc.signed_in'
+  | 'auth.oidc.failed'
+  | 'auth.oidc.linked'
+  | 'auth.oidc.unlinked';
 
 export interface AuditFields {
   userId?: string | undefined;

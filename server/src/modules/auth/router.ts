@@ -4,6 +4,7 @@ import { restMeta } from '../../openapi/meta.js';
 import type { Context } from '../../trpc/context.js';
 import { authedProcedure, publicProcedure, router } from '../../trpc/init.js';
 import { accountProcedures } from '../account/router.js';
+import { oidcRouter } from './oidc/router.js';
 import {
   type AuthResult,
   authResultSchema,
@@ -105,6 +106,7 @@ export const authRouter = router({
     }),
 
   twoFactor: twoFactorRouter,
+  oidc: oidcRouter,
   // auth.deleteAccount, auth.exportData (modules/account)
   ...accountProcedures,
 

@@ -16,7 +16,7 @@ export const recoveryCodeSchema = z
   .transform((v) => v.toLowerCase().replace(/[\s-]/g, ''))
   .pipe(z.string().regex(/^[a-z2-7]{16}$/, { message: 'is not a recovery code' }));
 
-export const factorSchema = z.enum(['password', 'totp', 'recovery_code']);
+export const factorSchema = z.enum(['password', 'totp', 'recovery_code', 'oidc']);
 export type Factor = z.infer<typeof factorSchema>;
 
 /** What `auth.login` answers instead of tokens when the account has a second factor. */
