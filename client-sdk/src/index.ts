@@ -18,7 +18,7 @@ export {
   type KeelSessionHelpers,
 } from './client.js';
 export {
-  type AccountErrorReason,
+  type ErrorReason,
   type FieldErrors,
   hasReason,
   isKeelError,

@@ -12,6 +12,7 @@ import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
 import { createAccountService } from './modules/account/service.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
+import { createAuthenticator } from './modules/auth/authenticate.js';
 import type { KeySet } from './modules/auth/keys.js';
 import { createOidcService, type OidcServiceDeps } from './modules/auth/oidc/service.js';
 import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js';
@@ -21,7 +22,7 @@ import { lazySecretBox, loadTwoFactorKeys } from './modules/auth/two-factor/secr
 import { createTwoFactorService } from './modules/auth/two-factor/service.js';
 import { createProjectService } from './modules/projects/service.js';
 import { createTaskService } from './modules/tasks/service.js';
-import { createUserAdminService } from './modules/users/service.js';
+import { createUserService } from './modules/users/service.js';
 import type { Services } from './services.js';
 
 export interface AppDeps {
@@ -118,11 +119,12 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
         mailQueued: () => mailer.kick(),
         now,
       }),
+      authenticator: createAuthenticator({ db: database.prisma, config, accessTokens, sessionCache, now }),
       rateLimits,
       idempotency,
       projects: createProjectService(database.prisma, database.sql, now),
       tasks: createTaskService(database.prisma, now),
-      users: createUserAdminService(database.prisma, sessionCache, now),
+      users: createUserService(database.prisma, sessionCache, now),
     },
   };
 }

@@ -4,13 +4,14 @@
  */
 import type { IdempotencyStore } from './lib/idempotency.js';
 import type { AccountService } from './modules/account/service.js';
+import type { Authenticator } from './modules/auth/authenticate.js';
 import type { OidcService } from './modules/auth/oidc/service.js';
 import type { RateLimits } from './modules/auth/rate-limits.js';
 import type { AuthService } from './modules/auth/service.js';
 import type { TwoFactorService } from './modules/auth/two-factor/service.js';
 import type { ProjectService } from './modules/projects/service.js';
 import type { TaskService } from './modules/tasks/service.js';
-import type { UserAdminService } from './modules/users/service.js';
+import type { UserService } from './modules/users/service.js';
 
 export interface Services {
   auth: AuthService;
@@ -20,11 +21,13 @@ export interface Services {
   oidc: OidcService;
   /** Account deletion and export (modules/account). */
   account: AccountService;
+  /** Access token to caller, for the auth middleware (trpc/init.ts). */
+  authenticator: Authenticator;
   /** The general limit's `checkApi`, called by every procedure (trpc/init.ts). */
   rateLimits: RateLimits;
   /** Answers of mutations sent with an Idempotency-Key (trpc/init.ts). */
   idempotency: IdempotencyStore;
   projects: ProjectService;
   tasks: TaskService;
-  users: UserAdminService;
+  users: UserService;
 }

@@ -14,9 +14,9 @@ import type { Log } from '../../logger.js';
 import { enqueueMail } from '../../mail/outbox.js';
 import { audit } from '../auth/audit.js';
 import type { RateLimits } from '../auth/rate-limits.js';
-import type { AuthUser, ClientInfo } from '../auth/service.js';
 import type { SessionCache } from '../auth/sessions.js';
 import type { TwoFactorService } from '../auth/two-factor/service.js';
+import type { AuthUser, ClientInfo } from '../auth/types.js';
 import { ADMIN_CHANGES_LOCK } from '../users/service.js';
 import type { AccountExport, deleteAccountInput } from './schemas.js';
 

@@ -22,9 +22,9 @@ import {
   userSchema,
   verifyEmailInput,
 } from './schemas.js';
-import type { ClientInfo } from './service.js';
 import { twoFactorRouter } from './two-factor/router.js';
 import { loginResultSchema } from './two-factor/schemas.js';
+import type { ClientInfo } from './types.js';
 
 /** The refresh cookie's name over plain HTTP (development, tests), and its name in production before the prefix. */
 export const REFRESH_COOKIE = 'keel_refresh';

@@ -6,7 +6,7 @@
  */
 import type { Config } from '../../config.js';
 import type { Db, PrismaClient } from '../../db/client.js';
-import { decodeCursor, MAX_PAGE_SIZE, rowsAfter, toPage } from '../../lib/pagination.js';
+import { MAX_PAGE_SIZE, type Page, paginate, rowsAfter } from '../../lib/pagination.js';
 import { hashToken, newOpaqueToken, successorToken } from './opaque-tokens.js';
 
 export type SessionPolicy = Pick<Config['auth'], 'sessionIdleSeconds' | 'sessionMaxSeconds' | 'reuseGraceSeconds'>;
@@ -159,32 +159,41 @@ export async function revokeUserSessions(
   return count;
 }
 
+/** A live session as its owner sees it listed. */
+export interface LiveSession {
+  id: string;
+  createdAt: Date;
+  lastUsedAt: Date;
+  userAgent: string | null;
+  ip: string | null;
+  factors: string[];
+}
+
 /** One page of the user's live sessions, most recently used first (pagination.ts: keyset on lastUsedAt, id). */
-export async function listLiveSessions(
+export function listLiveSessions(
   db: Db,
   userId: string,
   policy: SessionPolicy,
   now: Date,
   page: { cursor?: string | undefined; limit: number } = { limit: MAX_PAGE_SIZE },
-) {
-  const after = rowsAfter('lastUsedAt', page.cursor === undefined ? undefined : decodeCursor(page.cursor, 'date'), 'desc');
-  const rows = await db.session.findMany({
-    where: {
-      userId,
-      revokedAt: null,
-      expiresAt: { gt: now },
-      lastUsedAt: { gt: addSeconds(now, -policy.sessionIdleSeconds) },
-      ...(after ?? {}),
-    },
-    orderBy: [{ lastUsedAt: 'desc' }, { id: 'desc' }],
-    select: { id: true, createdAt: true, lastUsedAt: true, userAgent: true, ip: true, factors: true },
-    take: page.limit + 1,
-  });
-  return toPage(
-    rows,
-    page.limit,
+): Promise<Page<LiveSession>> {
+  return paginate(
+    page,
+    'date',
     (row) => ({ key: row.lastUsedAt, id: row.id }),
-    (row) => row,
+    ({ after, take }) =>
+      db.session.findMany({
+        where: {
+          userId,
+          revokedAt: null,
+          expiresAt: { gt: now },
+          lastUsedAt: { gt: addSeconds(now, -policy.sessionIdleSeconds) },
+          ...(rowsAfter('lastUsedAt', after, 'desc') ?? {}),
+        },
+        orderBy: [{ lastUsedAt: 'desc' }, { id: 'desc' }],
+        select: { id: true, createdAt: true, lastUsedAt: true, userAgent: true, ip: true, factors: true },
+        take,
+      }),
   );
 }
 

@@ -4,8 +4,8 @@ import type { Context } from '../../../trpc/context.js';
 import { authedProcedure, publicProcedure, router } from '../../../trpc/init.js';
 import { assertCookieOrigin, deliver } from '../router.js';
 import { okSchema } from '../schemas.js';
-import type { ClientInfo } from '../service.js';
 import { loginResultSchema } from '../two-factor/schemas.js';
+import type { ClientInfo } from '../types.js';
 import {
   finishInput,
   identityIdInput,

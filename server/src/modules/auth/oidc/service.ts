@@ -17,10 +17,10 @@ import type { AccessTokens } from '../access-tokens.js';
 import { audit } from '../audit.js';
 import { hashToken } from '../opaque-tokens.js';
 import type { RateLimits } from '../rate-limits.js';
-import type { AuthUser, ClientInfo } from '../service.js';
 import { createSession, type SessionPolicy } from '../sessions.js';
 import { openChallenge } from '../two-factor/challenges.js';
 import type { LoginResult } from '../two-factor/schemas.js';
+import type { AuthUser, ClientInfo } from '../types.js';
 import type { finishInput } from './schemas.js';
 
 /** How long a started sign-in waits for the provider's redirect. */

@@ -4,7 +4,7 @@ import type { Context } from '../../../trpc/context.js';
 import { authedProcedure, publicProcedure, router } from '../../../trpc/init.js';
 import { assertCookieOrigin, deliver } from '../router.js';
 import { authResultSchema, okSchema } from '../schemas.js';
-import type { ClientInfo } from '../service.js';
+import type { ClientInfo } from '../types.js';
 import {
   disableInput,
   enableInput,
