@@ -265,6 +265,30 @@ describe('auth.twoFactor.disable and regenerateRecoveryCodes', () => {
   });
 });
 
+describe('key rotation and password changes', () => {
+  it('opens a secret sealed under an older key and re-seals it under the first key on use', async () => {
+    const { user, secret } = await enrolled();
+    const before = (await deps.database.prisma.twoFactor.findUniqueOrThrow({ where: { userId: user.id } })).secretCiphertext;
+    const NEW_KEY = Buffer.alloc(32, 8).toString('base64');
+    const rotated = db.deps({ now: clock.now, config: { TWO_FACTOR_ENCRYPTION_KEYS: `${NEW_KEY},${KEY}` } });
+    await callerWith(rotated).auth.twoFactor.verify({ challenge: await challengeOf(user, rotated), code: codeOf(secret) });
+    const after = (await deps.database.prisma.twoFactor.findUniqueOrThrow({ where: { userId: user.id } })).secretCiphertext;
+    expect(after.split('.')[1]).not.toBe(before.split('.')[1]);
+    expect(createSecretBox([Buffer.from(NEW_KEY, 'base64')]).open(after, user.id).stale).toBe(false);
+    // The old key alone no longer opens it.
+    expect(() => createSecretBox([Buffer.from(KEY, 'base64')]).open(after, user.id)).toThrow();
+  });
+
+  it('ends a pending challenge when the password changes', async () => {
+    const { user, secret } = await enrolled();
+    const challenge = await challengeOf(user);
+    clock.advance(1);
+    await deps.database.prisma.user.update({ where: { id: user.id }, data: { passwordChangedAt: clock.now() } });
+    const error = await trpcErrorOf(callerWith(deps).auth.twoFactor.verify({ challenge, code: codeOf(secret) }));
+    expect(reasonOf(error)).toBe('TWO_FACTOR_CHALLENGE_INVALID');
+  });
+});
+
 describe('over REST', () => {
   it('POST /api/auth/login answers the challenge and POST /api/auth/two-factor/verify the tokens', async () => {
     const server = await startTestServer(deps);
