@@ -3,7 +3,9 @@
  * known loopback port, output kept in memory (shown only when something goes wrong), readiness
  * by polling /readyz, and a stop that always ends the process.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +52,7 @@ export async function productionEnv(options: ProductionEnvOptions): Promise<Reco
     MAIL_TRANSPORT: 'smtp',
     SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
     APP_URL: 'https://app.example.com',
+    TWO_FACTOR_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
     CORS_ORIGINS: 'none',
     LOG_LEVEL: options.logLevel ?? 'warn',
     LOG_PRETTY: 'false',

@@ -2,13 +2,13 @@ import { TRPCClientError, type TRPCLink } from '@trpc/client';
 import { observable, type Unsubscribable } from '@trpc/server/observable';
 import { isKeelError } from './errors.js';
 import type { Session } from './session.js';
-import type { AppRouter, AuthResult } from './types.js';
+import { type AppRouter, type AuthResult, isTwoFactorChallenge, type LoginResult } from './types.js';
 
 /** Set on each operation by the HTTP links' `headers`: the access token its request actually carried. */
 export const SENT_TOKEN = 'keelSentAccessToken';
 
 /** Their results are sessions: the link keeps the tokens. */
-const SIGN_IN = new Set(['auth.login', 'auth.register', 'auth.refresh']);
+const SIGN_IN = new Set(['auth.login', 'auth.register', 'auth.refresh', 'auth.twoFactor.verify', 'auth.oidc.finish']);
 const SIGN_OUT = new Set(['auth.logout', 'auth.logoutAll']);
 /** Their UNAUTHORIZED is about a password or a mailed token, not the access token: never a reason to refresh. */
 const CREDENTIAL_CALLS = new Set([...SIGN_IN, 'auth.requestPasswordReset', 'auth.resetPassword', 'auth.verifyEmail']);
@@ -53,7 +53,9 @@ export function authLink(session: Session): TRPCLink<AppRouter> {
             next: (envelope) =>
               inOrder(async () => {
                 if (SIGN_IN.has(op.path) && 'data' in envelope.result) {
-                  await session.store(envelope.result.data as AuthResult, op.path !== 'auth.refresh');
+                  const data = envelope.result.data as LoginResult;
+                  // A challenge carries no tokens: the session starts with `auth.twoFactor.verify`.
+                  if (!isTwoFactorChallenge(data)) await session.store(data as AuthResult, op.path !== 'auth.refresh');
                 }
                 if (SIGN_OUT.has(op.path)) await session.clear();
                 observer.next(envelope);

@@ -10,6 +10,7 @@ import {
   createKeelClient,
   createKeelServiceClient,
   isKeelError,
+  isTwoFactorChallenge,
   type KeelClientOptions,
   type KeelErrorCode,
   type KeelSessionHelpers,
@@ -297,6 +298,7 @@ describe('sign-in helpers', () => {
   it('login keeps the tokens and every later call carries the access token', async () => {
     const { server, client } = setup();
     const result = await client.login({ email: 'ann@example.test', password: 'right' });
+    if (isTwoFactorChallenge(result)) throw new Error('expected tokens, got a two-factor challenge');
     expect(result.user.email).toBe('ann@example.test');
     expect(result.accessTokenExpiresAt).toBeInstanceOf(Date);
     const tokens = await client.getTokens();
@@ -597,6 +599,7 @@ describe('sign-ins and sign-outs racing a refresh or a call', () => {
     const waiting = client.auth.me.query();
     await vi.waitFor(() => expect(server.count('auth.refresh')).toBe(1));
     const fresh = await client.login({ email: 'ann@example.test', password: 'right' });
+    if (isTwoFactorChallenge(fresh)) throw new Error('expected tokens, got a two-factor challenge');
     refresh.open();
     await expect(waiting).rejects.toSatisfy((e: unknown) => isKeelError(e, 'UNAUTHORIZED'));
     expect(await client.getTokens()).toMatchObject({ accessToken: fresh.accessToken, refreshToken: fresh.refreshToken });

@@ -5,7 +5,7 @@ import { isKeelError } from './errors.js';
 import { IDEMPOTENCY_KEY, idempotencyLink } from './idempotency-link.js';
 import { type AuthMode, Session, type SessionExpiredError } from './session.js';
 import { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
-import type { AppRouter, AuthResult, RouterInputs } from './types.js';
+import type { AppRouter, AuthResult, LoginResult, RouterInputs } from './types.js';
 
 /** The server's default `TRPC_MAX_BATCH_SIZE`: a batch never holds more calls than the server accepts. */
 export const DEFAULT_MAX_BATCH_SIZE = 50;
@@ -56,8 +56,13 @@ export interface KeelClientOptions extends TransportOptions {
 
 /** The session helpers a `KeelClient` has beside its procedures. */
 export interface KeelSessionHelpers {
-  /** Signs in and keeps the tokens. */
-  login(input: RouterInputs['auth']['login']): Promise<AuthResult>;
+  /**
+   * Signs in and keeps the tokens; for an account with two-factor sign-in, answers a challenge
+   * instead (`isTwoFactorChallenge(result)`), which `verifyTwoFactor` completes.
+   */
+  login(input: RouterInputs['auth']['login']): Promise<LoginResult>;
+  /** Completes a sign-in challenge with a code of the authenticator app or a recovery code, and keeps the tokens. */
+  verifyTwoFactor(input: RouterInputs['auth']['twoFactor']['verify']): Promise<AuthResult>;
   /** Creates the account, signs in and keeps the tokens. */
   register(input: RouterInputs['auth']['register']): Promise<AuthResult>;
   /**
@@ -174,6 +179,7 @@ export function createKeelClient(options: KeelClientOptions): KeelClient {
 
   return withHelpers(client, {
     login: (input) => client.auth.login.mutate(input),
+    verifyTwoFactor: (input) => client.auth.twoFactor.verify.mutate(input),
     register: (input) => client.auth.register.mutate(input),
     async logout() {
       try {

@@ -27,3 +27,8 @@ export function isKeelError(error: unknown, code?: KeelErrorCode): boolean {
   if (!isClientError) return false;
   return code === undefined || (error as KeelError).data?.code === code;
 }
+
+/** Whether a call failed with this `reason` (a `KeelError` the server answered): compare reasons, never messages. */
+export function hasReason(error: unknown, reason: ErrorReason): error is KeelError {
+  return isKeelError(error) && error.data?.reason === reason;
+}

@@ -17,6 +17,14 @@ export const SECRET_CALLS: ReadonlySet<string> = new Set([
   'auth.changePassword',
   'auth.resetPassword',
   'auth.verifyEmail',
+  'auth.twoFactor.setup',
+  'auth.twoFactor.enable',
+  'auth.twoFactor.disable',
+  'auth.twoFactor.regenerateRecoveryCodes',
+  'auth.twoFactor.verify',
+  'auth.deleteAccount',
+  'auth.oidc.finish',
+  'auth.oidc.finishLink',
 ]);
 
 /** How long to wait before the one retry of a mutation whose answer was lost. */

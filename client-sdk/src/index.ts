@@ -20,6 +20,7 @@ export {
 export {
   type ErrorReason,
   type FieldErrors,
+  hasReason,
   isKeelError,
   type KeelError,
   type KeelErrorCode,
@@ -32,6 +33,7 @@ export type {
   AdminUser,
   AppRouter,
   AuthResult,
+  LoginResult,
   Project,
   ProjectPage,
   Role,
@@ -41,5 +43,8 @@ export type {
   Task,
   TaskPage,
   TaskStatus,
+  TwoFactorChallenge,
+  TwoFactorStatus,
   User,
 } from './types.js';
+export { isTwoFactorChallenge } from './types.js';

@@ -41,8 +41,19 @@ export type RouterOutputs = inferRouterOutputs<AppRouter>;
 
 /** The signed-in user, as `auth.me` returns it. */
 export type User = RouterOutputs['auth']['me'];
-/** What `auth.login`, `auth.register` and `auth.refresh` return. */
-export type AuthResult = RouterOutputs['auth']['login'];
+/** What `auth.register`, `auth.refresh` and `auth.twoFactor.verify` return (and `auth.login` for an account without a second factor). */
+export type AuthResult = RouterOutputs['auth']['refresh'];
+/** What `auth.login` returns: tokens, or a challenge for the second factor (`isTwoFactorChallenge`). */
+export type LoginResult = RouterOutputs['auth']['login'];
+/** The second step of a sign-in: complete it with `verifyTwoFactor({ challenge, code })` (or `recoveryCode`). */
+export type TwoFactorChallenge = Extract<LoginResult, { status: 'twoFactorRequired' }>;
+/** Two-factor status of the signed-in account (`auth.twoFactor.status`). */
+export type TwoFactorStatus = RouterOutputs['auth']['twoFactor']['status'];
+
+/** Whether `auth.login` answered a challenge instead of tokens: a type guard, no string matching. */
+export function isTwoFactorChallenge(result: LoginResult): result is TwoFactorChallenge {
+  return 'status' in result && result.status === 'twoFactorRequired';
+}
 export type Project = RouterOutputs['projects']['byId'];
 export type Task = RouterOutputs['tasks']['byId'];
 export type TaskStatus = Task['status'];
@@ -52,5 +63,5 @@ export type TaskPage = RouterOutputs['tasks']['list'];
 /** A user as the admin procedures (`users.*`) return it. */
 export type AdminUser = RouterOutputs['users']['byId'];
 /** One of the user's sign-in sessions (`auth.sessions.list`). */
-export type SessionInfo = RouterOutputs['auth']['sessions']['list'][number];
+export type SessionInfo = RouterOutputs['auth']['sessions']['list']['items'][number];
 export type Role = User['role'];

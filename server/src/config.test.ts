@@ -63,6 +63,7 @@ describe('config', () => {
       MAIL_TRANSPORT: 'smtp',
       SMTP_URL: 'smtp://relay.internal:587',
       APP_URL: 'https://app.example.com',
+      TWO_FACTOR_ENCRYPTION_KEYS: Buffer.alloc(32, 1).toString('base64'),
     };
     expect(parseConfig(production).http.shutdownDrainMs).toBe(5_000);
     expect(parseConfig({ ...production, SHUTDOWN_DRAIN_MS: '0' }).http.shutdownDrainMs).toBe(0);
@@ -120,6 +121,7 @@ describe('config', () => {
     expect(problems.join('\n')).toMatch(/DATABASE_URL: required in production/);
     expect(problems.join('\n')).toMatch(/CORS_ORIGINS: required in production/);
     expect(problems.join('\n')).toMatch(/ADMIN_PASSWORD: required in production/);
+    expect(problems.join('\n')).toMatch(/TWO_FACTOR_ENCRYPTION_KEYS: required in production/);
     expect(problems.join('\n')).toMatch(/JWT_KEYS: required in production/);
     expect(problems.join('\n')).toMatch(/MAIL_TRANSPORT: must be smtp in production/);
     expect(problems.join('\n')).toMatch(/APP_URL: required in production/);
@@ -134,6 +136,7 @@ describe('config', () => {
       MAIL_TRANSPORT: 'smtp',
       SMTP_URL: 'smtp://mail.example.com:587',
       APP_URL: 'https://app.example.com',
+      TWO_FACTOR_ENCRYPTION_KEYS: Buffer.alloc(32, 1).toString('base64'),
     });
     expect(config.isProduction).toBe(true);
     expect(config.http.corsOrigins).toEqual([]);
@@ -164,5 +167,24 @@ describe('config', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     expect(variables.filter((name) => !new RegExp(`^#? ?${name}=`, 'm').test(example))).toEqual([]);
     expect(variables.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
+  });
+});
+
+describe('accounts settings', () => {
+  it('reads TWO_FACTOR_ENCRYPTION_KEYS as 32-byte keys (first seals), refuses other lengths without repeating the value', () => {
+    const a = Buffer.alloc(32, 1);
+    const b = Buffer.alloc(32, 2);
+    const keys = parseConfig({ TWO_FACTOR_ENCRYPTION_KEYS: `${a.toString('base64')}, ${b.toString('base64url')}` }).accounts.twoFactorKeys;
+    expect(keys?.map((k) => k.equals(a) || k.equals(b))).toEqual([true, true]);
+    expect(keys?.[0]?.equals(a)).toBe(true);
+    const short = Buffer.alloc(16, 3).toString('base64');
+    const problems = problemsOf({ TWO_FACTOR_ENCRYPTION_KEYS: short });
+    expect(problems.join('\n')).toMatch(/TWO_FACTOR_ENCRYPTION_KEYS: expected comma-separated base64 keys of 32 bytes/);
+    expect(problems.join('\n')).not.toContain(short);
+  });
+
+  it('leaves REQUIRE_VERIFIED_EMAIL off unless set', () => {
+    expect(parseConfig({}).accounts.requireVerifiedEmail).toBe(false);
+    expect(parseConfig({ REQUIRE_VERIFIED_EMAIL: 'true' }).accounts.requireVerifiedEmail).toBe(true);
   });
 });

@@ -66,6 +66,56 @@ const trustProxy = z.string().transform((value, ctx): false | string => {
 
 const postgresUrl = z.string().regex(/^postgres(ql)?:\/\/\S+$/, { message: 'expected a postgresql:// connection URL' });
 
+/** TWO_FACTOR_ENCRYPTION_KEYS: comma-separated base64 (or base64url) keys of exactly 32 bytes. */
+const twoFactorKeys = z.string().transform((raw, ctx): Buffer[] => {
+  const keys = raw
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '')
+    .map((k) => Buffer.from(k, /[-_]/.test(k) ? 'base64url' : 'base64'));
+  if (keys.length === 0 || keys.some((k) => k.length !== 32)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected comma-separated base64 keys of 32 bytes each; make one with `openssl rand -base64 32`',
+    });
+    return z.NEVER;
+  }
+  return keys;
+});
+
+const oidcProviderSchema = z.strictObject({
+  /** Names the provider in `auth.oidc.start` (`google`, `corp-sso`). */
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, { message: 'lower-case letters, digits and dashes' }),
+  name: z.string().min(1).max(100).optional(),
+  /** The issuer URL: its /.well-known/openid-configuration is read at first use. */
+  issuer: z.url({ message: 'expected the provider issuer URL' }),
+  clientId: z.string().min(1).max(500),
+  clientSecret: z.string().min(1).max(2000),
+});
+export type OidcProviderConfig = z.infer<typeof oidcProviderSchema>;
+
+/** OIDC_PROVIDERS: a JSON array of `{ id, name?, issuer, clientId, clientSecret }`. */
+const oidcProviders = z.string().transform((raw, ctx): OidcProviderConfig[] => {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'expected a JSON array of { id, name?, issuer, clientId, clientSecret }' });
+    return z.NEVER;
+  }
+  const parsed = z.array(oidcProviderSchema).safeParse(json);
+  if (!parsed.success) {
+    ctx.addIssue({ code: 'custom', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+    return z.NEVER;
+  }
+  const ids = parsed.data.map((p) => p.id);
+  if (new Set(ids).size !== ids.length) {
+    ctx.addIssue({ code: 'custom', message: 'two providers share an id' });
+    return z.NEVER;
+  }
+  return parsed.data;
+});
+
 export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -144,6 +194,14 @@ export const envSchema = z.object({
     .optional(),
   MAIL_FROM: z.string().min(3).default('Keel <no-reply@keel.local>'),
 
+  // Accounts (two-factor sign-in, providers, verified-email rule): docs/decisions/0021-accounts.md
+  TWO_FACTOR_ENCRYPTION_KEYS: twoFactorKeys.optional(),
+  TWO_FACTOR_KEY_FILE: z.string().min(1).default('.data/two-factor-keys'),
+  TWO_FACTOR_ISSUER: z.string().trim().min(1).max(64).default('Keel'),
+  REQUIRE_VERIFIED_EMAIL: bool.default(false),
+  OIDC_PROVIDERS: oidcProviders.optional(),
+  OIDC_REDIRECT_URI: z.url({ message: 'expected the absolute URL of the web app page that receives the provider redirect' }).optional(),
+
   ADMIN_EMAIL: z.email({ message: 'expected an email address' }).optional(),
   ADMIN_PASSWORD: z.string().min(12, { message: 'expected at least 12 characters' }).max(128).optional(),
   SEED_DEMO_DATA: bool.optional(),
@@ -189,6 +247,11 @@ export const configSchema = envSchema.transform((e, ctx) => {
     if (e.MAIL_TRANSPORT !== 'smtp') problem('MAIL_TRANSPORT', 'must be smtp in production (the log transport prints reset links)');
     if (!e.APP_URL) problem('APP_URL', 'required in production (mailed links point there)');
     if (!e.CORS_ORIGINS) problem('CORS_ORIGINS', 'required in production (a comma-separated list of allowed browser origins, or `none`)');
+    if (!e.TWO_FACTOR_ENCRYPTION_KEYS)
+      problem(
+        'TWO_FACTOR_ENCRYPTION_KEYS',
+        'required in production (comma-separated base64 keys of 32 bytes; make one with `openssl rand -base64 32`)',
+      );
   }
   if (e.JWT_KEYS) {
     // Parsed here, not at first use: a bad key set must stop the start before migrations run.
@@ -285,6 +348,22 @@ export const configSchema = envSchema.transform((e, ctx) => {
       apiSyncMs: e.RATE_LIMIT_API_SYNC_MS,
     },
     mail: { transport: e.MAIL_TRANSPORT, smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
+    accounts: {
+      /**
+       * Keys sealing TOTP secrets (32 bytes each): the first seals, every one opens (rotation).
+       * Undefined in development/test means: generate one and keep it in `twoFactorKeyFile`.
+       */
+      twoFactorKeys: e.TWO_FACTOR_ENCRYPTION_KEYS,
+      twoFactorKeyFile: resolve(PROJECT_ROOT, e.TWO_FACTOR_KEY_FILE),
+      /** The account issuer shown by authenticator apps. */
+      twoFactorIssuer: e.TWO_FACTOR_ISSUER,
+      /** Procedures other than `auth.*` answer FORBIDDEN (reason EMAIL_NOT_VERIFIED) until the email is verified. */
+      requireVerifiedEmail: e.REQUIRE_VERIFIED_EMAIL,
+      /** OpenID Connect providers one may sign in with (OIDC_PROVIDERS). */
+      oidcProviders: e.OIDC_PROVIDERS ?? [],
+      /** Where providers send the browser back (the web app's page, which passes `code` and `state` to `auth.oidc.finish`). */
+      oidcRedirectUri: e.OIDC_REDIRECT_URI ?? `${(e.APP_URL ?? 'http://localhost:5173').replace(/\/$/, '')}/auth/oidc/callback`,
+    },
     passwords: {
       /** argon2id cost. */
       memoryKib: e.ARGON2_MEMORY_KIB,
@@ -311,7 +390,7 @@ export type Config = z.output<typeof configSchema>;
 type RawEnv = Record<string, string | undefined>;
 
 /** Variables whose value is never repeated in an error message (start-up errors go to logs). */
-const SECRET_VARIABLE = /URL|PASSWORD|SECRET|KEY|TOKEN/;
+const SECRET_VARIABLE = /URL|PASSWORD|SECRET|KEY|TOKEN|OIDC_PROVIDERS/;
 
 /** Parses an environment into a `Config`, throwing one `ConfigError` that lists every problem. */
 export function parseConfig(raw: RawEnv): Config {

@@ -11,12 +11,16 @@ import type { Logger } from './logger.js';
 import { DevInbox, devInboxEnabled } from './mail/dev-inbox.js';
 import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
+import { createAccountService } from './modules/account/service.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
 import { createAuthenticator } from './modules/auth/authenticate.js';
 import type { KeySet } from './modules/auth/keys.js';
+import { createOidcService, type OidcServiceDeps } from './modules/auth/oidc/service.js';
 import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js';
 import { createAuthService } from './modules/auth/service.js';
 import { SessionCache } from './modules/auth/sessions.js';
+import { lazySecretBox, loadTwoFactorKeys } from './modules/auth/two-factor/secret-box.js';
+import { createTwoFactorService } from './modules/auth/two-factor/service.js';
 import { createProjectService } from './modules/projects/service.js';
 import { createTaskService } from './modules/tasks/service.js';
 import { createUserService } from './modules/users/service.js';
@@ -48,6 +52,8 @@ export interface AppDepsInput {
   keys: KeySet;
   now?: () => Date;
   mailTransport?: MailTransport;
+  /** The HTTP client toward OpenID Connect providers (tests); the global fetch by default. */
+  oidcFetch?: OidcServiceDeps['fetch'];
 }
 
 export function createAppDeps(input: AppDepsInput): AppDeps {
@@ -76,6 +82,15 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     mailQueued: () => mailer.kick(),
     now,
   });
+  const twoFactor = createTwoFactorService({
+    db: database.prisma,
+    config,
+    box: lazySecretBox(() => loadTwoFactorKeys(config)),
+    accessTokens,
+    rateLimits,
+    mailQueued: () => mailer.kick(),
+    now,
+  });
   return {
     config,
     database,
@@ -91,6 +106,24 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     devInbox,
     services: {
       auth,
+      twoFactor,
+      oidc: createOidcService({
+        db: database.prisma,
+        config,
+        accessTokens,
+        rateLimits,
+        now,
+        ...(input.oidcFetch ? { fetch: input.oidcFetch } : {}),
+      }),
+      account: createAccountService({
+        db: database.prisma,
+        config,
+        rateLimits,
+        sessionCache,
+        twoFactor,
+        mailQueued: () => mailer.kick(),
+        now,
+      }),
       authenticator: createAuthenticator({ db: database.prisma, config, accessTokens, sessionCache, now }),
       rateLimits,
       idempotency,

@@ -5,7 +5,13 @@
  * typed errors, and the service client.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { createKeelClient, createKeelServiceClient, isKeelError, type KeelClientOptions } from '../../client-sdk/src/index.js';
+import {
+  createKeelClient,
+  createKeelServiceClient,
+  isKeelError,
+  isTwoFactorChallenge,
+  type KeelClientOptions,
+} from '../../client-sdk/src/index.js';
 import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { startTestServer } from '../support/http.js';
@@ -58,6 +64,7 @@ describe('the SDK against the real server', () => {
 
     const again = client();
     const login = await again.keel.login({ email, password: PASSWORD });
+    if (isTwoFactorChallenge(login)) throw new Error('expected tokens, got a two-factor challenge');
     expect(login.refreshToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const project = await again.keel.projects.create.mutate({ name: 'Launch' });
     const task = await again.keel.tasks.create.mutate({ projectId: project.id, title: 'Ship it', dueAt: new Date('2030-01-02T03:04:05Z') });

@@ -2,7 +2,7 @@
  * A small router built with the project's own `router` / `publicProcedure`, so tests exercise the
  * real middleware, error mapping and error formatter on procedures that fail on purpose.
  */
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { PrismaClient } from '../../server/src/db/client.js';
 import { AppError } from '../../server/src/lib/errors.js';
@@ -69,5 +69,6 @@ export function productionEnv(): Record<string, string> {
     MAIL_TRANSPORT: 'smtp',
     SMTP_URL: 'smtp://127.0.0.1:9',
     APP_URL: 'https://app.example.com',
+    TWO_FACTOR_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
   };
 }

@@ -53,6 +53,21 @@ const cases: Record<string, AccessCase> = {
   'auth.sessions.revoke': { access: 'authed', input: (r) => ({ sessionId: r.sessionId }), ownedRow: true },
   'auth.changePassword': { access: 'authed', input: () => ({ currentPassword: 'wrong', newPassword: 'another sturdy passphrase' }) },
   'auth.requestEmailVerification': { access: 'authed', input: () => undefined },
+  'auth.twoFactor.status': { access: 'authed', input: () => undefined },
+  'auth.twoFactor.setup': { access: 'authed', input: () => undefined },
+  'auth.twoFactor.enable': { access: 'authed', input: () => ({ code: '000000' }) },
+  'auth.twoFactor.disable': { access: 'authed', input: () => ({ password: 'wrong', code: '000000' }) },
+  'auth.twoFactor.regenerateRecoveryCodes': { access: 'authed', input: () => ({ code: '000000' }) },
+  'auth.twoFactor.verify': { access: 'public', input: () => ({ challenge: A_TOKEN, code: '000000' }) },
+  'auth.deleteAccount': { access: 'authed', input: () => ({ password: 'wrong' }) },
+  'auth.exportData': { access: 'authed', input: () => undefined },
+  'auth.oidc.providers': { access: 'public', input: () => undefined },
+  'auth.oidc.start': { access: 'public', input: () => ({ provider: 'none-configured' }) },
+  'auth.oidc.finish': { access: 'public', input: () => ({ state: 'unknown-state', code: 'unknown-code' }) },
+  'auth.oidc.startLink': { access: 'authed', input: () => ({ provider: 'none-configured' }) },
+  'auth.oidc.finishLink': { access: 'authed', input: () => ({ state: 'unknown-state', code: 'unknown-code' }) },
+  'auth.oidc.identities': { access: 'authed', input: () => undefined },
+  'auth.oidc.unlink': { access: 'authed', input: () => ({ id: '00000000-0000-4000-8000-000000000000' }) },
 
   'projects.list': { access: 'authed', input: () => ({}) },
   'projects.byId': { access: 'authed', input: (r) => ({ id: r.projectId }), ownedRow: true },
@@ -72,6 +87,7 @@ const cases: Record<string, AccessCase> = {
   'users.byId': { access: 'admin', input: (r) => ({ id: r.userId }) },
   'users.setRole': { access: 'admin', input: (r) => ({ id: r.userId, role: 'ADMIN' }) },
   'users.setActive': { access: 'admin', input: (r) => ({ id: r.userId, active: false }) },
+  'users.delete': { access: 'admin', input: (r) => ({ id: r.userId }) },
 };
 
 const procedures = Object.keys(appRouter._def.procedures).sort();

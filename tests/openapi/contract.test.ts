@@ -31,6 +31,7 @@ describe('a client generated from the OpenAPI document', () => {
     expect(registered.user).toMatchObject({ email, name: 'Contract', role: 'USER' });
 
     const session = ok(await anonymous.POST('/auth/login', { body: { email, password } }));
+    if (!('accessToken' in session)) throw new Error('expected tokens, got a two-factor challenge');
     expect(new Date(session.accessTokenExpiresAt).getTime()).toBeGreaterThan(Date.now());
     const api = createClient<paths>({ baseUrl, headers: { authorization: `Bearer ${session.accessToken}` } });
 

@@ -82,6 +82,10 @@ describe('the OpenAPI document', () => {
         'POST /auth/password-reset/request',
         'POST /auth/password-reset/confirm',
         'POST /auth/email-verification/confirm',
+        'POST /auth/two-factor/verify',
+        'GET /auth/oidc/providers',
+        'POST /auth/oidc/start',
+        'POST /auth/oidc/finish',
       ].sort(),
     );
     for (const [, operation] of operations(document)) {

@@ -8,7 +8,7 @@ import { afterAll, inject } from 'vitest';
 import { type Config, parseConfig } from '../../server/src/config.js';
 import { createDatabase, type Database } from '../../server/src/db/client.js';
 import { quoteIdent } from '../../server/src/db/identifiers.js';
-import { type AppDeps, createAppDeps, stopAppDeps } from '../../server/src/deps.js';
+import { type AppDeps, type AppDepsInput, createAppDeps, stopAppDeps } from '../../server/src/deps.js';
 import { createLogger } from '../../server/src/logger.js';
 import type { MailTransport } from '../../server/src/mail/transport.js';
 import { generateJwkSet, importKeySet, type KeySet } from '../../server/src/modules/auth/keys.js';
@@ -65,6 +65,8 @@ export interface DepsOverrides {
   now?: () => Date;
   mailTransport?: MailTransport;
   keys?: KeySet;
+  /** The HTTP client toward OpenID Connect providers (a test may tamper with their answers). */
+  oidcFetch?: AppDepsInput['oidcFetch'];
 }
 
 export interface TestDatabase {
@@ -107,6 +109,7 @@ export async function useTestDatabase(): Promise<TestDatabase> {
         keys: overrides.keys ?? keys,
         ...(overrides.now ? { now: overrides.now } : {}),
         ...(overrides.mailTransport ? { mailTransport: overrides.mailTransport } : {}),
+        ...(overrides.oidcFetch ? { oidcFetch: overrides.oidcFetch } : {}),
       });
       created.push(deps);
       return deps;

@@ -172,6 +172,9 @@ function pipeline<U extends AuthUser | null>(caller: (ctx: Context) => Promise<U
       const input = await getRawInput();
       const user = await caller(ctx);
       if (user) limitCall(ctx, { userId: user.id });
+      // REQUIRE_VERIFIED_EMAIL: everything but auth.* (sign-in, verification) waits for a verified email.
+      if (user && ctx.config.accounts.requireVerifiedEmail && !path.startsWith('auth.'))
+        await ctx.services.account.assertEmailVerified(user.id);
       const call = () => next({ ctx: { user } });
       if (type === 'mutation' && ctx.request.idempotencyKey !== undefined) {
         return idempotent(ctx, { user, path, input, batchIndex, handlesSecrets: meta?.handlesSecrets === true }, call);

@@ -33,6 +33,7 @@ const production = db.deps({
     MAIL_TRANSPORT: 'smtp',
     SMTP_URL: 'smtp://127.0.0.1:9',
     APP_URL: 'https://app.example.com',
+    TWO_FACTOR_ENCRYPTION_KEYS: Buffer.alloc(32, 1).toString('base64'),
   },
 });
 const productionServer = await startTestServer(production);

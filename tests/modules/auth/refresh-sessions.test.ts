@@ -171,7 +171,7 @@ describe('sessions, logout and strict mode', () => {
     const a = await signIn(deps, user);
     const b = await signIn(deps, user);
     const caller = callerWith(deps, { authorization: `Bearer ${a.accessToken}` });
-    const sessions = await caller.auth.sessions.list();
+    const sessions = (await caller.auth.sessions.list()).items;
     expect(sessions.map((s) => [s.id, s.current]).sort()).toEqual(
       [
         [a.sessionId, true],
@@ -180,7 +180,7 @@ describe('sessions, logout and strict mode', () => {
     );
     expect(sessions[0]).toMatchObject({ userAgent: 'vitest', ip: '127.0.0.1' });
     await caller.auth.sessions.revoke({ sessionId: b.sessionId });
-    expect((await caller.auth.sessions.list()).map((s) => s.id)).toEqual([a.sessionId]);
+    expect((await caller.auth.sessions.list()).items.map((s) => s.id)).toEqual([a.sessionId]);
     expect(await codeOf(callerWith(deps).auth.refresh({ refreshToken: b.refreshToken }))).toBe('UNAUTHORIZED');
   });
 

@@ -80,7 +80,7 @@ describe('auth.login', () => {
       email: 'Login-OK@example.test',
       password: KNOWN_PASSWORD,
     });
-    expect(result.user.id).toBe(user.id);
+    expect('user' in result && result.user.id).toBe(user.id);
     const sessions = await deps.database.prisma.session.findMany({ where: { userId: user.id } });
     expect(sessions).toHaveLength(1);
     expect(sessions[0]).toMatchObject({ ip: '10.0.0.1', userAgent: 'test-agent', revokedAt: null });

@@ -15,7 +15,21 @@ export type AuditEvent =
   | 'auth.rate_limited'
   | 'auth.shed'
   | 'auth.access_token.rejected'
-  | 'auth.token.invalid';
+  | 'auth.token.invalid'
+  // Accounts (two-factor sign-in, deletion, export): docs/decisions/0021-accounts.md
+  | 'auth.two_factor.setup'
+  | 'auth.two_factor.enabled'
+  | 'auth.two_factor.disabled'
+  | 'auth.two_factor.recovery_codes_regenerated'
+  | 'auth.two_factor.challenged'
+  | 'auth.two_factor.failed'
+  | 'auth.two_factor.succeeded'
+  | 'auth.account.deleted'
+  | 'auth.account.exported'
+  | 'auth.oidc.signed_in'
+  | 'auth.oidc.failed'
+  | 'auth.oidc.linked'
+  | 'auth.oidc.unlinked';
 
 export interface AuditFields {
   userId?: string | undefined;
@@ -25,7 +39,13 @@ export interface AuditFields {
 }
 
 /** Events an operator should see at the default level; an expired access token is routine (info). */
-const WARN = new Set<AuditEvent>(['auth.refresh.reuse_detected', 'auth.rate_limited', 'auth.login.failed', 'auth.shed']);
+const WARN = new Set<AuditEvent>([
+  'auth.refresh.reuse_detected',
+  'auth.rate_limited',
+  'auth.login.failed',
+  'auth.shed',
+  'auth.two_factor.failed',
+]);
 
 /** Security events: one structured line each, never a token or a password (the logger redacts them anyway). */
 export function audit(log: Log, event: AuditEvent, fields: AuditFields): void {

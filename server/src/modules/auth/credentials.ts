@@ -25,6 +25,8 @@ import { accountLink, passwordChangedMail, welcomeMail } from './mail-bodies.js'
 import type { AuthResult, changePasswordInput, loginInput, registerInput, User } from './schemas.js';
 import { authResult } from './session-lifecycle.js';
 import { createSession, revokeUserSessions, type SessionPolicy } from './sessions.js';
+import { openChallenge } from './two-factor/challenges.js';
+import type { LoginResult } from './two-factor/schemas.js';
 import type { AuthServiceDeps, AuthUser, ClientInfo } from './types.js';
 
 export type Credentials = ReturnType<typeof createCredentials>;
@@ -60,7 +62,7 @@ export function createCredentials(deps: AuthServiceDeps) {
     return authResult(accessTokens, user, issued);
   }
 
-  async function login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<AuthResult> {
+  async function login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<LoginResult> {
     const attempt = await limited('login', client, async () => {
       await rateLimits.consumeIp('login', client.ip);
       // Failures from the address whatever the accounts (credential stuffing), refunded on success.
@@ -96,6 +98,9 @@ export function createCredentials(deps: AuthServiceDeps) {
       if (!current || passwordChangedSince(passwordChangedAt, current.passwordChangedAt)) return 'password changed' as const;
       if (!current.active) return 'deactivated' as const;
       if (rehashed) await tx.user.update({ where: { id: user.id }, data: { passwordHash: rehashed } });
+      // Two-factor accounts get a challenge instead of tokens (two-factor/challenges.ts).
+      const challenge = await openChallenge(tx, user.id, now());
+      if (challenge) return challenge;
       return createSession(tx, { userId: user.id, userAgent: client.userAgent, ip: client.ip, now: now(), policy });
     });
     if (issued === 'password changed') {
@@ -105,6 +110,10 @@ export function createCredentials(deps: AuthServiceDeps) {
     if (issued === 'deactivated') {
       audit(client.log, 'auth.login.deactivated', { userId: user.id, ip: client.ip });
       throw deactivated();
+    }
+    if ('challenge' in issued) {
+      audit(client.log, 'auth.two_factor.challenged', { userId: user.id, ip: client.ip });
+      return issued;
     }
     audit(client.log, 'auth.login.succeeded', { userId: user.id, sessionId: issued.sessionId, ip: client.ip });
     return authResult(accessTokens, user, issued);
@@ -147,7 +156,7 @@ export function createCredentials(deps: AuthServiceDeps) {
     register(input: z.infer<typeof registerInput>, client: ClientInfo): Promise<AuthResult> {
       return withPasswordWork(config, 'register', client, () => register(input, client));
     },
-    login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<AuthResult> {
+    login(input: z.infer<typeof loginInput>, client: ClientInfo): Promise<LoginResult> {
       return withPasswordWork(config, 'login', client, () => login(input, client));
     },
     changePassword(user: AuthUser, input: z.infer<typeof changePasswordInput>, client: ClientInfo): Promise<{ ok: true }> {

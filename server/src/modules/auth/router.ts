@@ -1,8 +1,10 @@
-import { z } from 'zod';
 import { AppError } from '../../lib/errors.js';
+import { pageOf } from '../../lib/pagination.js';
 import { restMeta } from '../../openapi/meta.js';
 import type { Context } from '../../trpc/context.js';
 import { authedProcedure, publicProcedure, router } from '../../trpc/init.js';
+import { accountProcedures } from '../account/router.js';
+import { oidcRouter } from './oidc/router.js';
 import {
   type AuthResult,
   authResultSchema,
@@ -15,10 +17,13 @@ import {
   requestPasswordResetInput,
   resetPasswordInput,
   sessionIdInput,
+  sessionPageInput,
   sessionSchema,
   userSchema,
   verifyEmailInput,
 } from './schemas.js';
+import { twoFactorRouter } from './two-factor/router.js';
+import { loginResultSchema } from './two-factor/schemas.js';
 import type { ClientInfo } from './types.js';
 
 /** The refresh cookie's name over plain HTTP (development, tests), and its name in production before the prefix. */
@@ -45,7 +50,7 @@ const client = (ctx: Context): ClientInfo => ({ ip: ctx.request.ip, userAgent: c
  * Cookie mode is for browsers, where a cookie rides along with any request: a mutation that sets
  * or uses the refresh cookie must come from an allowed Origin (CSRF defence beside SameSite=Strict).
  */
-function assertCookieOrigin(ctx: Context): void {
+export function assertCookieOrigin(ctx: Context): void {
   if (ctx.request.authMode !== 'cookie') return;
   if (!ctx.request.origin || !ctx.config.http.corsOrigins.includes(ctx.request.origin)) {
     throw new AppError('FORBIDDEN', 'Cookie authentication needs a request from an allowed origin.');
@@ -53,7 +58,7 @@ function assertCookieOrigin(ctx: Context): void {
 }
 
 /** Bearer mode returns the refresh token in the body; cookie mode puts it only in an HttpOnly cookie. */
-function deliver(ctx: Context, result: AuthResult): AuthResult {
+export function deliver(ctx: Context, result: AuthResult): AuthResult {
   if (ctx.request.authMode !== 'cookie' || !result.refreshToken) return result;
   ctx.request.cookies?.set(refreshCookieName(ctx), result.refreshToken, {
     httpOnly: true,
@@ -93,11 +98,17 @@ export const authRouter = router({
     .meta(rest('POST', '/auth/login', 'Sign in with email and password', { public: true, errors: [401, 403, 429] }))
     .meta(SECRETS)
     .input(loginInput)
-    .output(authResultSchema)
+    .output(loginResultSchema)
     .mutation(async ({ ctx, input }) => {
       assertCookieOrigin(ctx);
-      return deliver(ctx, await ctx.services.auth.login(input, client(ctx)));
+      const result = await ctx.services.auth.login(input, client(ctx));
+      return 'challenge' in result ? result : deliver(ctx, result);
     }),
+
+  twoFactor: twoFactorRouter,
+  oidc: oidcRouter,
+  // auth.deleteAccount, auth.exportData (modules/account)
+  ...accountProcedures,
 
   refresh: publicProcedure
     .meta(rest('POST', '/auth/refresh', 'Exchange a refresh token for new tokens', { public: true, errors: [401] }))
@@ -141,9 +152,10 @@ export const authRouter = router({
 
   sessions: router({
     list: authedProcedure
-      .meta(rest('GET', '/auth/sessions', "The account's live sessions"))
-      .output(z.array(sessionSchema))
-      .query(({ ctx }) => ctx.services.auth.listSessions(ctx.user)),
+      .meta(rest('GET', '/auth/sessions', "The account's live sessions, most recently used first, a page at a time"))
+      .input(sessionPageInput)
+      .output(pageOf(sessionSchema))
+      .query(({ ctx, input }) => ctx.services.auth.listSessions(ctx.user, input)),
     revoke: authedProcedure
       .meta(rest('DELETE', '/auth/sessions/{sessionId}', 'End one session'))
       .input(sessionIdInput)

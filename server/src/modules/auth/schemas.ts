@@ -1,5 +1,6 @@
 /** Wire shapes of the auth procedures. Types come from here (`z.infer`), never written twice. */
 import { z } from 'zod';
+import { pageInput } from '../../lib/pagination.js';
 import { text } from '../../lib/text.js';
 import { passwordSchema } from './password-policy.js';
 
@@ -62,8 +63,11 @@ export const sessionSchema = z.object({
   lastUsedAt: z.date(),
   userAgent: z.string().nullable(),
   ip: z.string().nullable(),
+  /** How the sign-in was proven: `password`, then `totp` or `recovery_code` for two-factor sign-ins. */
+  factors: z.array(z.string()),
   current: z.boolean(),
 });
+export const sessionPageInput = z.strictObject(pageInput).optional();
 export type SessionInfo = z.infer<typeof sessionSchema>;
 
 export const sessionIdInput = z.strictObject({ sessionId: z.uuid() });

@@ -5,6 +5,7 @@
  */
 
 import { AppError } from '../../lib/errors.js';
+import type { Page } from '../../lib/pagination.js';
 import type { AccessTokens } from './access-tokens.js';
 import { INVALID_REFRESH, unauthorized, userSelect } from './account-rules.js';
 import { audit } from './audit.js';
@@ -97,9 +98,9 @@ export function createSessionLifecycle(deps: AuthServiceDeps) {
       return row;
     },
 
-    async listSessions(user: AuthUser): Promise<SessionInfo[]> {
-      const rows = await listLiveSessions(db, user.id, policy, now());
-      return rows.map((s) => ({ ...s, current: s.id === user.sessionId }));
+    async listSessions(user: AuthUser, page?: { cursor?: string | undefined; limit: number }): Promise<Page<SessionInfo>> {
+      const { items, nextCursor } = await listLiveSessions(db, user.id, policy, now(), page);
+      return { items: items.map((s) => ({ ...s, current: s.id === user.sessionId })), nextCursor };
     },
 
     async revokeSession(user: AuthUser, sessionId: string, client: ClientInfo): Promise<{ ok: true }> {

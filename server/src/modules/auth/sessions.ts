@@ -6,6 +6,7 @@
  */
 import type { Config } from '../../config.js';
 import type { Db, PrismaClient } from '../../db/client.js';
+import { MAX_PAGE_SIZE, type Page, paginate, rowsAfter } from '../../lib/pagination.js';
 import { hashToken, newOpaqueToken, successorToken } from './opaque-tokens.js';
 
 export type SessionPolicy = Pick<Config['auth'], 'sessionIdleSeconds' | 'sessionMaxSeconds' | 'reuseGraceSeconds'>;
@@ -41,7 +42,15 @@ export function isSessionLive(session: SessionTimes, policy: SessionPolicy, now:
 
 export async function createSession(
   db: Db,
-  input: { userId: string; userAgent: string | undefined; ip: string | undefined; now: Date; policy: SessionPolicy },
+  input: {
+    userId: string;
+    userAgent: string | undefined;
+    ip: string | undefined;
+    now: Date;
+    policy: SessionPolicy;
+    /** How the sign-in was proven (two-factor/schemas.ts `factorSchema`); a password alone by default. */
+    factors?: string[];
+  },
 ): Promise<IssuedRefreshToken> {
   const refreshToken = newOpaqueToken();
   const session = await db.session.create({
@@ -49,6 +58,7 @@ export async function createSession(
       userId: input.userId,
       userAgent: input.userAgent ?? null,
       ip: input.ip ?? null,
+      factors: input.factors ?? ['password'],
       createdAt: input.now,
       lastUsedAt: input.now,
       expiresAt: addSeconds(input.now, input.policy.sessionMaxSeconds),
@@ -149,14 +159,42 @@ export async function revokeUserSessions(
   return count;
 }
 
-export async function listLiveSessions(db: Db, userId: string, policy: SessionPolicy, now: Date) {
-  const rows = await db.session.findMany({
-    where: { userId, revokedAt: null, expiresAt: { gt: now }, lastUsedAt: { gt: addSeconds(now, -policy.sessionIdleSeconds) } },
-    orderBy: [{ lastUsedAt: 'desc' }, { id: 'asc' }],
-    select: { id: true, createdAt: true, lastUsedAt: true, userAgent: true, ip: true },
-    take: 100,
-  });
-  return rows;
+/** A live session as its owner sees it listed. */
+export interface LiveSession {
+  id: string;
+  createdAt: Date;
+  lastUsedAt: Date;
+  userAgent: string | null;
+  ip: string | null;
+  factors: string[];
+}
+
+/** One page of the user's live sessions, most recently used first (pagination.ts: keyset on lastUsedAt, id). */
+export function listLiveSessions(
+  db: Db,
+  userId: string,
+  policy: SessionPolicy,
+  now: Date,
+  page: { cursor?: string | undefined; limit: number } = { limit: MAX_PAGE_SIZE },
+): Promise<Page<LiveSession>> {
+  return paginate(
+    page,
+    'date',
+    (row) => ({ key: row.lastUsedAt, id: row.id }),
+    ({ after, take }) =>
+      db.session.findMany({
+        where: {
+          userId,
+          revokedAt: null,
+          expiresAt: { gt: now },
+          lastUsedAt: { gt: addSeconds(now, -policy.sessionIdleSeconds) },
+          ...(rowsAfter('lastUsedAt', after, 'desc') ?? {}),
+        },
+        orderBy: [{ lastUsedAt: 'desc' }, { id: 'desc' }],
+        select: { id: true, createdAt: true, lastUsedAt: true, userAgent: true, ip: true, factors: true },
+        take,
+      }),
+  );
 }
 
 export async function isSessionActive(db: Db, sessionId: string, policy: SessionPolicy, now: Date): Promise<boolean> {

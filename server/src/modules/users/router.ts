@@ -1,5 +1,6 @@
 import { restMeta } from '../../openapi/meta.js';
 import { adminProcedure, router } from '../../trpc/init.js';
+import { adminAccountProcedures } from '../account/router.js';
 import { adminUserSchema, listUsersInput, setActiveInput, setRoleInput, userIdInput, userPageSchema } from './schemas.js';
 
 const rest = restMeta('users');
@@ -26,4 +27,6 @@ export const usersRouter = router({
     .input(setActiveInput)
     .output(adminUserSchema)
     .mutation(({ ctx, input }) => ctx.services.users.setActive(input.id, input.active)),
+  // users.delete (modules/account)
+  ...adminAccountProcedures,
 });

@@ -24,7 +24,7 @@ const adminUserSelect = {
 } as const;
 
 /** Any constant works: it only has to be the same for every transaction that changes admins. */
-const ADMIN_CHANGES_LOCK = 4_802_911;
+export const ADMIN_CHANGES_LOCK = 4_802_911;
 
 /**
  * Prisma passes `contains` and `startsWith` to LIKE as they are: `%` and `_` would match anything
