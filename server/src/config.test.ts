@@ -56,6 +56,7 @@ describe('config', () => {
       JWT_KEYS: '{"keys":[]}',
       MAIL_TRANSPORT: 'smtp',
       SMTP_URL: 'smtp://relay.internal:587',
+      SERVICE_SECRET_HASH_KEY: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8',
       APP_URL: 'https://app.example.com',
     };
     expect(parseConfig(production).http.shutdownDrainMs).toBe(5_000);
@@ -103,6 +104,7 @@ describe('config', () => {
     const problems = problemsOf({ NODE_ENV: 'production', ADMIN_EMAIL: 'root@example.com' });
     expect(problems.join('\n')).toMatch(/DATABASE_URL: required in production/);
     expect(problems.join('\n')).toMatch(/CORS_ORIGINS: required in production/);
+    expect(problems.join('\n')).toMatch(/SERVICE_SECRET_HASH_KEY: required in production/);
     expect(problems.join('\n')).toMatch(/ADMIN_PASSWORD: required in production/);
     expect(problems.join('\n')).toMatch(/JWT_KEYS: required in production/);
     expect(problems.join('\n')).toMatch(/MAIL_TRANSPORT: must be smtp in production/);
@@ -117,6 +119,7 @@ describe('config', () => {
       JWT_KEYS: '{"keys":[]}',
       MAIL_TRANSPORT: 'smtp',
       SMTP_URL: 'smtp://mail.example.com:587',
+      SERVICE_SECRET_HASH_KEY: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8',
       APP_URL: 'https://app.example.com',
     });
     expect(config.isProduction).toBe(true);

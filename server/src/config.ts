@@ -136,6 +136,13 @@ export const envSchema = z.object({
   RATE_LIMIT_API_PER_USER: int(1, 1_000_000).default(600),
   RATE_LIMIT_API_SYNC_MS: int(100, 60_000).default(1_000),
 
+  // Service accounts (server/src/modules/service-accounts, docs/decisions/0016-service-identities.md).
+  SERVICE_SECRET_HASH_KEY: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, { message: 'expected at least 32 bytes, base64url (openssl rand -base64 32 | tr "+/" "-_" | tr -d "=")' }).optional(),
+  SERVICE_TOKEN_TTL_SECONDS: int(60, 3_600).default(300),
+  SERVICE_SECRET_OVERLAP_SECONDS: int(0, 30 * 86_400).default(86_400),
+  RATE_LIMIT_OAUTH_PER_IP: int(1, 100_000).default(300),
+  RATE_LIMIT_OAUTH_PER_CLIENT: int(1, 100_000).default(120),
+
   MAIL_TRANSPORT: z.enum(['log', 'smtp']).default('log'),
   SMTP_URL: z
     .string()
@@ -243,6 +250,16 @@ export interface Config {
     /** How often each instance adds its counts of the general limit to the shared ones. */
     apiSyncMs: number;
   };
+  serviceAccounts: {
+    /** The HMAC key that client secrets are stored under (a development key outside production). */
+    secretHashKey: Buffer;
+    tokenTtlSeconds: number;
+    /** How long a secret replaced by `rotateSecret` keeps working. */
+    secretOverlapSeconds: number;
+    /** Token requests per address, and per client id, per 15 minutes. */
+    tokenPerIp: number;
+    tokenPerClient: number;
+  };
   mail: { transport: 'log' | 'smtp'; smtpUrl: string | undefined; from: string };
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
 }
@@ -295,6 +312,8 @@ export function parseConfig(raw: RawEnv): Config {
       problems.push('JWT_KEYS: required in production (a JWK set of private signing keys; generate one with `pnpm keys:generate`)');
     if (parsed.data.MAIL_TRANSPORT !== 'smtp')
       problems.push('MAIL_TRANSPORT: must be smtp in production (the log transport prints reset links)');
+    if (!parsed.data.SERVICE_SECRET_HASH_KEY)
+      problems.push('SERVICE_SECRET_HASH_KEY: required in production (32 random bytes, base64url: the key client secrets are hashed under)');
     if (!parsed.data.APP_URL) problems.push('APP_URL: required in production (mailed links point there)');
     if (!parsed.data.CORS_ORIGINS)
       problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');
@@ -375,6 +394,14 @@ export function parseConfig(raw: RawEnv): Config {
       apiPerIp: e.RATE_LIMIT_API_PER_IP,
       apiPerUser: e.RATE_LIMIT_API_PER_USER,
       apiSyncMs: e.RATE_LIMIT_API_SYNC_MS,
+    },
+    serviceAccounts: {
+      // Outside production a fixed key: secrets made in development are not worth protecting.
+      secretHashKey: Buffer.from(e.SERVICE_SECRET_HASH_KEY ?? 'keel-development-service-secret-hash-key-000', 'base64url'),
+      tokenTtlSeconds: e.SERVICE_TOKEN_TTL_SECONDS,
+      secretOverlapSeconds: e.SERVICE_SECRET_OVERLAP_SECONDS,
+      tokenPerIp: e.RATE_LIMIT_OAUTH_PER_IP,
+      tokenPerClient: e.RATE_LIMIT_OAUTH_PER_CLIENT,
     },
     mail: { transport: e.MAIL_TRANSPORT, smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
     passwords: {

@@ -17,6 +17,8 @@ import { createAuthService } from './modules/auth/service.js';
 import { SessionCache } from './modules/auth/sessions.js';
 import { createProjectService } from './modules/projects/service.js';
 import { createTaskService } from './modules/tasks/service.js';
+import { createServiceAccountService } from './modules/service-accounts/service.js';
+import { createServiceTokens } from './modules/service-accounts/tokens.js';
 import { createUserAdminService } from './modules/users/service.js';
 import type { Services } from './services.js';
 
@@ -90,6 +92,8 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
       projects: createProjectService(database.prisma, database.sql, now),
       tasks: createTaskService(database.prisma, now),
       users: createUserAdminService(database.prisma, sessionCache, now),
+      serviceAccounts: createServiceAccountService(database.prisma, config.serviceAccounts, now),
+      serviceTokens: createServiceTokens(keys, config.auth, config.serviceAccounts.tokenTtlSeconds, now),
     },
   };
 }

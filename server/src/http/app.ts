@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, 
 import type { AppDeps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
 import { LazyChildLogger, type Logger, unredacted } from '../logger.js';
+import { InsufficientScopeError, insufficientScopeChallenge } from '../modules/service-accounts/scopes.js';
 import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
 import { beforeHandlerError } from './client-errors.js';
@@ -33,6 +34,8 @@ export function responseHeaders(errors: readonly TRPCError[]): Record<string, st
   const headers: Record<string, string> = { 'cache-control': 'no-store' };
   if (errors.length === 0) return headers;
   if (errors.some((e) => e.code === 'UNAUTHORIZED')) headers['www-authenticate'] = 'Bearer realm="keel"';
+  const scopeError = errors.find((e) => e.cause instanceof InsufficientScopeError)?.cause;
+  if (scopeError instanceof InsufficientScopeError) headers['www-authenticate'] ??= insufficientScopeChallenge(scopeError);
   const retryAfter = Math.max(0, ...errors.map((e) => (e.cause instanceof AppError ? (e.cause.retryAfterSeconds ?? 0) : 0)));
   if (retryAfter > 0) headers['retry-after'] = String(retryAfter);
   return headers;

@@ -14,6 +14,7 @@ import type { Log } from '../../logger.js';
 import { enqueueMail } from '../../mail/outbox.js';
 import { type AccessTokens, InvalidAccessTokenError } from './access-tokens.js';
 import { audit } from './audit.js';
+import type { ServiceGrant } from '../service-accounts/scopes.js';
 import type { KeySet } from './keys.js';
 import { hashToken, newOpaqueToken } from './opaque-tokens.js';
 import { passwordProblems } from './password-policy.js';
@@ -47,6 +48,8 @@ export interface AuthUser {
   id: string;
   role: Role;
   sessionId: string;
+  /** Set when the caller is a service account (its token's grant); `role` is then USER. */
+  service?: ServiceGrant;
 }
 
 /** What the service needs to know about the request it serves. */
