@@ -137,7 +137,12 @@ export const envSchema = z.object({
   RATE_LIMIT_API_SYNC_MS: int(100, 60_000).default(1_000),
 
   // Service accounts (server/src/modules/service-accounts, docs/decisions/0016-service-identities.md).
-  SERVICE_SECRET_HASH_KEY: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, { message: 'expected at least 32 bytes, base64url (openssl rand -base64 32 | tr "+/" "-_" | tr -d "=")' }).optional(),
+  SERVICE_SECRET_HASH_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{43,}$/, {
+      message: 'expected at least 32 bytes, base64url (openssl rand -base64 32 | tr "+/" "-_" | tr -d "=")',
+    })
+    .optional(),
   SERVICE_TOKEN_TTL_SECONDS: int(60, 3_600).default(300),
   SERVICE_SECRET_OVERLAP_SECONDS: int(0, 30 * 86_400).default(86_400),
   RATE_LIMIT_OAUTH_PER_IP: int(1, 100_000).default(300),
@@ -313,7 +318,9 @@ export function parseConfig(raw: RawEnv): Config {
     if (parsed.data.MAIL_TRANSPORT !== 'smtp')
       problems.push('MAIL_TRANSPORT: must be smtp in production (the log transport prints reset links)');
     if (!parsed.data.SERVICE_SECRET_HASH_KEY)
-      problems.push('SERVICE_SECRET_HASH_KEY: required in production (32 random bytes, base64url: the key client secrets are hashed under)');
+      problems.push(
+        'SERVICE_SECRET_HASH_KEY: required in production (32 random bytes, base64url: the key client secrets are hashed under)',
+      );
     if (!parsed.data.APP_URL) problems.push('APP_URL: required in production (mailed links point there)');
     if (!parsed.data.CORS_ORIGINS)
       problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');

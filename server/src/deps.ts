@@ -16,9 +16,9 @@ import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js
 import { createAuthService } from './modules/auth/service.js';
 import { SessionCache } from './modules/auth/sessions.js';
 import { createProjectService } from './modules/projects/service.js';
-import { createTaskService } from './modules/tasks/service.js';
 import { createServiceAccountService } from './modules/service-accounts/service.js';
 import { createServiceTokens } from './modules/service-accounts/tokens.js';
+import { createTaskService } from './modules/tasks/service.js';
 import { createUserAdminService } from './modules/users/service.js';
 import type { Services } from './services.js';
 

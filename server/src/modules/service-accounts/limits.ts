@@ -28,9 +28,18 @@ export interface TokenLimits {
 }
 
 export function createTokenLimits(pool: pg.Pool, rateLimit: Config['rateLimit'], config: Config['serviceAccounts']): TokenLimits {
-  if (!rateLimit.enabled) return { request: async () => {}, failure: async () => {}, refundFailure: async () => {}, issued: async () => {} };
+  if (!rateLimit.enabled)
+    return { request: async () => {}, failure: async () => {}, refundFailure: async () => {}, issued: async () => {} };
   const limiter = (keyPrefix: string, points: number) =>
-    new RateLimiterPostgres({ storeClient: pool, storeType: 'pool', tableName: 'rate_limits', tableCreated: true, keyPrefix, points, duration: WINDOW_SECONDS });
+    new RateLimiterPostgres({
+      storeClient: pool,
+      storeType: 'pool',
+      tableName: 'rate_limits',
+      tableCreated: true,
+      keyPrefix,
+      points,
+      duration: WINDOW_SECONDS,
+    });
   const perIp = limiter('oauth-ip', config.tokenPerIp);
   const failures = limiter('oauth-ip-fail', rateLimit.loginFailuresPerIp);
   const perClient = limiter('oauth-client', config.tokenPerClient);

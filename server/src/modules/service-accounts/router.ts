@@ -15,7 +15,10 @@ const rest = restMeta('service accounts');
 /** ADMIN only. Answers that carry a secret are never stored (`handlesSecrets`: no Idempotency-Key). */
 export const serviceAccountsRouter = router({
   create: adminProcedure
-    .meta({ ...rest('POST', '/service-accounts', 'Create a service account; its secret is shown once (admins only)'), handlesSecrets: true })
+    .meta({
+      ...rest('POST', '/service-accounts', 'Create a service account; its secret is shown once (admins only)'),
+      handlesSecrets: true,
+    })
     .input(createServiceAccountInput)
     .output(issuedCredentialsSchema)
     .mutation(({ ctx, input }) => ctx.services.serviceAccounts.create(input, { userId: ctx.user.id, ip: ctx.request.ip, log: ctx.log })),
@@ -43,7 +46,9 @@ export const serviceAccountsRouter = router({
     })
     .input(serviceAccountIdInput)
     .output(issuedCredentialsSchema)
-    .mutation(({ ctx, input }) => ctx.services.serviceAccounts.rotateSecret(input.id, { userId: ctx.user.id, ip: ctx.request.ip, log: ctx.log })),
+    .mutation(({ ctx, input }) =>
+      ctx.services.serviceAccounts.rotateSecret(input.id, { userId: ctx.user.id, ip: ctx.request.ip, log: ctx.log }),
+    ),
   revoke: adminProcedure
     .meta(rest('POST', '/service-accounts/{id}/revoke', 'Revoke: no more tokens (admins only)', { errors: [409] }))
     .input(serviceAccountIdInput)

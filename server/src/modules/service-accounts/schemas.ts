@@ -40,4 +40,8 @@ export const listServiceAccountsInput = z
   .strictObject({ ...pageInput, includeRevoked: z.boolean().default(false) })
   .default({ limit: 20, includeRevoked: false });
 export const serviceAccountIdInput = z.strictObject({ id: z.uuid() });
-export const updateServiceAccountInput = z.strictObject({ id: z.uuid(), name: text().trim().min(1).max(100).optional(), scopes: scopes.optional() });
+export const updateServiceAccountInput = z.strictObject({
+  id: z.uuid(),
+  name: text().trim().min(1).max(100).optional(),
+  scopes: scopes.optional(),
+});

@@ -81,13 +81,21 @@ export function createServiceAccountService(db: PrismaClient, config: Config['se
         },
         select: accountSelect,
       });
-      auditService(actor.log, 'service_account.created', { userId: actor.userId, ip: actor.ip, serviceAccountId: row.id, scopes: row.scopes });
+      auditService(actor.log, 'service_account.created', {
+        userId: actor.userId,
+        ip: actor.ip,
+        serviceAccountId: row.id,
+        scopes: row.scopes,
+      });
       return { id: row.id, clientId: row.clientId, clientSecret, account: toAccount(row) };
     },
 
     async list(input: z.infer<typeof listServiceAccountsInput>): Promise<Page<ServiceAccount>> {
       const rows = await db.serviceAccount.findMany({
-        where: { ...(input.includeRevoked ? {} : { revokedAt: null }), ...rowsAfter('createdAt', input.cursor ? decodeCursor(input.cursor, 'date') : undefined, 'desc') },
+        where: {
+          ...(input.includeRevoked ? {} : { revokedAt: null }),
+          ...rowsAfter('createdAt', input.cursor ? decodeCursor(input.cursor, 'date') : undefined, 'desc'),
+        },
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
         take: input.limit + 1,
         select: accountSelect,
@@ -163,7 +171,15 @@ export function createServiceAccountService(db: PrismaClient, config: Config['se
     async authenticateClient(clientId: string, secret: string): Promise<AuthenticatedClient | null> {
       const row = await db.serviceAccount.findUnique({
         where: { clientId },
-        select: { id: true, clientId: true, scopes: true, secretHash: true, previousSecretHash: true, previousSecretExpiresAt: true, revokedAt: true },
+        select: {
+          id: true,
+          clientId: true,
+          scopes: true,
+          secretHash: true,
+          previousSecretHash: true,
+          previousSecretExpiresAt: true,
+          revokedAt: true,
+        },
       });
       const at = now();
       const previousValid = row?.previousSecretExpiresAt != null && row.previousSecretExpiresAt > at;
