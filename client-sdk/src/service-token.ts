@@ -50,10 +50,8 @@ interface TokenAnswer {
 /** `application/x-www-form-urlencoded` encoding of a Basic credential half (RFC 6749 section 2.3.1). */
 const formEncode = (value: string) => encodeURIComponent(value).replace(/%20/g, '+');
 
-const base64 = (text: string): string =>
-  typeof Buffer === 'function'
-    ? Buffer.from(text, 'utf8').toString('base64')
-    : btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+/** Base64 of the UTF-8 bytes (`btoa` alone takes Latin-1 only); Node 16+ and browsers have both. */
+const base64 = (text: string): string => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
 
 export function serviceTokenSource(options: ServiceTokenSourceOptions): ServiceTokenSource {
   const now = options.now ?? Date.now;
