@@ -15,7 +15,9 @@ import {
   type OpenApiMeta,
 } from 'trpc-to-openapi';
 import { z } from 'zod';
+import type { Scope } from '../modules/service-accounts/scopes.js';
 import { VERSION } from '../version.js';
+import { addServiceAuth } from './oauth.js';
 
 /** Where the REST routes live; the document's paths are relative to it (its `servers` entry). */
 export const REST_PREFIX = '/api';
@@ -133,6 +135,11 @@ const TAGS = [
   { name: 'projects', description: 'Your projects. Changes are optimistic: send the `version` you read.' },
   { name: 'tasks', description: "A project's tasks, in board order." },
   { name: 'users', description: 'User administration (admins only).' },
+  {
+    name: 'service accounts',
+    description: 'Identities of internal services (admins only). A secret is shown once, by create and rotate-secret.',
+  },
+  { name: 'oauth', description: 'Access tokens for service accounts (OAuth 2.0 client credentials). Outside /api.' },
   { name: 'system', description: 'Health of the service.' },
 ];
 
@@ -224,20 +231,25 @@ export interface RestProcedure {
   inputParser: z.core.$ZodType;
   outputParser: z.core.$ZodType | undefined;
   hasInputsDefined: boolean;
+  /** The scope a service token needs (`meta.scope`), if the procedure is open to services. */
+  scope: Scope | undefined;
 }
 
 /** The procedures of `router` on the REST surface (those with `meta.openapi`), in router order. */
 export function restProcedures(router: AnyRouter): RestProcedure[] {
   const found: RestProcedure[] = [];
-  forEachOpenApiProcedure(router._def.procedures, ({ path, procedure, meta: { openapi } }) => {
-    found.push({ path, openapi, ...getInputOutputParsers(procedure) });
+  forEachOpenApiProcedure(router._def.procedures, ({ path, procedure, meta }) => {
+    const { scope } = meta as { scope?: Scope };
+    found.push({ path, openapi: meta.openapi, scope, ...getInputOutputParsers(procedure) });
   });
   return found;
 }
 
 function buildDocument(router: AnyRouter): OpenAPIObject {
   const operations: { method: string; path: string; procedurePath: string; statuses: number[] }[] = [];
-  for (const { path: procedurePath, openapi, inputParser, outputParser, hasInputsDefined } of restProcedures(router)) {
+  const scoped: { method: string; path: string; scope: Scope }[] = [];
+  for (const { path: procedurePath, openapi, inputParser, outputParser, hasInputsDefined, scope } of restProcedures(router)) {
+    if (scope) scoped.push({ method: openapi.method.toLowerCase(), path: openapi.path, scope });
     annotateDates(inputParser);
     if (outputParser) annotateDates(outputParser);
     const declared = Array.isArray(openapi.errorResponses) ? openapi.errorResponses : Object.keys(openapi.errorResponses ?? {}).map(Number);
@@ -304,6 +316,7 @@ function buildDocument(router: AnyRouter): OpenAPIObject {
         ];
       }),
   );
+  addServiceAuth(document, scoped, BEARER_SCHEME);
   return {
     ...document,
     tags: TAGS.filter((tag) => operationsTagged(document, tag.name)),
