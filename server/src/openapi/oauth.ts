@@ -99,7 +99,8 @@ export function addServiceAuth(
   scoped: { method: string; path: string; scope: Scope }[],
   bearerScheme: string,
 ): void {
-  const components = (document.components ??= {});
+  document.components ??= {};
+  const components = document.components;
   components.securitySchemes = {
     ...components.securitySchemes,
     [OAUTH_SCHEME]: {
