@@ -17,6 +17,8 @@ export const SECRET_CALLS: ReadonlySet<string> = new Set([
   'auth.changePassword',
   'auth.resetPassword',
   'auth.verifyEmail',
+  'serviceAccounts.create',
+  'serviceAccounts.rotateSecret',
 ]);
 
 /** How long to wait before the one retry of a mutation whose answer was lost. */

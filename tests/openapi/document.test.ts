@@ -104,7 +104,7 @@ describe('the OpenAPI document', () => {
   });
 
   it('documents POST /oauth/token at the root with the RFC 6749 answers', () => {
-    const item = (document.paths ?? {})['/oauth/token'] as {
+    const item = document.paths?.['/oauth/token'] as {
       servers: { url: string }[];
       post: { responses: Record<string, unknown>; requestBody: { content: Record<string, unknown> } };
     };
