@@ -226,7 +226,7 @@ export type KeelServiceClientOptions = KeelServiceCredentialsOptions | KeelServi
  * service account (OAuth 2.0 client credentials; see the README's "Internal services").
  *
  * ```ts
- * const keel = createKeelServiceClient({ url, clientId: process.env.KEEL_CLIENT_ID, clientSecret: process.env.KEEL_CLIENT_SECRET });
+ * const keel = createKeelServiceClient({ url, clientId, clientSecret }); // from the service's secret store
  * const page = await keel.projects.list.query({ ownerId });
  * ```
  *
