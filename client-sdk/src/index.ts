@@ -18,7 +18,15 @@ export {
   type KeelServiceTokenOptions,
   type KeelSessionHelpers,
 } from './client.js';
-export { type FieldErrors, isKeelError, type KeelError, type KeelErrorCode, type KeelErrorData, type KeelErrorWithCode } from './errors.js';
+export {
+  type ErrorReason,
+  type FieldErrors,
+  isKeelError,
+  type KeelError,
+  type KeelErrorCode,
+  type KeelErrorData,
+  type KeelErrorWithCode,
+} from './errors.js';
 export { DEFAULT_SERVICE_REFRESH_MARGIN_SECONDS, KeelTokenError } from './service-token.js';
 export type { AuthMode, SessionExpiredError } from './session.js';
 export { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';

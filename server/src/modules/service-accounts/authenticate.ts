@@ -1,7 +1,7 @@
 import type { Config } from '../../config.js';
 import { AppError } from '../../lib/errors.js';
 import { InvalidAccessTokenError } from '../auth/access-tokens.js';
-import type { AuthUser } from '../auth/service.js';
+import type { AuthUser } from '../auth/types.js';
 import type { ServiceAccountService } from './service.js';
 import type { ServiceTokens } from './tokens.js';
 

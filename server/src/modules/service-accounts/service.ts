@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { PrismaClient } from '../../db/client.js';
 import { AppError } from '../../lib/errors.js';
-import { decodeCursor, type Page, rowsAfter, toPage } from '../../lib/pagination.js';
+import { type Page, paginate, rowsAfter } from '../../lib/pagination.js';
 import type { Log } from '../../logger.js';
 import { auditService } from './audit.js';
 import type {
@@ -91,16 +91,19 @@ export function createServiceAccountService(db: PrismaClient, config: Config['se
     },
 
     async list(input: z.infer<typeof listServiceAccountsInput>): Promise<Page<ServiceAccount>> {
-      const rows = await db.serviceAccount.findMany({
-        where: {
-          ...(input.includeRevoked ? {} : { revokedAt: null }),
-          ...rowsAfter('createdAt', input.cursor ? decodeCursor(input.cursor, 'date') : undefined, 'desc'),
-        },
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: input.limit + 1,
-        select: accountSelect,
-      });
-      return toPage(rows, input.limit, (r) => ({ key: r.createdAt, id: r.id }), toAccount);
+      const page = await paginate(
+        input,
+        'date',
+        (r: Row) => ({ key: r.createdAt, id: r.id }),
+        ({ after, take }) =>
+          db.serviceAccount.findMany({
+            where: { ...(input.includeRevoked ? {} : { revokedAt: null }), ...rowsAfter('createdAt', after, 'desc') },
+            orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+            take,
+            select: accountSelect,
+          }),
+      );
+      return { items: page.items.map(toAccount), nextCursor: page.nextCursor };
     },
 
     async get(id: string): Promise<ServiceAccount> {
