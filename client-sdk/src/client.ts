@@ -3,6 +3,8 @@ import superjson from 'superjson';
 import { authLink, SENT_TOKEN } from './auth-link.js';
 import { isKeelError } from './errors.js';
 import { IDEMPOTENCY_KEY, idempotencyLink } from './idempotency-link.js';
+import { serviceRetryLink } from './service-link.js';
+import { serviceTokenSource } from './service-token.js';
 import { type AuthMode, Session, type SessionExpiredError } from './session.js';
 import { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 import type { AppRouter, AuthResult, LoginResult, RouterInputs } from './types.js';
@@ -195,25 +197,59 @@ export function createKeelClient(options: KeelClientOptions): KeelClient {
   });
 }
 
+/** A service account's own identity: the client gets, caches and renews its token at `<url>/oauth/token`. */
+export interface KeelServiceCredentialsOptions extends TransportOptions {
+  /** The service account's client id (`serviceAccounts.create` shows it). */
+  clientId: string;
+  /** Its secret: sent only to the token endpoint, never logged or put in an error. */
+  clientSecret: string;
+  /** Ask for fewer scopes than the account holds (least privilege); all of them when absent. */
+  scopes?: readonly string[] | undefined;
+  /** Renew the token this many seconds before it expires (default 30). */
+  refreshMarginSeconds?: number | undefined;
+  token?: never;
+  getToken?: never;
+}
+
 export interface KeelServiceTokenOptions extends TransportOptions {
-  /** A fixed access token, sent as `Authorization: Bearer <token>`. */
+  /** A fixed access token from elsewhere, sent as `Authorization: Bearer <token>`. */
   token: string;
   getToken?: never;
+  clientId?: never;
 }
 
 export interface KeelServiceGetTokenOptions extends TransportOptions {
   /** Called before every request: return a cached token, renewed by whatever issues it. */
   getToken: () => string | Promise<string>;
   token?: never;
+  clientId?: never;
 }
 
-export type KeelServiceClientOptions = KeelServiceTokenOptions | KeelServiceGetTokenOptions;
+export type KeelServiceClientOptions = KeelServiceCredentialsOptions | KeelServiceTokenOptions | KeelServiceGetTokenOptions;
 
 /**
- * A client for internal services that authenticate with a token of their own (no sign-in, no
- * refresh): typed procedures, batching and superjson.
+ * A client for internal services: typed procedures, batching and superjson, authenticated as a
+ * service account (OAuth 2.0 client credentials; see the README's "Internal services").
+ *
+ * ```ts
+ * const keel = createKeelServiceClient({ url, clientId, clientSecret }); // from the service's secret store
+ * const page = await keel.projects.list.query({ ownerId });
+ * ```
+ *
+ * With credentials it fetches its token on first use, renews it before it expires (one request
+ * for all concurrent calls) and retries a call once, with a new token, when the server answers
+ * UNAUTHORIZED (a key rotation, a clock jump). `token` and `getToken` take a token from elsewhere.
  */
 export function createKeelServiceClient(options: KeelServiceClientOptions): TRPCClient<AppRouter> {
+  if (options.clientId !== undefined) {
+    const source = serviceTokenSource({ ...options, clientId: options.clientId, clientSecret: options.clientSecret });
+    const headersFor = async (ops: Operation[]) => {
+      const [custom, token] = await Promise.all([resolveHeaders(options.headers), source.token()]);
+      for (const op of ops) op.context[SENT_TOKEN] = token;
+      return { ...custom, authorization: `Bearer ${token}` };
+    };
+    return createTRPCClient<AppRouter>({ links: [idempotencyLink(), serviceRetryLink(source), transportLink(options, headersFor)] });
+  }
   const headersFor = async () => {
     const [custom, token] = await Promise.all([resolveHeaders(options.headers), options.getToken ? options.getToken() : options.token]);
     return { ...custom, authorization: `Bearer ${token}` };

@@ -25,6 +25,8 @@ export const SECRET_CALLS: ReadonlySet<string> = new Set([
   'auth.deleteAccount',
   'auth.oidc.finish',
   'auth.oidc.finishLink',
+  'serviceAccounts.create',
+  'serviceAccounts.rotateSecret',
 ]);
 
 /** How long to wait before the one retry of a mutation whose answer was lost. */

@@ -13,6 +13,7 @@ export {
   type KeelClient,
   type KeelClientOptions,
   type KeelServiceClientOptions,
+  type KeelServiceCredentialsOptions,
   type KeelServiceGetTokenOptions,
   type KeelServiceTokenOptions,
   type KeelSessionHelpers,
@@ -27,6 +28,7 @@ export {
   type KeelErrorData,
   type KeelErrorWithCode,
 } from './errors.js';
+export { DEFAULT_SERVICE_REFRESH_MARGIN_SECONDS, KeelTokenError } from './service-token.js';
 export type { AuthMode, SessionExpiredError } from './session.js';
 export { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 export type {

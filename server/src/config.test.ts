@@ -62,6 +62,7 @@ describe('config', () => {
       JWT_KEYS: KEYS,
       MAIL_TRANSPORT: 'smtp',
       SMTP_URL: 'smtp://relay.internal:587',
+      SERVICE_SECRET_HASH_KEY: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8',
       APP_URL: 'https://app.example.com',
       TWO_FACTOR_ENCRYPTION_KEYS: Buffer.alloc(32, 1).toString('base64'),
     };
@@ -120,6 +121,7 @@ describe('config', () => {
     const problems = problemsOf({ NODE_ENV: 'production', ADMIN_EMAIL: 'root@example.com' });
     expect(problems.join('\n')).toMatch(/DATABASE_URL: required in production/);
     expect(problems.join('\n')).toMatch(/CORS_ORIGINS: required in production/);
+    expect(problems.join('\n')).toMatch(/SERVICE_SECRET_HASH_KEY: required in production/);
     expect(problems.join('\n')).toMatch(/ADMIN_PASSWORD: required in production/);
     expect(problems.join('\n')).toMatch(/TWO_FACTOR_ENCRYPTION_KEYS: required in production/);
     expect(problems.join('\n')).toMatch(/JWT_KEYS: required in production/);
@@ -135,6 +137,7 @@ describe('config', () => {
       JWT_KEYS: KEYS,
       MAIL_TRANSPORT: 'smtp',
       SMTP_URL: 'smtp://mail.example.com:587',
+      SERVICE_SECRET_HASH_KEY: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8',
       APP_URL: 'https://app.example.com',
       TWO_FACTOR_ENCRYPTION_KEYS: Buffer.alloc(32, 1).toString('base64'),
     });

@@ -187,6 +187,18 @@ export const envSchema = z.object({
   RATE_LIMIT_API_PER_USER: int(1, 1_000_000).default(600),
   RATE_LIMIT_API_SYNC_MS: int(100, 60_000).default(1_000),
 
+  // Service accounts (server/src/modules/service-accounts, docs/decisions/0016-service-identities.md).
+  SERVICE_SECRET_HASH_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{43,}$/, {
+      message: 'expected at least 32 bytes, base64url (openssl rand -base64 32 | tr "+/" "-_" | tr -d "=")',
+    })
+    .optional(),
+  SERVICE_TOKEN_TTL_SECONDS: int(60, 3_600).default(300),
+  SERVICE_SECRET_OVERLAP_SECONDS: int(0, 30 * 86_400).default(86_400),
+  RATE_LIMIT_OAUTH_PER_IP: int(1, 100_000).default(300),
+  RATE_LIMIT_OAUTH_PER_CLIENT: int(1, 100_000).default(120),
+
   MAIL_TRANSPORT: z.enum(['log', 'smtp']).default('log'),
   SMTP_URL: z
     .string()
@@ -245,6 +257,8 @@ export const configSchema = envSchema.transform((e, ctx) => {
     if (!e.JWT_KEYS)
       problem('JWT_KEYS', 'required in production (a JWK set of private signing keys; generate one with `pnpm keys:generate`)');
     if (e.MAIL_TRANSPORT !== 'smtp') problem('MAIL_TRANSPORT', 'must be smtp in production (the log transport prints reset links)');
+    if (!e.SERVICE_SECRET_HASH_KEY)
+      problem('SERVICE_SECRET_HASH_KEY', 'required in production (32 random bytes, base64url: the key client secrets are hashed under)');
     if (!e.APP_URL) problem('APP_URL', 'required in production (mailed links point there)');
     if (!e.CORS_ORIGINS) problem('CORS_ORIGINS', 'required in production (a comma-separated list of allowed browser origins, or `none`)');
     if (!e.TWO_FACTOR_ENCRYPTION_KEYS)
@@ -346,6 +360,14 @@ export const configSchema = envSchema.transform((e, ctx) => {
       apiPerUser: e.RATE_LIMIT_API_PER_USER,
       /** How often each instance adds its counts of the general limit to the shared ones. */
       apiSyncMs: e.RATE_LIMIT_API_SYNC_MS,
+    },
+    serviceAccounts: {
+      // Outside production a fixed key: secrets made in development are not worth protecting.
+      secretHashKey: Buffer.from(e.SERVICE_SECRET_HASH_KEY ?? 'keel-development-service-secret-hash-key-000', 'base64url'),
+      tokenTtlSeconds: e.SERVICE_TOKEN_TTL_SECONDS,
+      secretOverlapSeconds: e.SERVICE_SECRET_OVERLAP_SECONDS,
+      tokenPerIp: e.RATE_LIMIT_OAUTH_PER_IP,
+      tokenPerClient: e.RATE_LIMIT_OAUTH_PER_CLIENT,
     },
     mail: { transport: e.MAIL_TRANSPORT, smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
     accounts: {

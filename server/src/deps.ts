@@ -22,6 +22,8 @@ import { SessionCache } from './modules/auth/sessions.js';
 import { lazySecretBox, loadTwoFactorKeys } from './modules/auth/two-factor/secret-box.js';
 import { createTwoFactorService } from './modules/auth/two-factor/service.js';
 import { createProjectService } from './modules/projects/service.js';
+import { createServiceAccountService } from './modules/service-accounts/service.js';
+import { createServiceTokens } from './modules/service-accounts/tokens.js';
 import { createTaskService } from './modules/tasks/service.js';
 import { createUserService } from './modules/users/service.js';
 import type { Services } from './services.js';
@@ -130,6 +132,8 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
       projects: createProjectService(database.prisma, database.sql, now),
       tasks: createTaskService(database.prisma, now),
       users: createUserService(database.prisma, sessionCache, now),
+      serviceAccounts: createServiceAccountService(database.prisma, config.serviceAccounts, now),
+      serviceTokens: createServiceTokens(keys, config.auth, config.serviceAccounts.tokenTtlSeconds, now),
     },
   };
 }

@@ -10,6 +10,8 @@ import type { RateLimits } from './modules/auth/rate-limits.js';
 import type { AuthService } from './modules/auth/service.js';
 import type { TwoFactorService } from './modules/auth/two-factor/service.js';
 import type { ProjectService } from './modules/projects/service.js';
+import type { ServiceAccountService } from './modules/service-accounts/service.js';
+import type { ServiceTokens } from './modules/service-accounts/tokens.js';
 import type { TaskService } from './modules/tasks/service.js';
 import type { UserService } from './modules/users/service.js';
 
@@ -30,4 +32,7 @@ export interface Services {
   projects: ProjectService;
   tasks: TaskService;
   users: UserService;
+  serviceAccounts: ServiceAccountService;
+  /** Service access tokens: issued by POST /oauth/token, verified by the procedure middleware. */
+  serviceTokens: ServiceTokens;
 }

@@ -68,6 +68,7 @@ export function productionEnv(): Record<string, string> {
     JWT_KEYS: JSON.stringify({ keys: [{ ...jwk, kid: 'test-key-1', alg: 'EdDSA', use: 'sig' }] }),
     MAIL_TRANSPORT: 'smtp',
     SMTP_URL: 'smtp://127.0.0.1:9',
+    SERVICE_SECRET_HASH_KEY: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8',
     APP_URL: 'https://app.example.com',
     TWO_FACTOR_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
   };

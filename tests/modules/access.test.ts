@@ -1,15 +1,20 @@
 /**
  * The authorization matrix, for every procedure of the app router. The list of procedures comes
  * from the router itself (`appRouter._def.procedures`): a new procedure, or a whole new module,
- * without a case here fails the first test, which names what is missing.
+ * without a case here fails the first test, which names what is missing. Service tokens are part of
+ * the matrix: every procedure is called with a token holding every scope but the one it needs
+ * (FORBIDDEN, insufficient_scope), and, where it declares one, with exactly that scope.
  */
 import { TRPCError } from '@trpc/server';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { Scope } from '../../server/src/modules/service-accounts/scopes.js';
+import { SCOPES } from '../../server/src/modules/service-accounts/scopes.js';
 import { appRouter } from '../../server/src/router.js';
 import { callerFor, signIn } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
 import { codeOf } from '../support/errors.js';
 import { createUser } from '../support/factories.js';
+import { serviceCaller } from '../support/service-accounts.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();
@@ -20,6 +25,7 @@ interface Rows {
   taskId: string;
   userId: string;
   sessionId: string;
+  serviceAccountId: string;
 }
 
 interface AccessCase {
@@ -32,6 +38,11 @@ interface AccessCase {
   input: (rows: Rows) => unknown;
   /** It addresses one of A's rows: user B must get NOT_FOUND, as if the row did not exist. */
   ownedRow?: true;
+  /**
+   * Open to service tokens holding `scope`: the call then answers `expect` (`ok`, or the
+   * procedure's own refusal, such as a stale version). Absent: closed to every service token.
+   */
+  service?: { scope: Scope; input?: (rows: Rows) => unknown; expect: 'ok' | 'CONFLICT' };
 }
 
 const A_TOKEN = 'A'.repeat(43);
@@ -69,37 +80,77 @@ const cases: Record<string, AccessCase> = {
   'auth.oidc.identities': { access: 'authed', input: () => undefined },
   'auth.oidc.unlink': { access: 'authed', input: () => ({ id: '00000000-0000-4000-8000-000000000000' }) },
 
-  'projects.list': { access: 'authed', input: () => ({}) },
-  'projects.byId': { access: 'authed', input: (r) => ({ id: r.projectId }), ownedRow: true },
+  'projects.list': {
+    access: 'authed',
+    input: () => ({}),
+    service: { scope: 'projects:read', input: (r) => ({ ownerId: r.userId }), expect: 'ok' },
+  },
+  'projects.byId': {
+    access: 'authed',
+    input: (r) => ({ id: r.projectId }),
+    ownedRow: true,
+    service: { scope: 'projects:read', expect: 'ok' },
+  },
   'projects.create': { access: 'authed', input: () => ({ name: `p-${Math.random()}` }) },
-  'projects.update': { access: 'authed', input: (r) => ({ id: r.projectId, version: 1, name: 'renamed' }), ownedRow: true },
-  'projects.archive': { access: 'authed', input: (r) => ({ id: r.projectId, version: 1 }), ownedRow: true },
-  'projects.delete': { access: 'authed', input: (r) => ({ id: r.projectId, version: 1 }), ownedRow: true },
+  'projects.update': {
+    access: 'authed',
+    input: (r) => ({ id: r.projectId, version: 1, name: 'renamed' }),
+    ownedRow: true,
+    service: { scope: 'projects:write', input: (r) => ({ id: r.projectId, version: 99, name: 'renamed' }), expect: 'CONFLICT' },
+  },
+  'projects.archive': {
+    access: 'authed',
+    input: (r) => ({ id: r.projectId, version: 1 }),
+    ownedRow: true,
+    service: { scope: 'projects:write', input: (r) => ({ id: r.projectId, version: 99 }), expect: 'CONFLICT' },
+  },
+  'projects.delete': {
+    access: 'authed',
+    input: (r) => ({ id: r.projectId, version: 1 }),
+    ownedRow: true,
+    service: { scope: 'projects:write', input: (r) => ({ id: r.projectId, version: 99 }), expect: 'CONFLICT' },
+  },
 
-  'tasks.list': { access: 'authed', input: (r) => ({ projectId: r.projectId }), ownedRow: true },
-  'tasks.byId': { access: 'authed', input: (r) => ({ id: r.taskId }), ownedRow: true },
+  'tasks.list': {
+    access: 'authed',
+    input: (r) => ({ projectId: r.projectId }),
+    ownedRow: true,
+    service: { scope: 'projects:read', expect: 'ok' },
+  },
+  'tasks.byId': { access: 'authed', input: (r) => ({ id: r.taskId }), ownedRow: true, service: { scope: 'projects:read', expect: 'ok' } },
   'tasks.create': { access: 'authed', input: (r) => ({ projectId: r.projectId, title: 'intruder' }), ownedRow: true },
   'tasks.update': { access: 'authed', input: (r) => ({ id: r.taskId, version: 1, title: 'renamed' }), ownedRow: true },
   'tasks.move': { access: 'authed', input: (r) => ({ id: r.taskId, version: 1, position: 0 }), ownedRow: true },
   'tasks.delete': { access: 'authed', input: (r) => ({ id: r.taskId, version: 1 }), ownedRow: true },
 
-  'users.list': { access: 'admin', input: () => ({}) },
-  'users.byId': { access: 'admin', input: (r) => ({ id: r.userId }) },
+  'users.list': { access: 'admin', input: () => ({}), service: { scope: 'users:read', expect: 'ok' } },
+  'users.byId': { access: 'admin', input: (r) => ({ id: r.userId }), service: { scope: 'users:read', expect: 'ok' } },
   'users.setRole': { access: 'admin', input: (r) => ({ id: r.userId, role: 'ADMIN' }) },
   'users.setActive': { access: 'admin', input: (r) => ({ id: r.userId, active: false }) },
   'users.delete': { access: 'admin', input: (r) => ({ id: r.userId }) },
+
+  'serviceAccounts.create': { access: 'admin', input: () => ({ name: 'intruder', scopes: ['users:read'] }) },
+  'serviceAccounts.list': { access: 'admin', input: () => ({}) },
+  'serviceAccounts.get': { access: 'admin', input: (r) => ({ id: r.serviceAccountId }) },
+  'serviceAccounts.update': { access: 'admin', input: (r) => ({ id: r.serviceAccountId, scopes: ['users:read'] }) },
+  'serviceAccounts.rotateSecret': { access: 'admin', input: (r) => ({ id: r.serviceAccountId }) },
+  'serviceAccounts.revoke': { access: 'admin', input: (r) => ({ id: r.serviceAccountId }) },
 };
 
 const procedures = Object.keys(appRouter._def.procedures).sort();
 const withAccess = (...kinds: AccessCase['access'][]) => procedures.filter((path) => kinds.some((kind) => cases[path]?.access === kind));
 
 type Caller = Awaited<ReturnType<typeof callerFor>>;
-function call(caller: Caller, path: string, rows: Rows): Promise<unknown> {
+function call(caller: Caller, path: string, rows: Rows, input = cases[path]?.input(rows)): Promise<unknown> {
   const fn = path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller) as (
     input: unknown,
   ) => Promise<unknown>;
-  return fn(cases[path]?.input(rows));
+  return fn(input);
 }
+
+/** The scope a procedure declares in its meta (what the middleware checks). */
+const declaredScope = (path: string): unknown =>
+  (appRouter._def.procedures as unknown as Record<string, { _def: { meta?: { scope?: unknown } } }>)[path]?._def.meta?.scope;
 
 let rows: Rows;
 let anonymous: Caller;
@@ -111,7 +162,11 @@ beforeAll(async () => {
   const project = await deps.services.projects.create(asA, { name: 'A private project' });
   const task = await deps.services.tasks.create(asA, { projectId: project.id, title: 'A private task' });
   const { sessionId } = await signIn(deps, a);
-  rows = { projectId: project.id, taskId: task.id, userId: a.id, sessionId };
+  const account = await deps.services.serviceAccounts.create(
+    { name: 'A target', scopes: ['projects:read'] },
+    { userId: a.id, ip: undefined, log: deps.logger },
+  );
+  rows = { projectId: project.id, taskId: task.id, userId: a.id, sessionId, serviceAccountId: account.id };
   anonymous = await callerFor(deps, null);
   userB = await callerFor(deps, await createUser(deps));
 });
@@ -148,6 +203,36 @@ describe('authorization of every procedure of the app router', () => {
     );
     if (error !== undefined) expect(error).toBeInstanceOf(TRPCError);
     expect(error instanceof TRPCError ? error.message : '').not.toMatch(/access token/i);
+  });
+
+  it.each(withAccess('authed', 'admin'))('%s: a service token without its scope -> FORBIDDEN (insufficient_scope)', async (path) => {
+    const needed = cases[path]?.service?.scope;
+    const caller = await serviceCaller(
+      deps,
+      SCOPES.filter((s) => s !== needed),
+    );
+    const error = await call(caller, path, rows, cases[path]?.service?.input?.(rows)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TRPCError);
+    expect((error as TRPCError).code).toBe('FORBIDDEN');
+    expect((error as TRPCError).cause).toMatchObject({ reason: 'INSUFFICIENT_SCOPE' });
+  });
+
+  it.each(procedures.filter((path) => cases[path]?.service))('%s: a service token with its scope passes', async (path) => {
+    const service = cases[path]?.service;
+    if (!service) throw new Error('unreachable');
+    expect(declaredScope(path)).toBe(service.scope);
+    const caller = await serviceCaller(deps, [service.scope]);
+    const outcome = call(caller, path, rows, service.input?.(rows) ?? cases[path]?.input(rows));
+    if (service.expect === 'ok') await expect(outcome).resolves.toBeDefined();
+    else expect(await codeOf(outcome)).toBe(service.expect);
+  });
+
+  it('declares a scope only on the procedures that list one here', () => {
+    const declared = procedures.filter((path) => declaredScope(path) !== undefined);
+    expect(declared).toEqual(procedures.filter((path) => cases[path]?.service));
   });
 
   it("leaves user A's rows untouched after every attempt", async () => {

@@ -23,12 +23,15 @@ type Operation = {
   responses: Record<string, unknown>;
 };
 
+/** The operations of the REST surface under /api (the token endpoint, at the root, is checked on its own). */
 function operations(document: ReturnType<typeof openApiDocument>): [string, Operation][] {
-  return Object.entries(document.paths ?? {}).flatMap(([path, item]) =>
-    Object.entries(item as Record<string, Operation>).map(
-      ([method, operation]) => [`${method.toUpperCase()} ${path}`, operation] as [string, Operation],
-    ),
-  );
+  return Object.entries(document.paths ?? {})
+    .filter(([path]) => path !== '/oauth/token')
+    .flatMap(([path, item]) =>
+      Object.entries(item as Record<string, Operation>).map(
+        ([method, operation]) => [`${method.toUpperCase()} ${path}`, operation] as [string, Operation],
+      ),
+    );
 }
 
 const procedures = (router: AnyRouter) => Object.keys(router._def.procedures as Record<string, unknown>);
@@ -68,6 +71,12 @@ describe('the OpenAPI document', () => {
   it('declares bearer authentication, required by exactly the authenticated procedures', () => {
     expect(document.components?.securitySchemes).toEqual({
       bearerAuth: expect.objectContaining({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }),
+      oauth2: expect.objectContaining({
+        type: 'oauth2',
+        flows: {
+          clientCredentials: { tokenUrl: '/oauth/token', scopes: expect.objectContaining({ 'projects:read': expect.any(String) }) },
+        },
+      }),
     });
     const open = operations(document)
       .filter(([, operation]) => !operation.security)
@@ -88,9 +97,24 @@ describe('the OpenAPI document', () => {
         'POST /auth/oidc/finish',
       ].sort(),
     );
-    for (const [, operation] of operations(document)) {
-      if (operation.security) expect(operation.security).toEqual([{ bearerAuth: [] }]);
+    const scopes = new Map(restProcedures(appRouter).map((p) => [`${p.openapi.method} ${p.openapi.path}`, p.scope]));
+    for (const [name, operation] of operations(document)) {
+      const scope = scopes.get(name);
+      if (!operation.security) continue;
+      // A service token is the alternative exactly where the procedure declares a scope.
+      expect(operation.security, name).toEqual(scope ? [{ bearerAuth: [] }, { oauth2: [scope] }] : [{ bearerAuth: [] }]);
     }
+    expect(scopes.get('GET /projects')).toBe('projects:read');
+  });
+
+  it('documents POST /oauth/token at the root with the RFC 6749 answers', () => {
+    const item = document.paths?.['/oauth/token'] as {
+      servers: { url: string }[];
+      post: { responses: Record<string, unknown>; requestBody: { content: Record<string, unknown> } };
+    };
+    expect(item.servers).toEqual([{ url: '/' }]);
+    expect(Object.keys(item.post.responses).sort()).toEqual(['200', '400', '401', '429']);
+    expect(Object.keys(item.post.requestBody.content)).toEqual(['application/x-www-form-urlencoded']);
   });
 
   it('describes every error with the shared Error schema and an example that conforms to it', () => {

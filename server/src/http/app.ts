@@ -11,6 +11,7 @@ import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
 import { errorHeaders, logProcedureError } from '../trpc/error-edge.js';
 import { beforeHandlerError } from './client-errors.js';
+import { registerOAuthToken } from './oauth-token.js';
 import { contextFor } from './request-facts.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { registerTrpcRoute } from './trpc-route.js';
@@ -141,6 +142,9 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     reply.header('cache-control', 'public, max-age=300');
     return { keys: deps.keys.publicJwks };
   });
+
+  // Service accounts get their access tokens here (OAuth 2.0 client credentials).
+  await registerOAuthToken(app, deps);
 
   await registerTrpcRoute(app, '/trpc', {
     router,

@@ -16,8 +16,10 @@ import {
 } from 'trpc-to-openapi';
 import { z } from 'zod';
 import { ERROR_REASONS } from '../error-reasons.js';
+import type { Scope } from '../modules/service-accounts/scopes.js';
 import type { Meta } from '../trpc/init.js';
 import { VERSION } from '../version.js';
+import { addServiceAuth } from './oauth.js';
 
 /** Where the REST routes live; the document's paths are relative to it (its `servers` entry). */
 export const REST_PREFIX = '/api';
@@ -138,6 +140,11 @@ const TAGS = [
   { name: 'projects', description: 'Your projects. Changes are optimistic: send the `version` you read.' },
   { name: 'tasks', description: "A project's tasks, in board order." },
   { name: 'users', description: 'User administration (admins only).' },
+  {
+    name: 'service accounts',
+    description: 'Identities of internal services (admins only). A secret is shown once, by create and rotate-secret.',
+  },
+  { name: 'oauth', description: 'Access tokens for service accounts (OAuth 2.0 client credentials). Outside /api.' },
   { name: 'system', description: 'Health of the service.' },
 ];
 
@@ -246,6 +253,8 @@ export interface RestProcedure {
   created: string | undefined;
   /** A mutation that takes an `Idempotency-Key` (every mutation but those handling credentials). */
   idempotent: boolean;
+  /** The scope a service token needs (`meta.scope`), if the procedure is open to services. */
+  scope: Scope | undefined;
 }
 
 /** The procedures of `router` on the REST surface (those with `meta.openapi`), in router order. */
@@ -258,6 +267,7 @@ export function restProcedures(router: AnyRouter): RestProcedure[] {
       ...getInputOutputParsers(procedure),
       created: meta.restCreated,
       idempotent: type === 'mutation' && meta.handlesSecrets !== true,
+      scope: meta.scope,
     });
   });
   return found;
@@ -293,7 +303,9 @@ function buildDocument(router: AnyRouter): OpenAPIObject {
     created: string | undefined;
     idempotent: boolean;
   }[] = [];
-  for (const { path: procedurePath, openapi, inputParser, outputParser, hasInputsDefined, created, idempotent } of restProcedures(router)) {
+  const scoped: { method: string; path: string; scope: Scope }[] = [];
+  for (const { path: procedurePath, openapi, inputParser, outputParser, hasInputsDefined, created, idempotent, scope } of restProcedures(router)) {
+    if (scope) scoped.push({ method: openapi.method.toLowerCase(), path: openapi.path, scope });
     annotateDates(inputParser);
     if (outputParser) annotateDates(outputParser);
     const declared = Array.isArray(openapi.errorResponses) ? openapi.errorResponses : Object.keys(openapi.errorResponses ?? {}).map(Number);
@@ -370,6 +382,7 @@ function buildDocument(router: AnyRouter): OpenAPIObject {
         ];
       }),
   );
+  addServiceAuth(document, scoped, BEARER_SCHEME);
   return {
     ...document,
     tags: TAGS.filter((tag) => operationsTagged(document, tag.name)),

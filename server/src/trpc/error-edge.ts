@@ -14,6 +14,7 @@ import type { ErrorReason } from '../error-reasons.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { AppError, type AppErrorCode, type FieldErrors } from '../lib/errors.js';
 import type { Log } from '../logger.js';
+import { InsufficientScopeError, insufficientScopeChallenge } from '../modules/service-accounts/scopes.js';
 
 const APP_TO_TRPC: Record<AppErrorCode, TRPC_ERROR_CODE_KEY> = {
   BAD_REQUEST: 'BAD_REQUEST',
@@ -173,6 +174,8 @@ export function errorHeaders(errors: readonly TRPCError[]): Record<string, strin
   const headers: Record<string, string> = { 'cache-control': 'no-store' };
   if (errors.length === 0) return headers;
   if (errors.some((e) => e.code === 'UNAUTHORIZED')) headers['www-authenticate'] = 'Bearer realm="keel"';
+  const scopeError = errors.find((e) => e.cause instanceof InsufficientScopeError)?.cause;
+  if (scopeError instanceof InsufficientScopeError) headers['www-authenticate'] ??= insufficientScopeChallenge(scopeError);
   const retryAfter = Math.max(0, ...errors.map((e) => (e.cause instanceof AppError ? (e.cause.retryAfterSeconds ?? 0) : 0)));
   if (retryAfter > 0) headers['retry-after'] = String(retryAfter);
   return headers;

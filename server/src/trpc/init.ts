@@ -6,6 +6,9 @@ import { audit } from '../modules/auth/audit.js';
 import { type ApiCaller, apiLimitExceeded } from '../modules/auth/rate-limits.js';
 import type { Role } from '../modules/auth/schemas.js';
 import type { AuthUser } from '../modules/auth/types.js';
+import { authenticateService } from '../modules/service-accounts/authenticate.js';
+import { requireScope, type Scope } from '../modules/service-accounts/scopes.js';
+import { looksLikeServiceToken } from '../modules/service-accounts/tokens.js';
 import type { Context } from './context.js';
 import { describeError, toTRPCError } from './error-edge.js';
 import { transformer } from './transformer.js';
@@ -24,6 +27,11 @@ export interface Meta extends OpenApiMeta {
    * REST answers 201 with `Location` (openapi/meta.ts, `rest(..., { created })`).
    */
   restCreated?: `/${string}{id}${string}`;
+  /**
+   * The scope a service token needs to call this procedure (modules/service-accounts/scopes.ts).
+   * Without one, the procedure is closed to service tokens; user tokens never need one.
+   */
+  scope?: Scope;
 }
 
 const builder = initTRPC.context<Context>().meta<Meta>();
@@ -68,7 +76,10 @@ async function authenticate(ctx: Context): Promise<AuthUser> {
     audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: 'missing' });
     throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
   }
-  const user = await ctx.services.authenticator.authenticate(token).catch((error: unknown) => {
+  const verify = looksLikeServiceToken(token)
+    ? authenticateService(ctx.services, ctx.config, token)
+    : ctx.services.authenticator.authenticate(token);
+  const user = await verify.catch((error: unknown) => {
     if (error instanceof AppError && error.code === 'UNAUTHORIZED')
       audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: error.message });
     throw error;
@@ -81,9 +92,14 @@ async function authenticate(ctx: Context): Promise<AuthUser> {
 const anyone = async (): Promise<null> => null;
 const signedIn =
   (role?: Role) =>
-  async (ctx: Context): Promise<AuthUser> => {
+  async (ctx: Context, meta: Meta | undefined): Promise<AuthUser> => {
     // An in-process caller may name its principal (trpc/context.ts); everyone else shows a token.
     const user = ctx.user ?? (await authenticate(ctx));
+    // A service passes on its scope alone: roles are for people.
+    if (user.service) {
+      requireScope(user.service, meta?.scope);
+      return user;
+    }
     if (role !== undefined && user.role !== role) throw new TRPCError({ code: 'FORBIDDEN', message: 'You are not allowed to do this.' });
     return user;
   };
@@ -164,16 +180,17 @@ async function idempotent<R extends { ok: boolean; marker: unknown }>(
  * the call's options and context at every level, a measurable share of a cheap call
  * (docs/decisions/0011-request-path.md).
  */
-function pipeline<U extends AuthUser | null>(caller: (ctx: Context) => Promise<U>) {
+function pipeline<U extends AuthUser | null>(caller: (ctx: Context, meta: Meta | undefined) => Promise<U>) {
   return t.middleware(async ({ ctx, type, path, getRawInput, meta, batchIndex, next }) => {
     const run = async () => {
       limitCall(ctx, { ip: ctx.request.ip });
       // Read first, also by procedures that take no input: a malformed one is refused, never ignored.
       const input = await getRawInput();
-      const user = await caller(ctx);
+      const user = await caller(ctx, meta);
       if (user) limitCall(ctx, { userId: user.id });
-      // REQUIRE_VERIFIED_EMAIL: everything but auth.* (sign-in, verification) waits for a verified email.
-      if (user && ctx.config.accounts.requireVerifiedEmail && !path.startsWith('auth.'))
+      // REQUIRE_VERIFIED_EMAIL: a person's calls but auth.* (sign-in, verification) wait for a verified
+      // email; a service account has no email (its admin vouched for it).
+      if (user && !user.service && ctx.config.accounts.requireVerifiedEmail && !path.startsWith('auth.'))
         await ctx.services.account.assertEmailVerified(user.id);
       const call = () => next({ ctx: { user } });
       if (type === 'mutation' && ctx.request.idempotencyKey !== undefined) {

@@ -32,6 +32,7 @@ const production = db.deps({
     JWT_KEYS: JSON.stringify(await generateJwkSet('EdDSA')),
     MAIL_TRANSPORT: 'smtp',
     SMTP_URL: 'smtp://127.0.0.1:9',
+    SERVICE_SECRET_HASH_KEY: 'AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8',
     APP_URL: 'https://app.example.com',
     TWO_FACTOR_ENCRYPTION_KEYS: Buffer.alloc(32, 1).toString('base64'),
   },

@@ -55,261 +55,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/auth/two-factor": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Whether two-factor sign-in is on, and how many recovery codes are left */
-        get: operations["auth-twoFactor-status"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/two-factor/setup": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Start two-factor setup: a new TOTP secret, its otpauth URI and QR code */
-        post: operations["auth-twoFactor-setup"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/two-factor/enable": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Confirm setup with a code; returns 10 recovery codes, shown once */
-        post: operations["auth-twoFactor-enable"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/two-factor/disable": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Turn two-factor sign-in off (password and a current code) */
-        post: operations["auth-twoFactor-disable"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/two-factor/recovery-codes": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Replace the recovery codes (a current code) */
-        post: operations["auth-twoFactor-regenerateRecoveryCodes"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/two-factor/verify": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Complete a sign-in challenge with a code or a recovery code */
-        post: operations["auth-twoFactor-verify"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/oidc/providers": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The OpenID Connect providers one may sign in with */
-        get: operations["auth-oidc-providers"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/oidc/start": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Start a sign-in with a provider: the URL to send the browser to */
-        post: operations["auth-oidc-start"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/oidc/finish": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Complete a provider sign-in with the redirect's code and state: tokens, or a two-factor challenge */
-        post: operations["auth-oidc-finish"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/oidc/link/start": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Start linking a provider to the signed-in account */
-        post: operations["auth-oidc-startLink"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/oidc/link/finish": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Complete linking a provider to the signed-in account */
-        post: operations["auth-oidc-finishLink"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/oidc/identities": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The providers linked to the account */
-        get: operations["auth-oidc-identities"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/oidc/identities/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Unlink a provider from the account */
-        delete: operations["auth-oidc-unlink"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/delete-account": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Delete the account and everything in it (password, and a code with two-factor sign-in) */
-        post: operations["auth-deleteAccount"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/auth/export": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The account's data as JSON: profile, sessions, projects and tasks */
-        get: operations["auth-exportData"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/auth/refresh": {
         parameters: {
             query?: never;
@@ -385,7 +130,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The account's live sessions, most recently used first, a page at a time */
+        /** The account's live sessions */
         get: operations["auth-sessions-list"];
         put?: never;
         post?: never;
@@ -633,8 +378,7 @@ export interface paths {
         get: operations["users-byId"];
         put?: never;
         post?: never;
-        /** Delete a user and everything they own (admins only) */
-        delete: operations["users-delete"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -674,6 +418,186 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/service-accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Service accounts, newest first (admins only) */
+        get: operations["serviceAccounts-list"];
+        put?: never;
+        /** Create a service account; its secret is shown once (admins only) */
+        post: operations["serviceAccounts-create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/service-accounts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One service account (admins only) */
+        get: operations["serviceAccounts-get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Rename or change scopes (admins only) */
+        patch: operations["serviceAccounts-update"];
+        trace?: never;
+    };
+    "/service-accounts/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** New secret, shown once; the old one works for the overlap (admins only) */
+        post: operations["serviceAccounts-rotateSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/service-accounts/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke: no more tokens (admins only) */
+        post: operations["serviceAccounts-revoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/oauth/token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Get an access token for a service account (OAuth 2.0 client credentials)
+         * @description RFC 6749 section 4.4. Authenticate the client with HTTP Basic (`client_secret_basic`: form-urlencoded id and secret) or with `client_id` and `client_secret` in the form (`client_secret_post`), never both. The token is a JWT of RFC 9068 (`typ: at+jwt`), signed by the keys at `/.well-known/jwks.json`; send it as `Authorization: Bearer <token>`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/x-www-form-urlencoded": {
+                        /** @enum {string} */
+                        grant_type: "client_credentials";
+                        /** @description Space-separated subset of the account's scopes (projects:read, projects:write, users:read); all of them when absent. */
+                        scope?: string;
+                        /** @description client_secret_post only. */
+                        client_id?: string;
+                        /** @description client_secret_post only. */
+                        client_secret?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description The token. */
+                200: {
+                    headers: {
+                        /** @description Always `no-store`. */
+                        "Cache-Control"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            access_token: string;
+                            /** @enum {string} */
+                            token_type: "Bearer";
+                            /** @description Seconds (SERVICE_TOKEN_TTL_SECONDS, 300 by default). */
+                            expires_in: number;
+                            scope: string;
+                        };
+                    };
+                };
+                /** @description A malformed request (missing or repeated parameters, two authentication methods), another grant type, or scopes beyond the account. */
+                400: {
+                    headers: {
+                        /** @description Always `no-store`. */
+                        "Cache-Control"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {string} */
+                            error: "invalid_request" | "unsupported_grant_type" | "invalid_scope";
+                            error_description?: string;
+                        };
+                    };
+                };
+                /** @description Client authentication failed: unknown client, wrong or expired secret, revoked account. */
+                401: {
+                    headers: {
+                        /** @description Always `no-store`. */
+                        "Cache-Control"?: string;
+                        /** @description `Basic realm="keel", charset="UTF-8"` */
+                        "WWW-Authenticate"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {string} */
+                            error: "invalid_client";
+                            error_description?: string;
+                        };
+                    };
+                };
+                /** @description Too many token requests from this address or for this client. */
+                429: {
+                    headers: {
+                        /** @description Always `no-store`. */
+                        "Cache-Control"?: string;
+                        /** @description Seconds to wait. */
+                        "Retry-After"?: string;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {string} */
+                            error: "temporarily_unavailable";
+                            error_description?: string;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -691,7 +615,7 @@ export interface components {
              * @description What exactly went wrong, for programs (e.g. `STALE_VERSION`, `IDEMPOTENCY_KEY_REUSED`); `code` says only the class. Declared per feature (server/src/error-reasons.ts); new reasons may be added.
              * @enum {string}
              */
-            reason?: "STALE_VERSION" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_PROGRESS" | "IDEMPOTENCY_NOT_SUPPORTED" | "ARCHIVED" | "LAST_ADMIN" | "EMAIL_NOT_VERIFIED" | "TWO_FACTOR_CHALLENGE_INVALID" | "INVALID_TWO_FACTOR_CODE" | "TWO_FACTOR_ALREADY_ENABLED" | "TWO_FACTOR_NOT_SET_UP" | "TWO_FACTOR_NOT_ENABLED" | "OIDC_STATE_INVALID" | "OIDC_EXCHANGE_FAILED" | "OIDC_ACCOUNT_EXISTS" | "OIDC_EMAIL_NOT_VERIFIED" | "OIDC_IDENTITY_TAKEN";
+            reason?: "STALE_VERSION" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_PROGRESS" | "IDEMPOTENCY_NOT_SUPPORTED" | "ARCHIVED" | "LAST_ADMIN" | "INSUFFICIENT_SCOPE" | "REVOKED";
             /** @description Problems per input field, keyed by its dotted path (`_` for the input as a whole). */
             fieldErrors?: {
                 [key: string]: string[];
@@ -1020,698 +944,10 @@ export interface operations {
                          * @example 2026-01-15T09:30:00.000Z
                          */
                         refreshTokenExpiresAt: string;
-                    } | {
-                        /** @constant */
-                        status: "twoFactorRequired";
-                        challenge: string;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        challengeExpiresAt: string;
-                        methods: ("totp" | "recovery_code")[];
                     };
                 };
             };
             400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-twoFactor-status": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        enabled: boolean;
-                        enabledAt: string | null;
-                        recoveryCodesLeft: number;
-                    };
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-twoFactor-setup": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        secret: string;
-                        uri: string;
-                        qrCodeSvg: string;
-                    };
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-twoFactor-enable": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    code: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        recoveryCodes: string[];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-twoFactor-disable": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    password: string;
-                    code: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        ok: true;
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-twoFactor-regenerateRecoveryCodes": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    code: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        recoveryCodes: string[];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-twoFactor-verify": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    challenge: string;
-                    code?: string;
-                    recoveryCode?: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        user: {
-                            /** Format: uuid */
-                            id: string;
-                            email: string;
-                            name: string | null;
-                            /** @enum {string} */
-                            role: "USER" | "ADMIN";
-                            emailVerified: boolean;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            createdAt: string;
-                        };
-                        accessToken: string;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        accessTokenExpiresAt: string;
-                        refreshToken?: string;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        refreshTokenExpiresAt: string;
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-oidc-providers": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        id: string;
-                        name: string;
-                    }[];
-                };
-            };
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-oidc-start": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    provider: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        authorizationUrl: string;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        expiresAt: string;
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-oidc-finish": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    state: string;
-                    code: string;
-                    iss?: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        user: {
-                            /** Format: uuid */
-                            id: string;
-                            email: string;
-                            name: string | null;
-                            /** @enum {string} */
-                            role: "USER" | "ADMIN";
-                            emailVerified: boolean;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            createdAt: string;
-                        };
-                        accessToken: string;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        accessTokenExpiresAt: string;
-                        refreshToken?: string;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        refreshTokenExpiresAt: string;
-                    } | {
-                        /** @constant */
-                        status: "twoFactorRequired";
-                        challenge: string;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        challengeExpiresAt: string;
-                        methods: ("totp" | "recovery_code")[];
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-oidc-startLink": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    provider: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        authorizationUrl: string;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        expiresAt: string;
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-oidc-finishLink": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    state: string;
-                    code: string;
-                    iss?: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** Format: uuid */
-                        id: string;
-                        provider: string;
-                        email: string | null;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        createdAt: string;
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-oidc-identities": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** Format: uuid */
-                        id: string;
-                        provider: string;
-                        email: string | null;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        createdAt: string;
-                    }[];
-                };
-            };
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-oidc-unlink": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        ok: true;
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-deleteAccount": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    password: string;
-                    code?: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        deleted: true;
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
-    "auth-exportData": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        exportedAt: string;
-                        profile: {
-                            /** Format: uuid */
-                            id: string;
-                            email: string;
-                            name: string | null;
-                            /** @enum {string} */
-                            role: "USER" | "ADMIN";
-                            emailVerified: boolean;
-                            active: boolean;
-                            twoFactorEnabled: boolean;
-                            passwordChangedAt: string | null;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            createdAt: string;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            updatedAt: string;
-                        };
-                        sessions: {
-                            /** Format: uuid */
-                            id: string;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            createdAt: string;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            lastUsedAt: string;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            expiresAt: string;
-                            revokedAt: string | null;
-                            revokedReason: string | null;
-                            userAgent: string | null;
-                            ip: string | null;
-                            factors: string[];
-                        }[];
-                        projects: {
-                            /** Format: uuid */
-                            id: string;
-                            name: string;
-                            description: string | null;
-                            archivedAt: string | null;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            createdAt: string;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            updatedAt: string;
-                            tasks: {
-                                /** Format: uuid */
-                                id: string;
-                                title: string;
-                                description: string | null;
-                                /** @enum {string} */
-                                status: "TODO" | "IN_PROGRESS" | "DONE";
-                                dueAt: string | null;
-                                position: number;
-                                /**
-                                 * Format: date-time
-                                 * @example 2026-01-15T09:30:00.000Z
-                                 */
-                                createdAt: string;
-                                /**
-                                 * Format: date-time
-                                 * @example 2026-01-15T09:30:00.000Z
-                                 */
-                                updatedAt: string;
-                            }[];
-                        }[];
-                    };
-                };
-            };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
@@ -1787,10 +1023,7 @@ export interface operations {
     "auth-logout": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1799,8 +1032,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1810,10 +1041,8 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1823,10 +1052,7 @@ export interface operations {
     "auth-logoutAll": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -1835,8 +1061,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1845,10 +1069,8 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1896,10 +1118,7 @@ export interface operations {
     };
     "auth-sessions-list": {
         parameters: {
-            query?: {
-                cursor?: string;
-                limit?: number;
-            };
+            query?: never;
             header?: never;
             path?: never;
             cookie?: never;
@@ -1913,29 +1132,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: {
-                            /** Format: uuid */
-                            id: string;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            createdAt: string;
-                            /**
-                             * Format: date-time
-                             * @example 2026-01-15T09:30:00.000Z
-                             */
-                            lastUsedAt: string;
-                            userAgent: string | null;
-                            ip: string | null;
-                            factors: string[];
-                            current: boolean;
-                        }[];
-                        nextCursor: string | null;
-                    };
+                        /** Format: uuid */
+                        id: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        createdAt: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        lastUsedAt: string;
+                        userAgent: string | null;
+                        ip: string | null;
+                        current: boolean;
+                    }[];
                 };
             };
-            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
@@ -1947,10 +1161,7 @@ export interface operations {
     "auth-sessions-revoke": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 sessionId: string;
             };
@@ -1961,8 +1172,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1976,7 +1185,6 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -2029,10 +1237,7 @@ export interface operations {
     "auth-requestPasswordReset": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2047,8 +1252,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2059,7 +1262,6 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
-            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -2104,10 +1306,7 @@ export interface operations {
     "auth-requestEmailVerification": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2116,8 +1315,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2127,10 +1324,8 @@ export interface operations {
                     };
                 };
             };
-            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -2228,10 +1423,7 @@ export interface operations {
     "projects-create": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path?: never;
             cookie?: never;
         };
@@ -2250,13 +1442,9 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Created: the new resource, also at `Location` (/api/projects/{id}). */
-            201: {
+            /** @description Successful response */
+            200: {
                 headers: {
-                    /** @description The URL path of the new resource (`/api/...`). */
-                    Location?: string;
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2285,7 +1473,6 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -2346,10 +1533,7 @@ export interface operations {
             query: {
                 version: number;
             };
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 id: string;
             };
@@ -2360,8 +1544,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2386,10 +1568,7 @@ export interface operations {
     "projects-update": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 id: string;
             };
@@ -2414,8 +1593,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2455,10 +1632,7 @@ export interface operations {
     "projects-archive": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 id: string;
             };
@@ -2480,8 +1654,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2580,10 +1752,7 @@ export interface operations {
     "tasks-create": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 projectId: string;
             };
@@ -2608,13 +1777,9 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Created: the new resource, also at `Location` (/api/tasks/{id}). */
-            201: {
+            /** @description Successful response */
+            200: {
                 headers: {
-                    /** @description The URL path of the new resource (`/api/...`). */
-                    Location?: string;
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2711,10 +1876,7 @@ export interface operations {
             query: {
                 version: number;
             };
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 id: string;
             };
@@ -2725,8 +1887,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2750,10 +1910,7 @@ export interface operations {
     "tasks-update": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 id: string;
             };
@@ -2781,8 +1938,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2825,10 +1980,7 @@ export interface operations {
     "tasks-move": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 id: string;
             };
@@ -2854,8 +2006,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2999,47 +2149,10 @@ export interface operations {
             504: components["responses"]["GatewayTimeout"];
         };
     };
-    "users-delete": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        /** @constant */
-                        deleted: true;
-                    };
-                };
-            };
-            400: components["responses"]["BadRequest"];
-            401: components["responses"]["Unauthorized"];
-            403: components["responses"]["Forbidden"];
-            404: components["responses"]["NotFound"];
-            409: components["responses"]["Conflict"];
-            429: components["responses"]["TooManyRequests"];
-            500: components["responses"]["InternalServerError"];
-            503: components["responses"]["ServiceUnavailable"];
-            504: components["responses"]["GatewayTimeout"];
-        };
-    };
     "users-setRole": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 id: string;
             };
@@ -3062,8 +2175,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -3103,10 +2214,7 @@ export interface operations {
     "users-setActive": {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 id: string;
             };
@@ -3128,8 +2236,6 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
-                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
-                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -3147,6 +2253,330 @@ export interface operations {
                          */
                         createdAt: string;
                         active: boolean;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        updatedAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "serviceAccounts-list": {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+                includeRevoked?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /** Format: uuid */
+                            id: string;
+                            clientId: string;
+                            name: string;
+                            scopes: ("projects:read" | "projects:write" | "users:read")[];
+                            previousSecretExpiresAt: string | null;
+                            revokedAt: string | null;
+                            lastUsedAt: string | null;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            createdAt: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            updatedAt: string;
+                        }[];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "serviceAccounts-create": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    scopes: ("projects:read" | "projects:write" | "users:read")[];
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        clientId: string;
+                        clientSecret: string;
+                        account: {
+                            /** Format: uuid */
+                            id: string;
+                            clientId: string;
+                            name: string;
+                            scopes: ("projects:read" | "projects:write" | "users:read")[];
+                            previousSecretExpiresAt: string | null;
+                            revokedAt: string | null;
+                            lastUsedAt: string | null;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            createdAt: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            updatedAt: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "serviceAccounts-get": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        clientId: string;
+                        name: string;
+                        scopes: ("projects:read" | "projects:write" | "users:read")[];
+                        previousSecretExpiresAt: string | null;
+                        revokedAt: string | null;
+                        lastUsedAt: string | null;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        createdAt: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        updatedAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "serviceAccounts-update": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    scopes?: ("projects:read" | "projects:write" | "users:read")[];
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        clientId: string;
+                        name: string;
+                        scopes: ("projects:read" | "projects:write" | "users:read")[];
+                        previousSecretExpiresAt: string | null;
+                        revokedAt: string | null;
+                        lastUsedAt: string | null;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        createdAt: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        updatedAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "serviceAccounts-rotateSecret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        clientId: string;
+                        clientSecret: string;
+                        account: {
+                            /** Format: uuid */
+                            id: string;
+                            clientId: string;
+                            name: string;
+                            scopes: ("projects:read" | "projects:write" | "users:read")[];
+                            previousSecretExpiresAt: string | null;
+                            revokedAt: string | null;
+                            lastUsedAt: string | null;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            createdAt: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            updatedAt: string;
+                        };
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "serviceAccounts-revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        clientId: string;
+                        name: string;
+                        scopes: ("projects:read" | "projects:write" | "users:read")[];
+                        previousSecretExpiresAt: string | null;
+                        revokedAt: string | null;
+                        lastUsedAt: string | null;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        createdAt: string;
                         /**
                          * Format: date-time
                          * @example 2026-01-15T09:30:00.000Z

@@ -7,6 +7,7 @@ import type { Config } from '../../config.js';
 import type { PrismaClient } from '../../db/client.js';
 import type { BackgroundTasks } from '../../lib/background.js';
 import type { Log } from '../../logger.js';
+import type { ServiceGrant } from '../service-accounts/scopes.js';
 import type { AccessTokens } from './access-tokens.js';
 import type { KeySet } from './keys.js';
 import type { RateLimits } from './rate-limits.js';
@@ -18,6 +19,8 @@ export interface AuthUser {
   id: string;
   role: Role;
   sessionId: string;
+  /** Set when the caller is a service account (its token's grant); `role` is then USER. */
+  service?: ServiceGrant;
 }
 
 /** What the service needs to know about the request it serves. */

@@ -15,12 +15,12 @@ const rest = restMeta('projects');
 
 export const projectsRouter = router({
   list: authedProcedure
-    .meta(rest('GET', '/projects', 'Your projects, newest first'))
+    .meta({ ...rest('GET', '/projects', 'Your projects, newest first'), scope: 'projects:read' })
     .input(listProjectsInput)
     .output(projectPageSchema)
     .query(({ ctx, input }) => ctx.services.projects.list(ctx.user, input)),
   byId: authedProcedure
-    .meta(rest('GET', '/projects/{id}', 'One project'))
+    .meta({ ...rest('GET', '/projects/{id}', 'One project'), scope: 'projects:read' })
     .input(projectIdInput)
     .output(projectSchema)
     .query(({ ctx, input }) => ctx.services.projects.byId(ctx.user, input.id)),
@@ -30,17 +30,17 @@ export const projectsRouter = router({
     .output(projectSchema)
     .mutation(({ ctx, input }) => ctx.services.projects.create(ctx.user, input)),
   update: authedProcedure
-    .meta(rest('PATCH', '/projects/{id}', 'Change name or description (optimistic: send the version read)'))
+    .meta({ ...rest('PATCH', '/projects/{id}', 'Change name or description (optimistic: send the version read)'), scope: 'projects:write' })
     .input(updateProjectInput)
     .output(projectSchema)
     .mutation(({ ctx, input }) => ctx.services.projects.update(ctx.user, input)),
   archive: authedProcedure
-    .meta(rest('POST', '/projects/{id}/archive', 'Archive a project (its tasks become read-only)'))
+    .meta({ ...rest('POST', '/projects/{id}/archive', 'Archive a project (its tasks become read-only)'), scope: 'projects:write' })
     .input(versionedIdInput)
     .output(projectSchema)
     .mutation(({ ctx, input }) => ctx.services.projects.archive(ctx.user, input.id, input.version)),
   delete: authedProcedure
-    .meta(rest('DELETE', '/projects/{id}', 'Delete a project and its tasks'))
+    .meta({ ...rest('DELETE', '/projects/{id}', 'Delete a project and its tasks'), scope: 'projects:write' })
     .input(versionedIdInput)
     .output(z.object({ ok: z.literal(true), deletedTasks: z.number().int().nonnegative() }))
     .mutation(({ ctx, input }) => ctx.services.projects.delete(ctx.user, input.id, input.version)),

@@ -25,8 +25,14 @@ export const projectSelect = {
   updatedAt: true,
 } as const;
 
-/** Who may read a project: its owner, or an admin. */
-export const readableBy = (user: AuthUser) => (user.role === 'ADMIN' ? {} : { ownerId: user.id });
+/**
+ * Who may read a project: its owner, an admin, or a service (its `projects:read` scope was checked
+ * by the procedure: a service acts for no user, so it reads every user's projects).
+ */
+export const readableBy = (user: AuthUser) => (user.role === 'ADMIN' || user.service ? {} : { ownerId: user.id });
+
+/** Who may change a project: its owner, or a service (whose `projects:write` scope was checked). */
+const writableBy = (user: AuthUser) => (user.service ? {} : { ownerId: user.id });
 
 /** The refusal of any change to an archived project or its tasks. */
 export const projectArchived = () =>
@@ -35,7 +41,10 @@ export const projectArchived = () =>
 /** Why a write to a project matched no row (lib/versioned-write.ts): missing, not the caller's, or stale. */
 export async function explainMissedWrite(db: Db, user: AuthUser, id: string): Promise<AppError> {
   const row = await db.project.findFirst({ where: { id, ...readableBy(user) }, select: { ownerId: true, version: true } });
-  return explainStaleWrite('project', row && { ownedByCaller: row.ownerId === user.id, version: row.version });
+  return explainStaleWrite(
+    'project',
+    row && { ownedByCaller: row.ownerId === user.id || user.service !== undefined, version: row.version },
+  );
 }
 
 export function createProjectService(db: PrismaClient, sql: Sql, now: () => Date) {
@@ -46,7 +55,7 @@ export function createProjectService(db: PrismaClient, sql: Sql, now: () => Date
     data: { name?: string; description?: string | null; archivedAt?: Date },
   ) {
     await writeAtVersion(
-      db.project.updateMany({ where: { id, ownerId: user.id, version }, data: { ...data, version: { increment: 1 } } }),
+      db.project.updateMany({ where: { id, ...writableBy(user), version }, data: { ...data, version: { increment: 1 } } }),
       () => explainMissedWrite(db, user, id),
     );
     return db.project.findUniqueOrThrow({ where: { id }, select: projectSelect });
@@ -54,8 +63,13 @@ export function createProjectService(db: PrismaClient, sql: Sql, now: () => Date
 
   return {
     async list(user: AuthUser, input: z.infer<typeof listProjectsInput>): Promise<Page<Project>> {
-      if (input.ownerId && input.ownerId !== user.id && user.role !== 'ADMIN') {
+      if (input.ownerId && input.ownerId !== user.id && user.role !== 'ADMIN' && !user.service) {
         throw new AppError('FORBIDDEN', "Only admins can list another user's projects.");
+      }
+      if (user.service && !input.ownerId) {
+        throw new AppError('BAD_REQUEST', 'A service owns no projects: name the owner whose projects to list.', {
+          fieldErrors: { ownerId: ['is required for a service'] },
+        });
       }
       // Typed SQL (queries.ts): the hottest read, where Prisma's pipeline cost more than the query.
       const filter = { ownerId: input.ownerId ?? user.id, includeArchived: input.includeArchived };
@@ -99,9 +113,9 @@ export function createProjectService(db: PrismaClient, sql: Sql, now: () => Date
       const deletedTasks = await db.$transaction(async (tx) => {
         // The project row first, as every task write does: one lock order (no deadlock with a
         // move), and no task can be added between deleting the tasks and deleting the project.
-        await tx.$queryRaw`SELECT 1 FROM projects WHERE id = ${id}::uuid AND owner_id = ${user.id}::uuid FOR UPDATE`;
-        const tasks = await tx.task.deleteMany({ where: { projectId: id, project: { ownerId: user.id } } });
-        const { count } = await tx.project.deleteMany({ where: { id, ownerId: user.id, version } });
+        await tx.$queryRaw`SELECT 1 FROM projects WHERE id = ${id}::uuid AND (owner_id = ${user.id}::uuid OR ${user.service !== undefined}) FOR UPDATE`;
+        const tasks = await tx.task.deleteMany({ where: { projectId: id, project: writableBy(user) } });
+        const { count } = await tx.project.deleteMany({ where: { id, ...writableBy(user), version } });
         if (count === 0) throw await explainMissedWrite(tx, user, id);
         return tasks.count;
       });

@@ -16,12 +16,12 @@ const rest = restMeta('tasks');
 
 export const tasksRouter = router({
   list: authedProcedure
-    .meta(rest('GET', '/projects/{projectId}/tasks', "A project's tasks, in board order"))
+    .meta({ ...rest('GET', '/projects/{projectId}/tasks', "A project's tasks, in board order"), scope: 'projects:read' })
     .input(listTasksInput)
     .output(taskPageSchema)
     .query(({ ctx, input }) => ctx.services.tasks.list(ctx.user, input)),
   byId: authedProcedure
-    .meta(rest('GET', '/tasks/{id}', 'One task'))
+    .meta({ ...rest('GET', '/tasks/{id}', 'One task'), scope: 'projects:read' })
     .input(taskIdInput)
     .output(taskSchema)
     .query(({ ctx, input }) => ctx.services.tasks.byId(ctx.user, input.id)),

@@ -8,12 +8,12 @@ const rest = restMeta('users');
 /** ADMIN only: every procedure is built on `adminProcedure`. */
 export const usersRouter = router({
   list: adminProcedure
-    .meta(rest('GET', '/users', 'Users, newest first (admins only)'))
+    .meta({ ...rest('GET', '/users', 'Users, newest first (admins only)'), scope: 'users:read' })
     .input(listUsersInput)
     .output(userPageSchema)
     .query(({ ctx, input }) => ctx.services.users.list(input)),
   byId: adminProcedure
-    .meta(rest('GET', '/users/{id}', 'One user (admins only)'))
+    .meta({ ...rest('GET', '/users/{id}', 'One user (admins only)'), scope: 'users:read' })
     .input(userIdInput)
     .output(adminUserSchema)
     .query(({ ctx, input }) => ctx.services.users.byId(input.id)),
