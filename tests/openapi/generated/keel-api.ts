@@ -55,6 +55,261 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/auth/two-factor": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether two-factor sign-in is on, and how many recovery codes are left */
+        get: operations["auth-twoFactor-status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/two-factor/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start two-factor setup: a new TOTP secret, its otpauth URI and QR code */
+        post: operations["auth-twoFactor-setup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/two-factor/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Confirm setup with a code; returns 10 recovery codes, shown once */
+        post: operations["auth-twoFactor-enable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/two-factor/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Turn two-factor sign-in off (password and a current code) */
+        post: operations["auth-twoFactor-disable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/two-factor/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replace the recovery codes (a current code) */
+        post: operations["auth-twoFactor-regenerateRecoveryCodes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/two-factor/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Complete a sign-in challenge with a code or a recovery code */
+        post: operations["auth-twoFactor-verify"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/oidc/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The OpenID Connect providers one may sign in with */
+        get: operations["auth-oidc-providers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/oidc/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a sign-in with a provider: the URL to send the browser to */
+        post: operations["auth-oidc-start"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/oidc/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Complete a provider sign-in with the redirect's code and state: tokens, or a two-factor challenge */
+        post: operations["auth-oidc-finish"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/oidc/link/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start linking a provider to the signed-in account */
+        post: operations["auth-oidc-startLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/oidc/link/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Complete linking a provider to the signed-in account */
+        post: operations["auth-oidc-finishLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/oidc/identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The providers linked to the account */
+        get: operations["auth-oidc-identities"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/oidc/identities/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Unlink a provider from the account */
+        delete: operations["auth-oidc-unlink"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/delete-account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete the account and everything in it (password, and a code with two-factor sign-in) */
+        post: operations["auth-deleteAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The account's data as JSON: profile, sessions, projects and tasks */
+        get: operations["auth-exportData"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/refresh": {
         parameters: {
             query?: never;
@@ -130,7 +385,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The account's live sessions */
+        /** The account's live sessions, most recently used first, a page at a time */
         get: operations["auth-sessions-list"];
         put?: never;
         post?: never;
@@ -378,7 +633,8 @@ export interface paths {
         get: operations["users-byId"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete a user and everything they own (admins only) */
+        delete: operations["users-delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -615,7 +871,7 @@ export interface components {
              * @description What exactly went wrong, for programs (e.g. `STALE_VERSION`, `IDEMPOTENCY_KEY_REUSED`); `code` says only the class. Declared per feature (server/src/error-reasons.ts); new reasons may be added.
              * @enum {string}
              */
-            reason?: "STALE_VERSION" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_PROGRESS" | "IDEMPOTENCY_NOT_SUPPORTED" | "ARCHIVED" | "LAST_ADMIN" | "INSUFFICIENT_SCOPE" | "REVOKED";
+            reason?: "STALE_VERSION" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_PROGRESS" | "IDEMPOTENCY_NOT_SUPPORTED" | "ARCHIVED" | "LAST_ADMIN" | "EMAIL_NOT_VERIFIED" | "TWO_FACTOR_CHALLENGE_INVALID" | "INVALID_TWO_FACTOR_CODE" | "TWO_FACTOR_ALREADY_ENABLED" | "TWO_FACTOR_NOT_SET_UP" | "TWO_FACTOR_NOT_ENABLED" | "OIDC_STATE_INVALID" | "OIDC_EXCHANGE_FAILED" | "OIDC_ACCOUNT_EXISTS" | "OIDC_EMAIL_NOT_VERIFIED" | "OIDC_IDENTITY_TAKEN" | "INSUFFICIENT_SCOPE" | "REVOKED";
             /** @description Problems per input field, keyed by its dotted path (`_` for the input as a whole). */
             fieldErrors?: {
                 [key: string]: string[];
@@ -944,10 +1200,716 @@ export interface operations {
                          * @example 2026-01-15T09:30:00.000Z
                          */
                         refreshTokenExpiresAt: string;
+                    } | {
+                        /** @constant */
+                        status: "twoFactorRequired";
+                        challenge: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        challengeExpiresAt: string;
+                        methods: ("totp" | "recovery_code")[];
                     };
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-twoFactor-status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        enabled: boolean;
+                        enabledAt: string | null;
+                        recoveryCodesLeft: number;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-twoFactor-setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        secret: string;
+                        uri: string;
+                        qrCodeSvg: string;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-twoFactor-enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        recoveryCodes: string[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-twoFactor-disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    password: string;
+                    code: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        ok: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-twoFactor-regenerateRecoveryCodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    code: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        recoveryCodes: string[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-twoFactor-verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    challenge: string;
+                    code?: string;
+                    recoveryCode?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        user: {
+                            /** Format: uuid */
+                            id: string;
+                            email: string;
+                            name: string | null;
+                            /** @enum {string} */
+                            role: "USER" | "ADMIN";
+                            emailVerified: boolean;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            createdAt: string;
+                        };
+                        accessToken: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        accessTokenExpiresAt: string;
+                        refreshToken?: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        refreshTokenExpiresAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-oidc-providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        name: string;
+                    }[];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-oidc-start": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    provider: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        authorizationUrl: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        expiresAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-oidc-finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    state: string;
+                    code: string;
+                    iss?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        user: {
+                            /** Format: uuid */
+                            id: string;
+                            email: string;
+                            name: string | null;
+                            /** @enum {string} */
+                            role: "USER" | "ADMIN";
+                            emailVerified: boolean;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            createdAt: string;
+                        };
+                        accessToken: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        accessTokenExpiresAt: string;
+                        refreshToken?: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        refreshTokenExpiresAt: string;
+                    } | {
+                        /** @constant */
+                        status: "twoFactorRequired";
+                        challenge: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        challengeExpiresAt: string;
+                        methods: ("totp" | "recovery_code")[];
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-oidc-startLink": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    provider: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        authorizationUrl: string;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        expiresAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-oidc-finishLink": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    state: string;
+                    code: string;
+                    iss?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        provider: string;
+                        email: string | null;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        createdAt: string;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-oidc-identities": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        provider: string;
+                        email: string | null;
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        createdAt: string;
+                    }[];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-oidc-unlink": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        ok: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-deleteAccount": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    password: string;
+                    code?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
+    "auth-exportData": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: date-time
+                         * @example 2026-01-15T09:30:00.000Z
+                         */
+                        exportedAt: string;
+                        profile: {
+                            /** Format: uuid */
+                            id: string;
+                            email: string;
+                            name: string | null;
+                            /** @enum {string} */
+                            role: "USER" | "ADMIN";
+                            emailVerified: boolean;
+                            active: boolean;
+                            twoFactorEnabled: boolean;
+                            passwordChangedAt: string | null;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            createdAt: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            updatedAt: string;
+                        };
+                        sessions: {
+                            /** Format: uuid */
+                            id: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            createdAt: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            lastUsedAt: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            expiresAt: string;
+                            revokedAt: string | null;
+                            revokedReason: string | null;
+                            userAgent: string | null;
+                            ip: string | null;
+                            factors: string[];
+                        }[];
+                        projects: {
+                            /** Format: uuid */
+                            id: string;
+                            name: string;
+                            description: string | null;
+                            archivedAt: string | null;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            createdAt: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            updatedAt: string;
+                            tasks: {
+                                /** Format: uuid */
+                                id: string;
+                                title: string;
+                                description: string | null;
+                                /** @enum {string} */
+                                status: "TODO" | "IN_PROGRESS" | "DONE";
+                                dueAt: string | null;
+                                position: number;
+                                /**
+                                 * Format: date-time
+                                 * @example 2026-01-15T09:30:00.000Z
+                                 */
+                                createdAt: string;
+                                /**
+                                 * Format: date-time
+                                 * @example 2026-01-15T09:30:00.000Z
+                                 */
+                                updatedAt: string;
+                            }[];
+                        }[];
+                    };
+                };
+            };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
@@ -1023,7 +1985,10 @@ export interface operations {
     "auth-logout": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1032,6 +1997,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1041,8 +2008,10 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1052,7 +2021,10 @@ export interface operations {
     "auth-logoutAll": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1061,6 +2033,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1069,8 +2043,10 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1118,7 +2094,10 @@ export interface operations {
     };
     "auth-sessions-list": {
         parameters: {
-            query?: never;
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1132,24 +2111,29 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        /** Format: uuid */
-                        id: string;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        createdAt: string;
-                        /**
-                         * Format: date-time
-                         * @example 2026-01-15T09:30:00.000Z
-                         */
-                        lastUsedAt: string;
-                        userAgent: string | null;
-                        ip: string | null;
-                        current: boolean;
-                    }[];
+                        items: {
+                            /** Format: uuid */
+                            id: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            createdAt: string;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            lastUsedAt: string;
+                            userAgent: string | null;
+                            ip: string | null;
+                            factors: string[];
+                            current: boolean;
+                        }[];
+                        nextCursor: string | null;
+                    };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
@@ -1161,7 +2145,10 @@ export interface operations {
     "auth-sessions-revoke": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 sessionId: string;
             };
@@ -1172,6 +2159,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1185,6 +2174,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1237,7 +2227,10 @@ export interface operations {
     "auth-requestPasswordReset": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1252,6 +2245,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1262,6 +2257,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1306,7 +2302,10 @@ export interface operations {
     "auth-requestEmailVerification": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1315,6 +2314,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1324,8 +2325,10 @@ export interface operations {
                     };
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1423,7 +2426,10 @@ export interface operations {
     "projects-create": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -1442,9 +2448,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful response */
-            200: {
+            /** @description Created: the new resource, also at `Location` (/api/projects/{id}). */
+            201: {
                 headers: {
+                    /** @description The URL path of the new resource (`/api/...`). */
+                    Location?: string;
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1473,6 +2483,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalServerError"];
             503: components["responses"]["ServiceUnavailable"];
@@ -1533,7 +2544,10 @@ export interface operations {
             query: {
                 version: number;
             };
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1544,6 +2558,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1568,7 +2584,10 @@ export interface operations {
     "projects-update": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1593,6 +2612,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1632,7 +2653,10 @@ export interface operations {
     "projects-archive": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1654,6 +2678,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1752,7 +2778,10 @@ export interface operations {
     "tasks-create": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 projectId: string;
             };
@@ -1777,9 +2806,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful response */
-            200: {
+            /** @description Created: the new resource, also at `Location` (/api/tasks/{id}). */
+            201: {
                 headers: {
+                    /** @description The URL path of the new resource (`/api/...`). */
+                    Location?: string;
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1876,7 +2909,10 @@ export interface operations {
             query: {
                 version: number;
             };
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1887,6 +2923,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1910,7 +2948,10 @@ export interface operations {
     "tasks-update": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1938,6 +2979,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -1980,7 +3023,10 @@ export interface operations {
     "tasks-move": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -2006,6 +3052,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2149,10 +3197,52 @@ export interface operations {
             504: components["responses"]["GatewayTimeout"];
         };
     };
+    "users-delete": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful response */
+            200: {
+                headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        deleted: true;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalServerError"];
+            503: components["responses"]["ServiceUnavailable"];
+            504: components["responses"]["GatewayTimeout"];
+        };
+    };
     "users-setRole": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -2175,6 +3265,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2214,7 +3306,10 @@ export interface operations {
     "users-setActive": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -2236,6 +3331,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2436,7 +3533,10 @@ export interface operations {
     "serviceAccounts-update": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -2454,6 +3554,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
@@ -2549,7 +3651,10 @@ export interface operations {
     "serviceAccounts-revoke": {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Makes a retry safe: the call runs once per key (with the same input, within IDEMPOTENCY_TTL_SECONDS), and a retry gets the first answer again. Visible ASCII, 1 to 255 characters; a fresh random key per intended call. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 id: string;
             };
@@ -2560,6 +3665,8 @@ export interface operations {
             /** @description Successful response */
             200: {
                 headers: {
+                    /** @description `true` when this answer is the stored one of an earlier call with the same `Idempotency-Key` (nothing ran again). */
+                    "idempotent-replayed"?: "true";
                     [name: string]: unknown;
                 };
                 content: {
