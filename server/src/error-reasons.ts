@@ -10,5 +10,11 @@ import { PROJECT_REASONS } from './modules/projects/reasons.js';
 import { SERVICE_ACCOUNT_REASONS } from './modules/service-accounts/reasons.js';
 import { USER_REASONS } from './modules/users/reasons.js';
 
-export const ERROR_REASONS = [...GENERAL_REASONS, ...PROJECT_REASONS, ...USER_REASONS, ...ACCOUNT_REASONS, ...SERVICE_ACCOUNT_REASONS] as const;
+export const ERROR_REASONS = [
+  ...GENERAL_REASONS,
+  ...PROJECT_REASONS,
+  ...USER_REASONS,
+  ...ACCOUNT_REASONS,
+  ...SERVICE_ACCOUNT_REASONS,
+] as const;
 export type ErrorReason = (typeof ERROR_REASONS)[number];

@@ -304,7 +304,9 @@ function buildDocument(router: AnyRouter): OpenAPIObject {
     idempotent: boolean;
   }[] = [];
   const scoped: { method: string; path: string; scope: Scope }[] = [];
-  for (const { path: procedurePath, openapi, inputParser, outputParser, hasInputsDefined, created, idempotent, scope } of restProcedures(router)) {
+  for (const { path: procedurePath, openapi, inputParser, outputParser, hasInputsDefined, created, idempotent, scope } of restProcedures(
+    router,
+  )) {
     if (scope) scoped.push({ method: openapi.method.toLowerCase(), path: openapi.path, scope });
     annotateDates(inputParser);
     if (outputParser) annotateDates(outputParser);
