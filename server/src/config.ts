@@ -146,6 +146,27 @@ export const envSchema = z.object({
   ADMIN_EMAIL: z.email({ message: 'expected an email address' }).optional(),
   ADMIN_PASSWORD: z.string().min(12, { message: 'expected at least 12 characters' }).max(128).optional(),
   SEED_DEMO_DATA: bool.optional(),
+
+  // Observability (README "Observability"). Tracing uses OpenTelemetry's own variable names; the
+  // SDK and the OTLP exporter read the rest of theirs (OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME,
+  // OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*...) themselves.
+  OTEL_SDK_DISABLED: bool.optional(),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'none'], { message: 'expected otlp or none' }).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ message: 'expected the collector base URL, e.g. http://127.0.0.1:4318' }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ message: 'expected the full traces URL, e.g. http://127.0.0.1:4318/v1/traces' }).optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.enum(['http/protobuf', 'http/json'], { message: 'expected http/protobuf or http/json (gRPC is not bundled)' }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z.enum(['http/protobuf', 'http/json'], { message: 'expected http/protobuf or http/json (gRPC is not bundled)' }).optional(),
+  OTEL_TRACES_SAMPLER: z
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'], {
+      message: 'expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio',
+    })
+    .default('parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ message: 'expected a ratio from 0 to 1' }).min(0).max(1).optional(),
+  METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters (a random secret)' }).max(512).optional(),
+  METRICS_PORT: int(1, 65535).optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  SLOW_PROCEDURE_MS: int(0, 600_000).default(0),
+  SLOW_QUERY_MS: int(0, 600_000).default(0),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -245,7 +266,18 @@ export interface Config {
   };
   mail: { transport: 'log' | 'smtp'; smtpUrl: string | undefined; from: string };
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
+  observability: {
+    /** OpenTelemetry traces: undefined when off (no endpoint, OTEL_SDK_DISABLED, or OTEL_TRACES_EXPORTER=none). */
+    tracing: { protocol: 'http/protobuf' | 'http/json'; sampler: TracesSampler; samplerArg: number } | undefined;
+    /** Prometheus metrics: undefined when neither METRICS_TOKEN nor METRICS_PORT is set. */
+    metrics: { token: string | undefined; port: number | undefined; host: string } | undefined;
+    /** Log a procedure (or SQL statement) that took longer (0: never). */
+    slowProcedureMs: number;
+    slowQueryMs: number;
+  };
 }
+
+export type TracesSampler = Env['OTEL_TRACES_SAMPLER'];
 
 /**
  * How much longer than the statement timeout the client waits for a reply before it gives the
@@ -304,6 +336,9 @@ export function parseConfig(raw: RawEnv): Config {
   }
   if (parsed.success && parsed.data.SESSION_IDLE_TIMEOUT_SECONDS > parsed.data.SESSION_MAX_LIFETIME_SECONDS) {
     problems.push('SESSION_IDLE_TIMEOUT_SECONDS: must not exceed SESSION_MAX_LIFETIME_SECONDS');
+  }
+  if (parsed.success && parsed.data.METRICS_PORT !== undefined && parsed.data.METRICS_PORT === parsed.data.PORT) {
+    problems.push('METRICS_PORT: must differ from PORT (set METRICS_TOKEN instead to serve /metrics on the main port)');
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
@@ -390,6 +425,22 @@ export function parseConfig(raw: RawEnv): Config {
       adminEmail: e.ADMIN_EMAIL?.toLowerCase(),
       adminPassword: e.ADMIN_PASSWORD,
       demoData: e.SEED_DEMO_DATA ?? e.NODE_ENV === 'development',
+    },
+    observability: {
+      tracing:
+        e.OTEL_SDK_DISABLED !== true && e.OTEL_TRACES_EXPORTER !== 'none' && (e.OTEL_EXPORTER_OTLP_ENDPOINT || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+          ? {
+              protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
+              sampler: e.OTEL_TRACES_SAMPLER,
+              samplerArg: e.OTEL_TRACES_SAMPLER_ARG ?? 1,
+            }
+          : undefined,
+      metrics:
+        e.METRICS_TOKEN !== undefined || e.METRICS_PORT !== undefined
+          ? { token: e.METRICS_TOKEN, port: e.METRICS_PORT, host: e.METRICS_HOST }
+          : undefined,
+      slowProcedureMs: e.SLOW_PROCEDURE_MS,
+      slowQueryMs: e.SLOW_QUERY_MS,
     },
   };
 }

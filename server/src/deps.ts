@@ -8,6 +8,7 @@ import { BackgroundTasks } from './lib/background.js';
 import { createIdempotencyStore } from './lib/idempotency.js';
 import { Lifecycle } from './lib/lifecycle.js';
 import type { Logger } from './logger.js';
+import type { Observability } from './observability/index.js';
 import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
@@ -34,6 +35,8 @@ export interface AppDeps {
   mailer: MailWorker;
   /** Draining or not (readiness). */
   lifecycle: Lifecycle;
+  /** Traces, metrics, slow logs (server/src/observability); undefined when none is configured. */
+  observability: Observability | undefined;
   services: Services;
 }
 
@@ -44,6 +47,7 @@ export interface AppDepsInput {
   keys: KeySet;
   now?: () => Date;
   mailTransport?: MailTransport;
+  observability?: Observability | undefined;
 }
 
 export function createAppDeps(input: AppDepsInput): AppDeps {
@@ -83,6 +87,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     background,
     mailer,
     lifecycle: new Lifecycle(),
+    observability: input.observability,
     services: {
       auth,
       rateLimits,

@@ -1,13 +1,14 @@
 import type { Config } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { type DatabaseHandle, ensureDatabase } from './db/embedded.js';
-import { applyMigrations } from './db/migrations/runner.js';
+import { applyMigrations, MIGRATIONS_TABLE } from './db/migrations/runner.js';
 import { seed } from './db/seed.js';
 import { redactUrl, waitForDatabase } from './db/wait.js';
 import { createAppDeps, stopAppDeps } from './deps.js';
 import { type App, buildApp } from './http/app.js';
 import type { Logger } from './logger.js';
 import { loadKeySet } from './modules/auth/keys.js';
+import { type Observability, startObservability } from './observability/index.js';
 
 export interface RunningServer {
   app: App;
@@ -31,6 +32,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const step = (message: string) => logger.info(message);
   let handle: DatabaseHandle | undefined;
   let database: Database | undefined;
+  let observability: Observability | undefined;
+  let appliedAtStart = 0;
   try {
     handle = await ensureDatabase({ url: config.database.url, dir: config.database.embeddedDir, log: step });
     step(`database: ${redactUrl(handle.url)}${config.database.url ? '' : ' (embedded)'}`);
@@ -41,19 +44,25 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     });
     if (config.database.migrateOnStart) {
       const { applied } = await applyMigrations({ databaseUrl: handle.url, log: step });
+      appliedAtStart = applied.length;
       step(applied.length > 0 ? `migrations: applied ${applied.join(', ')}` : 'migrations: up to date');
     }
-    database = createDatabase(handle.url, config.database, logger);
+    observability = await startObservability(config, logger);
+    database = createDatabase(handle.url, config.database, logger, { query: observability?.query });
+    observability?.watchDatabase(database.pool, MIGRATIONS_TABLE);
     if (!config.database.url) {
       await seed(database.prisma, config, step);
       step(`Prisma Studio on this database: pnpm studio`);
     }
     const keys = await loadKeySet(config, step);
-    const deps = createAppDeps({ config, database, logger, keys });
+    observability?.migrationsApplied(appliedAtStart);
+    const deps = createAppDeps({ config, database, logger, keys, observability });
     const app = await buildApp(deps);
     deps.mailer.start();
     const url = await app.listen({ host: config.host, port: config.port });
     step(`listening on ${url} (tRPC at ${url}/trpc, health at ${url}/healthz)`);
+    await observability?.listen();
+    const observed = observability;
     const db = database;
     const dbHandle = handle;
     let closing: Promise<void> | undefined;
@@ -99,6 +108,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
             clearTimeout(deadline);
             await stopAppDeps(deps);
             await db.close();
+            await observed?.stop();
             if (dbHandle.owned) {
               step('stopping embedded PostgreSQL');
               await dbHandle.stop();
@@ -110,6 +120,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     };
   } catch (error) {
     await database?.close().catch(() => {});
+    await observability?.stop().catch(() => {});
     if (handle?.owned) await handle.stop().catch(() => {});
     throw error;
   }

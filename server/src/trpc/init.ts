@@ -4,6 +4,7 @@ import { ZodError } from 'zod';
 import { AppError } from '../lib/errors.js';
 import { parseIdempotencyKey } from '../lib/idempotency.js';
 import { audit } from '../modules/auth/audit.js';
+import { hooks } from '../observability/hooks.js';
 import { type ApiCaller, apiLimitExceeded } from '../modules/auth/rate-limits.js';
 import type { Role } from '../modules/auth/schemas.js';
 import type { AuthUser } from '../modules/auth/service.js';
@@ -206,18 +207,25 @@ function pipeline<U extends AuthUser | null>(caller: (ctx: Context) => Promise<U
       ctx.runningQueries.set(key, started);
       return started.finally(() => ctx.runningQueries?.delete(key));
     };
-    let result: Awaited<ReturnType<typeof run>>;
-    try {
-      result = await run();
-    } catch (cause) {
-      throw toTRPCError(getTRPCErrorFromUnknown(cause));
-    }
-    if (!result.ok) {
-      const mapped = toTRPCError(result.error);
-      if (mapped !== result.error) throw mapped;
-    }
-    return result;
+    // Spans, metrics and slow logs (observability/hooks.ts): one property read when they are off.
+    const observe = hooks.procedure;
+    return observe === undefined ? settle(run) : observe(ctx, type, path, () => settle(run));
   });
+}
+
+/** A call's result, its errors mapped to tRPC codes (errors.ts). */
+async function settle<R extends { ok: boolean; error?: unknown }>(run: () => Promise<R>): Promise<R> {
+  let result: R;
+  try {
+    result = await run();
+  } catch (cause) {
+    throw toTRPCError(getTRPCErrorFromUnknown(cause));
+  }
+  if (!result.ok) {
+    const mapped = toTRPCError(getTRPCErrorFromUnknown(result.error));
+    if (mapped !== result.error) throw mapped;
+  }
+  return result;
 }
 
 export const router = t.router;
