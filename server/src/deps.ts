@@ -8,7 +8,6 @@ import { BackgroundTasks } from './lib/background.js';
 import { createIdempotencyStore } from './lib/idempotency.js';
 import { Lifecycle } from './lib/lifecycle.js';
 import type { Logger } from './logger.js';
-import type { Observability } from './observability/index.js';
 import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
@@ -19,6 +18,7 @@ import { SessionCache } from './modules/auth/sessions.js';
 import { createProjectService } from './modules/projects/service.js';
 import { createTaskService } from './modules/tasks/service.js';
 import { createUserAdminService } from './modules/users/service.js';
+import type { Observability } from './observability/index.js';
 import type { Services } from './services.js';
 
 export interface AppDeps {

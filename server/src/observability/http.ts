@@ -24,7 +24,11 @@ export interface HttpObservation {
 
 const UNMATCHED = 'unmatched';
 
-export function httpObservation(options: { tracing: Tracing | undefined; metrics: Metrics | undefined; metricsOnMainPort: boolean }): HttpObservation {
+export function httpObservation(options: {
+  tracing: Tracing | undefined;
+  metrics: Metrics | undefined;
+  metricsOnMainPort: boolean;
+}): HttpObservation {
   const { tracing, metrics } = options;
   return {
     register(app) {

@@ -106,7 +106,13 @@ export async function startObservability(config: Config, logger: Logger): Promis
             const call = scope?.getStore();
             // The statement as sent: Prisma and Keel's typed SQL send parameters apart ($1, $2), never in the text.
             log.warn(
-              { statement: text.slice(0, 2_000), durationMs: Math.round(ms * 10) / 10, procedure: call?.procedure, reqId: call?.requestId, failed: error ? true : undefined },
+              {
+                statement: text.slice(0, 2_000),
+                durationMs: Math.round(ms * 10) / 10,
+                procedure: call?.procedure,
+                reqId: call?.requestId,
+                failed: error ? true : undefined,
+              },
               'slow query',
             );
           };
@@ -120,7 +126,10 @@ export async function startObservability(config: Config, logger: Logger): Promis
   setTraceLogFields(tracing?.logFields);
 
   const steps: string[] = [];
-  if (tracingConfig) steps.push(`tracing to OTLP (${tracingConfig.protocol}, sampler ${tracingConfig.sampler}${tracingConfig.sampler.includes('ratio') ? ` ${tracingConfig.samplerArg}` : ''})`);
+  if (tracingConfig)
+    steps.push(
+      `tracing to OTLP (${tracingConfig.protocol}, sampler ${tracingConfig.sampler}${tracingConfig.sampler.includes('ratio') ? ` ${tracingConfig.samplerArg}` : ''})`,
+    );
   if (metricsConfig) steps.push(`metrics${metricsConfig.token ? ' at /metrics for bearers of METRICS_TOKEN' : ''}`);
   if (slowProcedureMs > 0) steps.push(`slow procedures over ${slowProcedureMs} ms logged`);
   if (slowQueryMs > 0) steps.push(`slow SQL over ${slowQueryMs} ms logged`);

@@ -5,7 +5,7 @@
  * Per-call metrics look their label children up in nested maps (path, then type, then code):
  * prom-client's `labels()` would join the label values into a key string on every call.
  */
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type pg from 'pg';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
@@ -28,9 +28,15 @@ class PairCache {
 
   get(a: string, b: string, c: string): Pair {
     let level1 = this.#root.get(a);
-    if (!level1) this.#root.set(a, (level1 = new Map()));
+    if (!level1) {
+      level1 = new Map();
+      this.#root.set(a, level1);
+    }
     let level2 = level1.get(b);
-    if (!level2) level1.set(b, (level2 = new Map()));
+    if (!level2) {
+      level2 = new Map();
+      level1.set(b, level2);
+    }
     let pair = level2.get(c);
     if (!pair) {
       pair = { count: this.counter.labels(a, b, c), duration: this.histogram.labels(a, b, c) };
@@ -65,12 +71,34 @@ export function createMetrics(token: string | undefined): Metrics {
   collectDefaultMetrics({ register: registry });
 
   const procedures = new PairCache(
-    new Counter({ name: 'keel_procedure_calls_total', help: 'Procedure calls (tRPC, each call of a batch, REST), by path, type and tRPC code.', labelNames: ['path', 'type', 'code'], registers: [registry] }),
-    new Histogram({ name: 'keel_procedure_duration_seconds', help: 'Procedure call duration, by path, type and tRPC code.', labelNames: ['path', 'type', 'code'], buckets: DURATION_BUCKETS, registers: [registry] }),
+    new Counter({
+      name: 'keel_procedure_calls_total',
+      help: 'Procedure calls (tRPC, each call of a batch, REST), by path, type and tRPC code.',
+      labelNames: ['path', 'type', 'code'],
+      registers: [registry],
+    }),
+    new Histogram({
+      name: 'keel_procedure_duration_seconds',
+      help: 'Procedure call duration, by path, type and tRPC code.',
+      labelNames: ['path', 'type', 'code'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
   );
   const http = new PairCache(
-    new Counter({ name: 'keel_http_requests_total', help: 'HTTP requests by route pattern, method and status.', labelNames: ['route', 'method', 'status'], registers: [registry] }),
-    new Histogram({ name: 'keel_http_request_duration_seconds', help: 'HTTP request duration by route pattern, method and status.', labelNames: ['route', 'method', 'status'], buckets: DURATION_BUCKETS, registers: [registry] }),
+    new Counter({
+      name: 'keel_http_requests_total',
+      help: 'HTTP requests by route pattern, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers: [registry],
+    }),
+    new Histogram({
+      name: 'keel_http_request_duration_seconds',
+      help: 'HTTP request duration by route pattern, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
   );
   const hashWait = new Histogram({
     name: 'keel_password_hash_wait_seconds',
@@ -90,9 +118,22 @@ export function createMetrics(token: string | undefined): Metrics {
       this.set({ state: 'admitted' }, work.admitted);
     },
   });
-  const refusals = new Counter({ name: 'keel_rate_limit_refusals_total', help: 'Requests refused by a rate limit or by load shedding, by limit.', labelNames: ['limit'], registers: [registry] });
-  const reuse = new Counter({ name: 'keel_refresh_token_reuse_detected_total', help: 'Refresh tokens presented again after rotation (the session family is revoked).', registers: [registry] });
-  const migrationsAtStart = new Gauge({ name: 'keel_migrations_applied_at_start', help: 'Migrations this process applied when it started.', registers: [registry] });
+  const refusals = new Counter({
+    name: 'keel_rate_limit_refusals_total',
+    help: 'Requests refused by a rate limit or by load shedding, by limit.',
+    labelNames: ['limit'],
+    registers: [registry],
+  });
+  const reuse = new Counter({
+    name: 'keel_refresh_token_reuse_detected_total',
+    help: 'Refresh tokens presented again after rotation (the session family is revoked).',
+    registers: [registry],
+  });
+  const migrationsAtStart = new Gauge({
+    name: 'keel_migrations_applied_at_start',
+    help: 'Migrations this process applied when it started.',
+    registers: [registry],
+  });
 
   let server: Server | undefined;
   const expected = token === undefined ? undefined : digest(`Bearer ${token}`);
@@ -135,7 +176,9 @@ export function createMetrics(token: string | undefined): Metrics {
           return;
         }
         if (expected !== undefined && !metrics.authorized(req.headers.authorization)) {
-          res.writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Bearer realm="keel-metrics"' }).end('A bearer METRICS_TOKEN is required.\n');
+          res
+            .writeHead(401, { 'content-type': 'text/plain; charset=utf-8', 'www-authenticate': 'Bearer realm="keel-metrics"' })
+            .end('A bearer METRICS_TOKEN is required.\n');
           return;
         }
         metrics.scrape().then(
@@ -222,7 +265,8 @@ function watchDatabaseTables(pool: pg.Pool, registry: Registry, migrationsTable:
                 (SELECT count(*) FROM "${migrationsTable}" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL) AS migrations`,
       )
       .then(
-        ({ rows: [row] }) => (row ? { backlog: Number(row.backlog), oldest: row.oldest ?? 0, migrations: Number(row.migrations) } : undefined),
+        ({ rows: [row] }) =>
+          row ? { backlog: Number(row.backlog), oldest: row.oldest ?? 0, migrations: Number(row.migrations) } : undefined,
         () => undefined,
       )
       .finally(() => {

@@ -14,11 +14,11 @@
 import {
   type Context,
   context,
+  propagation,
+  ROOT_CONTEXT,
   type Span,
   SpanKind,
   SpanStatusCode,
-  propagation,
-  ROOT_CONTEXT,
   type TextMapGetter,
   trace,
 } from '@opentelemetry/api';
@@ -143,7 +143,10 @@ export async function startTracing(config: TracingConfig): Promise<Tracing> {
     },
     within: (ctx, work) => context.with(ctx, work),
     procedure(path, type, work, finish) {
-      const span = tracer.startSpan(path, { kind: SpanKind.INTERNAL, attributes: { 'rpc.system': 'trpc', 'rpc.method': path, 'trpc.type': type } });
+      const span = tracer.startSpan(path, {
+        kind: SpanKind.INTERNAL,
+        attributes: { 'rpc.system': 'trpc', 'rpc.method': path, 'trpc.type': type },
+      });
       return context.with(trace.setSpan(context.active(), span), work).finally(() => finish(span));
     },
     setProcedureOutcome(span, code, userId) {
@@ -170,7 +173,10 @@ export async function startTracing(config: TracingConfig): Promise<Tracing> {
       const operation = /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? 'QUERY';
       return tracer.startSpan(
         operation,
-        { kind: SpanKind.CLIENT, attributes: { 'db.system.name': 'postgresql', 'db.operation.name': operation, 'db.query.text': text.slice(0, 2_000) } },
+        {
+          kind: SpanKind.CLIENT,
+          attributes: { 'db.system.name': 'postgresql', 'db.operation.name': operation, 'db.query.text': text.slice(0, 2_000) },
+        },
         active,
       );
     },
@@ -191,4 +197,3 @@ export async function startTracing(config: TracingConfig): Promise<Tracing> {
     },
   };
 }
-
