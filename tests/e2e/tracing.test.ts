@@ -114,13 +114,14 @@ describe('traces', () => {
       span.end();
       return span.spanContext().traceId;
     });
-    await server.waitForLog((l) => l.msg === 'procedure rejected' && l.trace_id === traceId);
+    // The second request's own line comes last (written once its answer is sent).
+    await server.waitForLog((l) => l.msg === 'request' && l.trace_id === traceId && l.status === 404);
     const lines = server.logs().filter((l) => l.trace_id === traceId);
     // Both request lines (written by the host) and the procedure's own line carry the ids.
     expect(lines.filter((l) => l.msg === 'request')).toHaveLength(2);
     for (const line of lines) expect(line.span_id).toMatch(/^[0-9a-f]{16}$/);
     // The rejection is logged by the transport once the call is over: under the request's server span.
-    const rejected = lines.find((l) => l.msg === 'procedure rejected') as { span_id: string };
+    const rejected = { span_id: String(lines.find((l) => l.msg === 'procedure rejected')?.span_id) };
     const spans = await receiver.waitFor((all) => all.some((s) => s.spanId === rejected.span_id));
     const logged = spans.find((s) => s.spanId === rejected.span_id) as ReceivedSpan;
     expect(logged.traceId).toBe(traceId);
@@ -149,5 +150,11 @@ describe('traces', () => {
     expect(restHttp.parentSpanId).toBe('cd'.repeat(8));
     expect(rest.find((s) => s.traceId === 'ab'.repeat(16) && s.name === 'projects.list')?.parentSpanId).toBe(restHttp.spanId);
     expect(receiver.rejected).toEqual([]);
+  });
+
+  it('starts no trace for queries outside a request (the mail poller), and serves no /metrics when metrics are not configured', async () => {
+    await receiver.waitFor((all) => all.length > 0);
+    expect(receiver.spans.filter((s) => s.name.startsWith('prisma:') && s.parentSpanId === undefined)).toEqual([]);
+    expect((await fetch(`${url}/metrics`)).status).toBe(404);
   });
 });

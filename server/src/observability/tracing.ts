@@ -31,6 +31,7 @@ import {
   BatchSpanProcessor,
   ParentBasedSampler,
   type Sampler,
+  SamplingDecision,
   type SpanExporter,
   TraceIdRatioBasedSampler,
   TracerProvider,
@@ -58,6 +59,22 @@ function samplerFor(name: TracesSampler, ratio: number): Sampler {
     default:
       return new ParentBasedSampler({ root: new AlwaysOnSampler() });
   }
+}
+
+/**
+ * Prisma's instrumentation starts a trace for every query made outside a request (the mail
+ * worker polls its outbox every few seconds): those would bury the requests' traces. Its spans
+ * are kept only under a span of Keel's (a procedure, a mail delivery).
+ */
+function withoutPrismaRoots(sampler: Sampler): Sampler {
+  const drop = { decision: SamplingDecision.NOT_RECORD };
+  return {
+    shouldSample(ctx, traceId, name, kind, attributes, links) {
+      if (name.startsWith('prisma:') && trace.getSpan(ctx) === undefined) return drop;
+      return sampler.shouldSample(ctx, traceId, name, kind, attributes, links);
+    },
+    toString: () => `WithoutPrismaRoots{${sampler.toString()}}`,
+  };
 }
 
 async function exporterFor(protocol: TracingConfig['protocol']): Promise<SpanExporter> {
@@ -106,7 +123,7 @@ export async function startTracing(config: TracingConfig): Promise<Tracing> {
     .merge(detectResources({ detectors: [envDetector] }));
   const provider = new TracerProvider({
     resource,
-    sampler: samplerFor(config.sampler, config.samplerArg),
+    sampler: withoutPrismaRoots(samplerFor(config.sampler, config.samplerArg)),
     spanProcessors: [new BatchSpanProcessor({ exporter: await exporterFor(config.protocol) })],
   });
   trace.setGlobalTracerProvider(provider);
