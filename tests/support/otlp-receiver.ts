@@ -43,7 +43,7 @@ interface OtlpRequest {
   resourceSpans?: { resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: { spans?: OtlpSpan[] }[] }[];
 }
 
-const valueOf = (value: OtlpValue | undefined): AttributeValue => {
+const attributeValue = (value: OtlpValue | undefined): AttributeValue => {
   if (!value) return undefined;
   if (value.stringValue !== undefined) return value.stringValue;
   if (value.intValue !== undefined) return Number(value.intValue);
@@ -51,7 +51,7 @@ const valueOf = (value: OtlpValue | undefined): AttributeValue => {
   return value.boolValue;
 };
 const attributesOf = (list: OtlpKeyValue[] | undefined): Record<string, AttributeValue> =>
-  Object.fromEntries((list ?? []).map((kv) => [kv.key, valueOf(kv.value)]));
+  Object.fromEntries((list ?? []).map((kv) => [kv.key, attributeValue(kv.value)]));
 
 export interface OtlpReceiver {
   url: string;
