@@ -3,6 +3,7 @@
  * answers, through the real HTTP host and the real pg client (db/connections.ts) on this file's
  * database: a procedure that runs `pg_sleep` is slow at both levels.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createDatabase } from '../../server/src/db/client.js';
@@ -85,5 +86,21 @@ describe('slow logs and metrics', () => {
     expect(text).toMatch(/keel_db_pool_connections\{state="total"\} [1-9]/);
     expect(text).toMatch(/keel_migrations_applied [1-9]/);
     expect(text).toContain('keel_mail_outbox_backlog 0');
+  });
+
+  it('has every metric the Grafana dashboard (docs/grafana/keel-dashboard.json) queries', async () => {
+    const dashboard = JSON.parse(readFileSync(new URL('../../docs/grafana/keel-dashboard.json', import.meta.url), 'utf8')) as {
+      panels: { targets: { expr: string }[] }[];
+    };
+    const queried = new Set(
+      dashboard.panels
+        .flatMap((panel) => panel.targets.map((target) => target.expr))
+        .flatMap((expr) => expr.match(/\b(?:keel|nodejs|process)_[a-z0-9_]+/g) ?? [])
+        .map((name) => name.replace(/_(bucket|sum|count)$/, '')),
+    );
+    expect(queried.size).toBeGreaterThan(15);
+    const text = await (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+    const served = new Set([...text.matchAll(/^# TYPE (\S+)/gm)].map((match) => match[1]));
+    expect([...queried].filter((name) => !served.has(name))).toEqual([]);
   });
 });
