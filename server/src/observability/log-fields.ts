@@ -5,14 +5,13 @@
  */
 type Fields = { trace_id: string; span_id: string } | undefined;
 
-const NONE = Object.freeze({});
 let source: (() => Fields) | undefined;
 
 export function setTraceLogFields(read: (() => Fields) | undefined): void {
   source = read;
 }
 
-/** pino's mixin: the active span's ids, or no field. */
+/** pino's mixin: the active span's ids, or no field. A new object each time: pino merges the line's fields into it. */
 export function traceLogFields(): object {
-  return source?.() ?? NONE;
+  return source?.() ?? {};
 }
