@@ -152,6 +152,26 @@ describe('traces', () => {
     expect(receiver.rejected).toEqual([]);
   });
 
+  it('follows the caller sampling decision (head sampling): a request marked not sampled exports nothing', async () => {
+    const accessToken = (await keel.getTokens())?.accessToken;
+    const unsampled = '12'.repeat(16);
+    const sampled = '34'.repeat(16);
+    const call = (traceId: string, flags: string) =>
+      fetch(`${url}/api/projects`, { headers: { authorization: `Bearer ${accessToken}`, traceparent: `00-${traceId}-${'ef'.repeat(8)}-${flags}` } });
+    expect((await call(unsampled, '00')).status).toBe(200);
+    expect((await call(sampled, '01')).status).toBe(200);
+    // Spans are exported in the order they end: once the later request's have arrived, the earlier ones would have too.
+    await receiver.waitFor((all) => all.some((s) => s.traceId === sampled && s.kind === 2));
+    expect(receiver.spans.filter((s) => s.traceId === unsampled)).toEqual([]);
+  });
+
+  it('traces mail delivery (the verification mail of the registration above)', async () => {
+    const spans = await receiver.waitFor((all) => all.some((s) => s.name === 'mail.send'));
+    const send = spans.find((s) => s.name === 'mail.send') as ReceivedSpan;
+    expect(send.attributes['mail.attempt']).toBe(1);
+    expect(send.statusCode).not.toBe(2);
+  });
+
   it('starts no trace for queries outside a request (the mail poller), and serves no /metrics when metrics are not configured', async () => {
     await receiver.waitFor((all) => all.length > 0);
     expect(receiver.spans.filter((s) => s.name.startsWith('prisma:') && s.parentSpanId === undefined)).toEqual([]);

@@ -188,7 +188,7 @@ async function idempotent<R extends { ok: boolean; marker: unknown }>(
  * (docs/decisions/0011-request-path.md).
  */
 function pipeline<U extends AuthUser | null>(caller: (ctx: Context) => Promise<U>) {
-  return t.middleware(async ({ ctx, type, path, getRawInput, meta, batchIndex, next }) => {
+  return t.middleware(({ ctx, type, path, getRawInput, meta, batchIndex, next }) => {
     const run = async () => {
       limitCall(ctx, { ip: ctx.request.ip });
       // Read first, also by procedures that take no input: a malformed one is refused, never ignored.
