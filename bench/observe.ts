@@ -1,10 +1,11 @@
 /**
  * `pnpm bench:observe`: what observability costs. The built server runs (as `pnpm start` does,
- * production mode, one seeded database) in four configurations side by side, next to the raw
+ * production mode, one seeded database) in five configurations side by side, next to the raw
  * baseline (bench/baseline-server.ts):
  *
  *   off         no OTEL_* endpoint, no METRICS_*, no slow logs (the default)
  *   metrics     METRICS_TOKEN set (every call counted and timed; nobody scrapes during the load)
+ *   slow logs   SLOW_PROCEDURE_MS and SLOW_QUERY_MS set (thresholds no call reaches: the timing and attribution alone)
  *   trace 10%   OTLP/HTTP protobuf export, OTEL_TRACES_SAMPLER=parentbased_traceidratio, ARG 0.1
  *   trace 100%  the same, every request sampled
  *
@@ -109,6 +110,7 @@ async function main(): Promise<void> {
     const variants: Variant[] = [
       { name: 'off', env: {} },
       { name: 'metrics', env: { METRICS_TOKEN: 'bench-metrics-token-0123456789' } },
+      { name: 'slow logs', env: { SLOW_PROCEDURE_MS: '10000', SLOW_QUERY_MS: '10000' } },
       { name: 'trace 10%', env: tracing('0.1') },
       { name: 'trace 100%', env: tracing('1') },
     ];
@@ -213,6 +215,7 @@ async function main(): Promise<void> {
         goal: '< 8%',
         verdict: over('b', 'trace 10%') < 8 ? 'met' : 'missed',
       },
+      { measure: 'slow logs: CPU per request over off, (b)', value: `${fmt(over('b', 'slow logs'), 1)}%` },
       { measure: 'tracing 100%: CPU per request over off, (b)', value: `${fmt(over('b', 'trace 100%'), 1)}%` },
       { measure: 'tracing 100%: CPU per request over off, (c2)', value: `${fmt(over('c2', 'trace 100%'), 1)}%` },
       { measure: 'OTLP exports received by the sink', value: String(sink.exports()) },

@@ -48,6 +48,8 @@ export async function startObservability(config: Config, logger: Logger): Promis
 
   const tracing = tracingConfig ? await (await import('./tracing.js')).startTracing(tracingConfig) : undefined;
   const metrics = metricsConfig ? (await import('./metrics.js')).createMetrics(metricsConfig.token) : undefined;
+  // Node 20's AsyncLocalStorage runs a hook on every promise once enabled: it is what tracing and
+  // the slow-SQL attribution cost most (README "What it costs").
   const scope = slowQueryMs > 0 ? new AsyncLocalStorage<CallScope>() : undefined;
   const log = unredacted(logger);
 

@@ -100,15 +100,18 @@ export interface Tracing {
   endRequest(request: Context, status: number): { traceId: string; spanId: string } | undefined;
   /** Runs `work` with `ctx` active (`work` is Fastify's `done`, so the handler runs in the request's context). */
   within<T>(ctx: Context, work: () => T): T;
-  /** A span for one procedure call, child of the active context; `finish` ends it. */
-  procedure<R>(path: string, type: string, work: () => Promise<R>, finish: (span: Span) => void): Promise<R>;
+  /**
+   * A span for one procedure call, child of the active context; `finish` ends it. Inside a trace
+   * its caller did not sample (a parent-based sampler), no span is made (`finish` gets undefined).
+   */
+  procedure<R>(path: string, type: string, work: () => Promise<R>, finish: (span: Span | undefined) => void): Promise<R>;
   span: SpanHook;
   /** A span for one SQL statement, only inside a trace (the mail poller's statements would each start one). */
   startQuery(text: string): Span | undefined;
   endQuery(span: Span, error: Error | null): void;
   /** The active span's ids for a log line, when it is sampled. */
   logFields(): { trace_id: string; span_id: string } | undefined;
-  setProcedureOutcome(span: Span, code: string, userId: string | undefined): void;
+  setProcedureOutcome(span: Span | undefined, code: string, userId: string | undefined): void;
   shutdown(): Promise<void>;
 }
 
@@ -131,6 +134,13 @@ export async function startTracing(config: TracingConfig): Promise<Tracing> {
   prisma.setTracerProvider(provider);
   prisma.enable();
   const tracer = provider.getTracer('keel', VERSION);
+  // With a parent-based sampler (the default) a child of an unsampled span is never sampled:
+  // making it would only cost time.
+  const parentBased = config.sampler.startsWith('parentbased_');
+  const unsampledParent = (): boolean => {
+    const parent = trace.getSpan(context.active());
+    return parent !== undefined && !parent.isRecording();
+  };
 
   const fail = (span: Span, error: unknown) => {
     span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.name : 'error' });
@@ -160,6 +170,7 @@ export async function startTracing(config: TracingConfig): Promise<Tracing> {
     },
     within: (ctx, work) => context.with(ctx, work),
     procedure(path, type, work, finish) {
+      if (parentBased && unsampledParent()) return work().finally(() => finish(undefined));
       const span = tracer.startSpan(path, {
         kind: SpanKind.INTERNAL,
         attributes: { 'rpc.system': 'trpc', 'rpc.method': path, 'trpc.type': type },
@@ -167,6 +178,7 @@ export async function startTracing(config: TracingConfig): Promise<Tracing> {
       return context.with(trace.setSpan(context.active(), span), work).finally(() => finish(span));
     },
     setProcedureOutcome(span, code, userId) {
+      if (!span) return;
       span.setAttribute('trpc.code', code);
       if (userId !== undefined) span.setAttribute('enduser.id', userId);
       if (code !== OK) span.setStatus({ code: SpanStatusCode.ERROR, message: code });
@@ -186,7 +198,8 @@ export async function startTracing(config: TracingConfig): Promise<Tracing> {
     },
     startQuery(text) {
       const active = context.active();
-      if (trace.getSpan(active) === undefined) return undefined;
+      const parent = trace.getSpan(active);
+      if (parent === undefined || (parentBased && !parent.isRecording())) return undefined;
       const operation = /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? 'QUERY';
       return tracer.startSpan(
         operation,
