@@ -167,6 +167,11 @@ export const envSchema = z.object({
     })
     .default('parentbased_always_on'),
   OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ message: 'expected a ratio from 0 to 1' }).min(0).max(1).optional(),
+  // The batch span processor's standard variables (the SDK no longer reads them itself).
+  OTEL_BSP_SCHEDULE_DELAY: int(1, 600_000).default(5_000),
+  OTEL_BSP_EXPORT_TIMEOUT: int(1, 600_000).default(30_000),
+  OTEL_BSP_MAX_QUEUE_SIZE: int(1, 1_000_000).default(2_048),
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: int(1, 1_000_000).default(512),
   METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters (a random secret)' }).max(512).optional(),
   METRICS_PORT: int(1, 65535).optional(),
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
@@ -273,7 +278,15 @@ export interface Config {
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
   observability: {
     /** OpenTelemetry traces: undefined when off (no endpoint, OTEL_SDK_DISABLED, or OTEL_TRACES_EXPORTER=none). */
-    tracing: { protocol: 'http/protobuf' | 'http/json'; sampler: TracesSampler; samplerArg: number } | undefined;
+    tracing:
+      | {
+          protocol: 'http/protobuf' | 'http/json';
+          sampler: TracesSampler;
+          samplerArg: number;
+          /** The batch span processor: how often it exports, its timeout, queue and batch sizes (spans). */
+          batch: { scheduledDelayMillis: number; exportTimeoutMillis: number; maxQueueSize: number; maxExportBatchSize: number };
+        }
+      | undefined;
     /** Prometheus metrics: undefined when neither METRICS_TOKEN nor METRICS_PORT is set. */
     metrics: { token: string | undefined; port: number | undefined; host: string } | undefined;
     /** Log a procedure (or SQL statement) that took longer (0: never). */
@@ -440,6 +453,12 @@ export function parseConfig(raw: RawEnv): Config {
               protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
               sampler: e.OTEL_TRACES_SAMPLER,
               samplerArg: e.OTEL_TRACES_SAMPLER_ARG ?? 1,
+              batch: {
+                scheduledDelayMillis: e.OTEL_BSP_SCHEDULE_DELAY,
+                exportTimeoutMillis: e.OTEL_BSP_EXPORT_TIMEOUT,
+                maxQueueSize: e.OTEL_BSP_MAX_QUEUE_SIZE,
+                maxExportBatchSize: Math.min(e.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, e.OTEL_BSP_MAX_QUEUE_SIZE),
+              },
             }
           : undefined,
       metrics:

@@ -13,6 +13,7 @@ describe('observability configuration', () => {
       protocol: 'http/protobuf',
       sampler: 'parentbased_always_on',
       samplerArg: 1,
+      batch: { scheduledDelayMillis: 5_000, exportTimeoutMillis: 30_000, maxQueueSize: 2_048, maxExportBatchSize: 512 },
     });
     expect(
       parse({
@@ -21,8 +22,15 @@ describe('observability configuration', () => {
         OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
         OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
         OTEL_TRACES_SAMPLER_ARG: '0.1',
+        OTEL_BSP_SCHEDULE_DELAY: '200',
+        OTEL_BSP_MAX_QUEUE_SIZE: '100',
       }).tracing,
-    ).toEqual({ protocol: 'http/json', sampler: 'parentbased_traceidratio', samplerArg: 0.1 });
+    ).toMatchObject({
+      protocol: 'http/json',
+      sampler: 'parentbased_traceidratio',
+      samplerArg: 0.1,
+      batch: { scheduledDelayMillis: 200, maxQueueSize: 100, maxExportBatchSize: 100 },
+    });
   });
 
   it('stays off with OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none, endpoint or not', () => {

@@ -9,7 +9,8 @@
  * spans (@prisma/instrumentation), a span per SQL statement under them (db/connections.ts), and
  * argon2 and mail spans. The OTLP exporter reads its own standard variables
  * (OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS, _TIMEOUT, _COMPRESSION...), the resource reads
- * OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, the batch processor OTEL_BSP_*.
+ * OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; Keel's config reads the sampler's and the batch
+ * processor's (OTEL_BSP_*), which SDK 3 no longer reads itself.
  */
 import {
   type Context,
@@ -127,7 +128,7 @@ export async function startTracing(config: TracingConfig): Promise<Tracing> {
   const provider = new TracerProvider({
     resource,
     sampler: withoutPrismaRoots(samplerFor(config.sampler, config.samplerArg)),
-    spanProcessors: [new BatchSpanProcessor({ exporter: await exporterFor(config.protocol) })],
+    spanProcessors: [new BatchSpanProcessor({ exporter: await exporterFor(config.protocol), ...config.batch })],
   });
   trace.setGlobalTracerProvider(provider);
   const prisma = new PrismaInstrumentation();
