@@ -24,10 +24,9 @@
  *   pnpm bench -- --no-build            # reuse server/dist
  *   pnpm bench -- --only b              # the paired (b)/raw rounds only
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import superjson from 'superjson';
-import { freePort } from '../server/src/db/embedded.js';
+import { startBaseline } from './lib/baseline-process.js';
 import { benchDatabase } from './lib/database.js';
 import { type LoadOptions, type LoadResult, runLoad } from './lib/load.js';
 import { measureProcess, median, memoryOf, PROBE_MODULE, probeFileFor, type WindowStats } from './lib/process-stats.js';
@@ -65,47 +64,6 @@ function buildServer(): void {
   log('building the server (pnpm --filter @keel/server build)');
   const result = spawnSync('pnpm', ['--filter', '@keel/server', 'build'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   if (result.status !== 0) throw new Error('the server build failed: run `pnpm --filter @keel/server build` to see why');
-}
-
-/** The raw baseline as a child process (with the probe); resolves once it listens. */
-async function startBaseline(env: Record<string, string>): Promise<Target & { stop(): Promise<void> }> {
-  const port = await freePort();
-  const probeFile = probeFileFor('baseline');
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ['--import', 'tsx', '--import', PROBE_MODULE, join(REPO_ROOT, 'bench/baseline-server.ts')],
-    {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...env, PORT: String(port), KEEL_BENCH_PROBE: probeFile },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the baseline server did not start within 30 s:\n${output}`)), 30_000);
-    const collect = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('baseline ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
-    child.once('exit', (code) => reject(new Error(`the baseline server exited (${code}):\n${output}`)));
-  });
-  return {
-    url: `http://127.0.0.1:${port}`,
-    pid: child.pid as number,
-    probeFile,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
-      }),
-  };
 }
 
 interface Window {

@@ -7,6 +7,7 @@ import { serviceRetryLink } from './service-link.js';
 import { serviceTokenSource } from './service-token.js';
 import { type AuthMode, Session, type SessionExpiredError } from './session.js';
 import { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
+import { TRACE_HEADERS, traceLink } from './trace-link.js';
 import type { AppRouter, AuthResult, LoginResult, RouterInputs } from './types.js';
 
 /** The server's default `TRPC_MAX_BATCH_SIZE`: a batch never holds more calls than the server accepts. */
@@ -161,7 +162,10 @@ export function createKeelClient(options: KeelClientOptions): KeelClient {
   const headersFor = async (ops: Operation[]) => {
     const [custom, token] = await Promise.all([resolveHeaders(options.headers), session.accessToken()]);
     for (const op of ops) op.context[SENT_TOKEN] = token;
+    // A batch continues the trace of its first call's caller.
+    const trace = ops[0]?.context[TRACE_HEADERS] as Record<string, string> | undefined;
     return {
+      ...trace,
       ...custom,
       ...(mode === 'cookie' ? { 'x-keel-auth': 'cookie' } : {}),
       ...(token ? { authorization: `Bearer ${token}` } : {}),
@@ -177,7 +181,7 @@ export function createKeelClient(options: KeelClientOptions): KeelClient {
     onSessionExpired: options.onSessionExpired,
     refreshMarginMs: (options.refreshMarginSeconds ?? DEFAULT_REFRESH_MARGIN_SECONDS) * 1000,
   });
-  const client = createTRPCClient<AppRouter>({ links: [idempotencyLink(), authLink(session), transport] });
+  const client = createTRPCClient<AppRouter>({ links: [traceLink(), idempotencyLink(), authLink(session), transport] });
 
   return withHelpers(client, {
     login: (input) => client.auth.login.mutate(input),

@@ -217,6 +217,37 @@ export const envSchema = z.object({
   ADMIN_EMAIL: z.email({ message: 'expected an email address' }).optional(),
   ADMIN_PASSWORD: z.string().min(12, { message: 'expected at least 12 characters' }).max(128).optional(),
   SEED_DEMO_DATA: bool.optional(),
+
+  // Observability (README "Observability"). Tracing uses OpenTelemetry's own variable names; the
+  // SDK and the OTLP exporter read the rest of theirs (OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME,
+  // OTEL_RESOURCE_ATTRIBUTES, OTEL_BSP_*...) themselves.
+  OTEL_SDK_DISABLED: bool.optional(),
+  OTEL_TRACES_EXPORTER: z.enum(['otlp', 'none'], { message: 'expected otlp or none' }).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ message: 'expected the collector base URL, e.g. http://127.0.0.1:4318' }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ message: 'expected the full traces URL, e.g. http://127.0.0.1:4318/v1/traces' }).optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z
+    .enum(['http/protobuf', 'http/json'], { message: 'expected http/protobuf or http/json (gRPC is not bundled)' })
+    .optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: z
+    .enum(['http/protobuf', 'http/json'], { message: 'expected http/protobuf or http/json (gRPC is not bundled)' })
+    .optional(),
+  OTEL_TRACES_SAMPLER: z
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'], {
+      message:
+        'expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio',
+    })
+    .default('parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ message: 'expected a ratio from 0 to 1' }).min(0).max(1).optional(),
+  // The batch span processor's standard variables (the SDK no longer reads them itself).
+  OTEL_BSP_SCHEDULE_DELAY: int(1, 600_000).default(5_000),
+  OTEL_BSP_EXPORT_TIMEOUT: int(1, 600_000).default(30_000),
+  OTEL_BSP_MAX_QUEUE_SIZE: int(1, 1_000_000).default(2_048),
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: int(1, 1_000_000).default(512),
+  METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters (a random secret)' }).max(512).optional(),
+  METRICS_PORT: int(1, 65535).optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  SLOW_PROCEDURE_MS: int(0, 600_000).default(0),
+  SLOW_QUERY_MS: int(0, 600_000).default(0),
 });
 
 /**
@@ -275,6 +306,8 @@ export const configSchema = envSchema.transform((e, ctx) => {
   if (e.MAIL_TRANSPORT === 'smtp' && !e.SMTP_URL) problem('SMTP_URL', 'required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');
   if (e.SESSION_IDLE_TIMEOUT_SECONDS > e.SESSION_MAX_LIFETIME_SECONDS)
     problem('SESSION_IDLE_TIMEOUT_SECONDS', 'must not exceed SESSION_MAX_LIFETIME_SECONDS');
+  if (e.METRICS_PORT !== undefined && e.METRICS_PORT === e.PORT)
+    problem('METRICS_PORT', 'must differ from PORT (set METRICS_TOKEN instead to serve /metrics on the main port)');
   if (problems > 0) return z.NEVER;
   return {
     env: e.NODE_ENV,
@@ -404,6 +437,30 @@ export const configSchema = envSchema.transform((e, ctx) => {
       adminPassword: e.ADMIN_PASSWORD,
       demoData: e.SEED_DEMO_DATA ?? e.NODE_ENV === 'development',
     },
+    observability: {
+      tracing:
+        e.OTEL_SDK_DISABLED !== true &&
+        e.OTEL_TRACES_EXPORTER !== 'none' &&
+        (e.OTEL_EXPORTER_OTLP_ENDPOINT || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+          ? {
+              protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
+              sampler: e.OTEL_TRACES_SAMPLER,
+              samplerArg: e.OTEL_TRACES_SAMPLER_ARG ?? 1,
+              batch: {
+                scheduledDelayMillis: e.OTEL_BSP_SCHEDULE_DELAY,
+                exportTimeoutMillis: e.OTEL_BSP_EXPORT_TIMEOUT,
+                maxQueueSize: e.OTEL_BSP_MAX_QUEUE_SIZE,
+                maxExportBatchSize: Math.min(e.OTEL_BSP_MAX_EXPORT_BATCH_SIZE, e.OTEL_BSP_MAX_QUEUE_SIZE),
+              },
+            }
+          : undefined,
+      metrics:
+        e.METRICS_TOKEN !== undefined || e.METRICS_PORT !== undefined
+          ? { token: e.METRICS_TOKEN, port: e.METRICS_PORT, host: e.METRICS_HOST }
+          : undefined,
+      slowProcedureMs: e.SLOW_PROCEDURE_MS,
+      slowQueryMs: e.SLOW_QUERY_MS,
+    },
   };
 });
 
@@ -465,3 +522,6 @@ export function readEnv(name: string): string | undefined {
   const value = process.env[name];
   return value === '' ? undefined : value;
 }
+
+/** The head sampler named by OTEL_TRACES_SAMPLER. */
+export type TracesSampler = z.infer<typeof envSchema>['OTEL_TRACES_SAMPLER'];

@@ -26,6 +26,7 @@ import { createServiceAccountService } from './modules/service-accounts/service.
 import { createServiceTokens } from './modules/service-accounts/tokens.js';
 import { createTaskService } from './modules/tasks/service.js';
 import { createUserService } from './modules/users/service.js';
+import type { Observability } from './observability/index.js';
 import type { Services } from './services.js';
 
 export interface AppDeps {
@@ -44,6 +45,8 @@ export interface AppDeps {
   lifecycle: Lifecycle;
   /** The mails sent, listed at GET /dev/inbox: development with the log transport only (mail/dev-inbox.ts). */
   devInbox: DevInbox | undefined;
+  /** Traces, metrics, slow logs (server/src/observability); undefined when none is configured. */
+  observability: Observability | undefined;
   services: Services;
 }
 
@@ -56,6 +59,7 @@ export interface AppDepsInput {
   mailTransport?: MailTransport;
   /** The HTTP client toward OpenID Connect providers (tests); the global fetch by default. */
   oidcFetch?: OidcServiceDeps['fetch'];
+  observability?: Observability | undefined;
 }
 
 export function createAppDeps(input: AppDepsInput): AppDeps {
@@ -106,6 +110,7 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     mailer,
     lifecycle: new Lifecycle(),
     devInbox,
+    observability: input.observability,
     services: {
       auth,
       twoFactor,

@@ -1,5 +1,6 @@
 import { type Logger, type LoggerOptions, pino } from 'pino';
 import type { Config } from './config.js';
+import { traceLogFields } from './observability/log-fields.js';
 
 export type { Logger };
 
@@ -31,13 +32,15 @@ export const REDACT_PATHS = [
   ...SENSITIVE_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]),
 ];
 
-export function loggerOptions(config: Pick<Config, 'log' | 'env'>): LoggerOptions {
+export function loggerOptions(config: Pick<Config, 'log' | 'env'> & Partial<Pick<Config, 'observability'>>): LoggerOptions {
   return {
     level: config.log.level,
     base: { service: 'keel', env: config.env },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    // trace_id and span_id on the lines of a traced request (README "Observability"); none when tracing is off.
+    ...(config.observability?.tracing ? { mixin: traceLogFields } : {}),
     ...(config.log.pretty
       ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,service,env' } } }
       : {}),
@@ -49,7 +52,10 @@ export function loggerOptions(config: Pick<Config, 'log' | 'env'>): LoggerOption
  * pile up while one is in flight, instead of one write syscall per line; pino flushes what is left
  * when the process exits), pretty in development. Tests pass their own destination.
  */
-export function createLogger(config: Pick<Config, 'log' | 'env'>, destination?: pino.DestinationStream): Logger {
+export function createLogger(
+  config: Pick<Config, 'log' | 'env'> & Partial<Pick<Config, 'observability'>>,
+  destination?: pino.DestinationStream,
+): Logger {
   if (destination) return pino(loggerOptions({ ...config, log: { ...config.log, pretty: false } }), destination);
   const options = loggerOptions(config);
   return config.log.pretty ? pino(options) : pino(options, pino.destination({ dest: 1, sync: false }));

@@ -1,7 +1,7 @@
 import type { Config } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { type DatabaseHandle, ensureDatabase } from './db/embedded.js';
-import { applyMigrations } from './db/migrations/runner.js';
+import { applyMigrations, MIGRATIONS_TABLE } from './db/migrations/runner.js';
 import { seed } from './db/seed.js';
 import { redactUrl, waitForDatabase } from './db/wait.js';
 import { createAppDeps, stopAppDeps } from './deps.js';
@@ -9,6 +9,7 @@ import { type App, buildApp } from './http/app.js';
 import type { Logger } from './logger.js';
 import { DEV_INBOX_PATH } from './mail/dev-inbox.js';
 import { loadKeySet } from './modules/auth/keys.js';
+import { type Observability, startObservability } from './observability/index.js';
 
 export interface RunningServer {
   app: App;
@@ -45,6 +46,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
   const step = (message: string) => logger.info(message);
   let handle: DatabaseHandle | undefined;
   let database: Database | undefined;
+  let observability: Observability | undefined;
+  let appliedAtStart = 0;
   try {
     // Before any side effect (a database started, migrations applied): bad keys stop the start here.
     const keys = await loadKeySet(config, step);
@@ -57,17 +60,23 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     });
     if (config.database.migrateOnStart) {
       const { applied } = await applyMigrations({ databaseUrl: handle.url, log: step });
+      appliedAtStart = applied.length;
       step(applied.length > 0 ? `migrations: applied ${applied.join(', ')}` : 'migrations: up to date');
     }
-    database = createDatabase(handle.url, config.database, logger);
+    observability = await startObservability(config, logger);
+    database = createDatabase(handle.url, config.database, logger, { query: observability?.query });
+    observability?.watchDatabase(database.pool, MIGRATIONS_TABLE);
     if (shouldSeed(config)) await seed(database.prisma, config, step);
     if (!config.database.url) step(`Prisma Studio on this database: pnpm studio`);
-    const deps = createAppDeps({ config, database, logger, keys });
+    observability?.migrationsApplied(appliedAtStart);
+    const deps = createAppDeps({ config, database, logger, keys, observability });
     const app = await buildApp(deps);
     deps.mailer.start();
     const url = await app.listen({ host: config.host, port: config.port });
     step(`listening on ${url} (tRPC at ${url}/trpc, health at ${url}/healthz)`);
     if (deps.devInbox) step(`development inbox: ${url}${DEV_INBOX_PATH} lists the mails sent, links clickable`);
+    await observability?.listen();
+    const observed = observability;
     const db = database;
     const dbHandle = handle;
     let closing: Promise<void> | undefined;
@@ -113,6 +122,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
             clearTimeout(deadline);
             await stopAppDeps(deps);
             await db.close();
+            await observed?.stop();
             if (dbHandle.owned) {
               step('stopping embedded PostgreSQL');
               await dbHandle.stop();
@@ -124,6 +134,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     };
   } catch (error) {
     await database?.close().catch(() => {});
+    await observability?.stop().catch(() => {});
     if (handle?.owned) await handle.stop().catch(() => {});
     throw error;
   }

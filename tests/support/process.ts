@@ -127,6 +127,12 @@ export function groupAlive(pgid: number): boolean {
   }
 }
 
+/** Any executable (a Debian tool such as prometheus), tracked and stopped like the rest. */
+export function spawnProgram(command: string, args: string[], options: SpawnOptions = {}): SpawnedProcess {
+  const child = spawn(command, args, { cwd: options.cwd ?? REPO_ROOT, env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  return track(options.name ?? command, child);
+}
+
 /** The Keel server as `pnpm start` runs it, with JSON logs on stdout. */
 export function spawnServer(env: Record<string, string>, options: Omit<SpawnOptions, 'env'> = {}): SpawnedProcess {
   return spawnTsx(SERVER_ENTRY, [], { name: 'server', ...options, env: { LOG_PRETTY: 'false', ...env } });

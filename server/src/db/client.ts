@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { type Config, STATEMENT_REPLY_MARGIN_MS } from '../config.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 import type { Logger } from '../logger.js';
+import type { QueryHook } from '../observability/hooks.js';
 import { KeelPool, pooledClientClass } from './connections.js';
 import { Sql } from './sql.js';
 
@@ -29,7 +30,12 @@ export interface Database {
  * `transactionOptions`), so no request can hang on the database. Every connection survives its
  * server going away (db/connections.ts): the requests on it fail, the pool opens a new one.
  */
-export function createDatabase(url: string, options: Config['database'], log: Logger): Database {
+export function createDatabase(
+  url: string,
+  options: Config['database'],
+  log: Logger,
+  observe: { query?: QueryHook | undefined } = {},
+): Database {
   const availability = availabilityLog(log);
   const pool = new KeelPool(
     {
@@ -43,6 +49,7 @@ export function createDatabase(url: string, options: Config['database'], log: Lo
       Client: pooledClientClass({
         readTimeoutMs: options.statementTimeoutMs + STATEMENT_REPLY_MARGIN_MS,
         onLost: (error) => log.warn({ reason: describe(error) }, 'database connection lost; the pool replaces it'),
+        observeQuery: observe.query,
       }),
     },
     (error, failure) => {

@@ -9,6 +9,7 @@
  * they can be classified by class (db/faults.ts).
  */
 import pg from 'pg';
+import type { QueryHook } from '../observability/hooks.js';
 import { type ConnectionFailure, DatabaseConnectionError } from './faults.js';
 
 /** Gives a dedicated client (not from a pool) the listener it needs: its failure reaches the pending query, never the process. */
@@ -34,6 +35,8 @@ export interface PooledClientOptions {
   readTimeoutMs: number;
   /** Called once per connection that fails after it was established. */
   onLost(error: Error): void;
+  /** Spans and slow-statement logs (observability/queries.ts); undefined when off. */
+  observeQuery?: QueryHook | undefined;
 }
 
 /** The pg Client class for Keel's pool: always listened to, code-less failures classified, silent servers cut off. */
@@ -95,6 +98,7 @@ export function pooledClientClass(options: PooledClientOptions): typeof pg.Clien
       done = settle;
     }
     let noReply = false;
+    const finish = options.observeQuery?.(typeof first === 'string' ? first : String((first as { text?: unknown } | null)?.text ?? ''));
     const timer =
       options.readTimeoutMs > 0
         ? setTimeout(() => {
@@ -107,6 +111,7 @@ export function pooledClientClass(options: PooledClientOptions): typeof pg.Clien
         : undefined;
     baseQuery.call(this, ...args, (error: Error | null, result: unknown) => {
       clearTimeout(timer);
+      finish?.(error);
       done(error ? client.explain(error, noReply) : null, result);
     });
     return promise;

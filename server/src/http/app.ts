@@ -76,6 +76,9 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   app.server.headersTimeout = config.http.headersTimeoutMs;
 
   app.decorateRequest('facts', undefined);
+  // Traces and metrics (server/src/observability): hooks only when configured.
+  const observed = deps.observability?.http;
+  observed?.register(app);
   app.addHook('onRequest', (req, reply, done) => {
     reply.headers(SECURITY_HEADERS);
     reply.header('x-request-id', req.id);
@@ -86,6 +89,7 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   // inputs travel there and may hold personal data).
   const requestLog = unredacted(logger);
   app.addHook('onResponse', (req, reply, done) => {
+    const traced = observed?.end(req, reply);
     requestLog.info(
       {
         reqId: req.id,
@@ -96,6 +100,8 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
         userId: req.facts?.userId,
         // Refused requests name their client, so an operator can see who is knocking.
         ip: reply.statusCode === 401 || reply.statusCode === 403 || reply.statusCode === 429 ? req.ip : undefined,
+        trace_id: traced?.traceId,
+        span_id: traced?.spanId,
       },
       'request',
     );

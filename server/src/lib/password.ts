@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { type Algorithm, hash, verify } from '@node-rs/argon2';
 import type { Config } from '../config.js';
+import { hooks } from '../observability/hooks.js';
 
 /** `Algorithm.Argon2id`: the package exports a const enum, which isolated modules cannot read. */
 const ARGON2ID = 2 as Algorithm;
@@ -21,9 +22,11 @@ let averageJobMs = 50;
  * A freed slot is handed straight to the next waiter, so the limit is never overshot.
  */
 export async function withHashingSlot<T>(limit: number, work: () => Promise<T>): Promise<T> {
+  const asked = hooks.hashWaited === undefined ? 0 : performance.now();
   if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
   else active++;
   const started = performance.now();
+  hooks.hashWaited?.(started - asked);
   try {
     return await work();
   } finally {
@@ -63,9 +66,17 @@ export function admitPasswordWork(params: Pick<PasswordParams, 'concurrency' | '
 
 /** argon2id through @node-rs/argon2, off the event loop, at most `params.concurrency` at a time. */
 export function hashPassword(password: string, params: PasswordParams): Promise<string> {
-  return withHashingSlot(params.concurrency, () =>
-    hash(password, { algorithm: ARGON2ID, memoryCost: params.memoryKib, timeCost: params.iterations, parallelism: params.parallelism }),
-  );
+  const work = () =>
+    withHashingSlot(params.concurrency, () =>
+      hash(password, { algorithm: ARGON2ID, memoryCost: params.memoryKib, timeCost: params.iterations, parallelism: params.parallelism }),
+    );
+  // The span covers the wait for a slot too: under a login burst that is where the time goes.
+  return hooks.span === undefined ? work() : hooks.span('argon2.hash', { 'argon2.memory_kib': params.memoryKib }, work);
+}
+
+/** Password operations now: hashing (`active`), waiting for a slot (`waiting`), admitted in all (`admitted`). */
+export function passwordWork(): { active: number; waiting: number; admitted: number } {
+  return { active, waiting: waiting.length, admitted };
 }
 
 export async function verifyPassword(
@@ -74,7 +85,8 @@ export async function verifyPassword(
   params: Pick<PasswordParams, 'concurrency'>,
 ): Promise<boolean> {
   try {
-    return await withHashingSlot(params.concurrency, () => verify(passwordHash, password));
+    const work = () => withHashingSlot(params.concurrency, () => verify(passwordHash, password));
+    return await (hooks.span === undefined ? work() : hooks.span('argon2.verify', {}, work));
   } catch {
     return false; // a malformed stored hash never matches
   }

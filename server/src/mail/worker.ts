@@ -1,5 +1,6 @@
 import type { PrismaClient } from '../db/client.js';
 import type { Logger } from '../logger.js';
+import { hooks } from '../observability/hooks.js';
 import type { MailTransport } from './transport.js';
 
 export interface MailWorkerOptions {
@@ -135,7 +136,8 @@ export class MailWorker {
     let sent = 0;
     for (const mail of claimed) {
       try {
-        await this.transport.send({ to: mail.recipient, subject: mail.subject, text: mail.body });
+        const send = () => this.transport.send({ to: mail.recipient, subject: mail.subject, text: mail.body });
+        await (hooks.span === undefined ? send() : hooks.span('mail.send', { 'mail.attempt': mail.attempts }, send));
       } catch (error) {
         await this.recordFailure(mail, error);
         continue;

@@ -9,6 +9,7 @@ import type { AuthUser } from '../modules/auth/types.js';
 import { authenticateService } from '../modules/service-accounts/authenticate.js';
 import { requireScope, type Scope } from '../modules/service-accounts/scopes.js';
 import { looksLikeServiceToken } from '../modules/service-accounts/tokens.js';
+import { hooks } from '../observability/hooks.js';
 import type { Context } from './context.js';
 import { describeError, toTRPCError } from './error-edge.js';
 import { transformer } from './transformer.js';
@@ -181,7 +182,7 @@ async function idempotent<R extends { ok: boolean; marker: unknown }>(
  * (docs/decisions/0011-request-path.md).
  */
 function pipeline<U extends AuthUser | null>(caller: (ctx: Context, meta: Meta | undefined) => Promise<U>) {
-  return t.middleware(async ({ ctx, type, path, getRawInput, meta, batchIndex, next }) => {
+  return t.middleware(({ ctx, type, path, getRawInput, meta, batchIndex, next }) => {
     const run = async () => {
       limitCall(ctx, { ip: ctx.request.ip });
       // Read first, also by procedures that take no input: a malformed one is refused, never ignored.
@@ -204,18 +205,25 @@ function pipeline<U extends AuthUser | null>(caller: (ctx: Context, meta: Meta |
       ctx.runningQueries.set(key, started);
       return started.finally(() => ctx.runningQueries?.delete(key));
     };
-    let result: Awaited<ReturnType<typeof run>>;
-    try {
-      result = await run();
-    } catch (cause) {
-      throw toTRPCError(getTRPCErrorFromUnknown(cause));
-    }
-    if (!result.ok) {
-      const mapped = toTRPCError(result.error);
-      if (mapped !== result.error) throw mapped;
-    }
-    return result;
+    // Spans, metrics and slow logs (observability/hooks.ts): one property read when they are off.
+    const observe = hooks.procedure;
+    return observe === undefined ? settle(run) : observe(ctx, type, path, () => settle(run));
   });
+}
+
+/** A call's result, its errors mapped to tRPC codes (error-edge.ts). */
+async function settle<R extends { ok: boolean; error?: unknown }>(run: () => Promise<R>): Promise<R> {
+  let result: R;
+  try {
+    result = await run();
+  } catch (cause) {
+    throw toTRPCError(getTRPCErrorFromUnknown(cause));
+  }
+  if (!result.ok) {
+    const mapped = toTRPCError(getTRPCErrorFromUnknown(result.error));
+    if (mapped !== result.error) throw mapped;
+  }
+  return result;
 }
 
 export const router = t.router;

@@ -1,4 +1,5 @@
 import type { Log } from '../../logger.js';
+import { hooks } from '../../observability/hooks.js';
 
 export type AuditEvent =
   | 'auth.register'
@@ -51,4 +52,5 @@ const WARN = new Set<AuditEvent>([
 export function audit(log: Log, event: AuditEvent, fields: AuditFields): void {
   const level = WARN.has(event) ? 'warn' : 'info';
   log[level]({ audit: event, ...fields }, event);
+  hooks.audit?.(event, fields);
 }
