@@ -74,6 +74,7 @@ export const envSchema = z.object({
   PUBLIC_URL: z.url({ message: 'expected an absolute URL such as https://api.example.com' }).optional(),
 
   DATABASE_URL: postgresUrl.optional(),
+  DIRECT_DATABASE_URL: postgresUrl.optional(),
   DATABASE_POOL_SIZE: int(1, 200).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: int(100, 60_000).default(3_000),
   DATABASE_IDLE_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
@@ -162,6 +163,12 @@ export interface Config {
   database: {
     /** Undefined means: start (or reuse) the embedded PostgreSQL under `embeddedDir`. */
     url: string | undefined;
+    /**
+     * A connection that reaches PostgreSQL itself, bypassing any transaction-mode pooler in
+     * `url`: for what needs a session (migrations under their session advisory lock, LISTEN).
+     * Undefined: `url` is direct already. Read it through `directDatabaseUrl()`.
+     */
+    directUrl: string | undefined;
     poolSize: number;
     connectTimeoutMs: number;
     idleTimeoutMs: number;
@@ -299,6 +306,9 @@ export function parseConfig(raw: RawEnv): Config {
     if (!parsed.data.CORS_ORIGINS)
       problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');
   }
+  if (parsed.success && parsed.data.DIRECT_DATABASE_URL && !parsed.data.DATABASE_URL) {
+    problems.push('DIRECT_DATABASE_URL: set it only with DATABASE_URL (the direct route to the database DATABASE_URL reaches through a pooler)');
+  }
   if (parsed.success && parsed.data.MAIL_TRANSPORT === 'smtp' && !parsed.data.SMTP_URL) {
     problems.push('SMTP_URL: required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');
   }
@@ -317,6 +327,7 @@ export function parseConfig(raw: RawEnv): Config {
     log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ?? e.NODE_ENV === 'development' },
     database: {
       url: e.DATABASE_URL,
+      directUrl: e.DIRECT_DATABASE_URL,
       poolSize: e.DATABASE_POOL_SIZE,
       connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
       idleTimeoutMs: e.DATABASE_IDLE_TIMEOUT_MS,
@@ -392,6 +403,16 @@ export function parseConfig(raw: RawEnv): Config {
       demoData: e.SEED_DEMO_DATA ?? e.NODE_ENV === 'development',
     },
   };
+}
+
+/**
+ * Where session-bound work connects: DIRECT_DATABASE_URL when set, else `databaseUrl` (the
+ * configured DATABASE_URL or the embedded server's). Transaction-mode poolers (PgBouncer) hand
+ * each transaction a different server connection, so a session advisory lock, a session `SET` or
+ * a `LISTEN` sent through one is lost or, worse, left behind on a connection another client gets.
+ */
+export function directDatabaseUrl(database: Config['database'], databaseUrl: string): string {
+  return database.directUrl ?? databaseUrl;
 }
 
 function truncate(value: string): string {

@@ -1,4 +1,4 @@
-import type { Config } from './config.js';
+import { type Config, directDatabaseUrl } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { type DatabaseHandle, ensureDatabase } from './db/embedded.js';
 import { applyMigrations } from './db/migrations/runner.js';
@@ -40,7 +40,8 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       log: (m) => logger.warn(m),
     });
     if (config.database.migrateOnStart) {
-      const { applied } = await applyMigrations({ databaseUrl: handle.url, log: step });
+      // Under the migration lock, a session advisory lock: never through a transaction-mode pooler.
+      const { applied } = await applyMigrations({ databaseUrl: directDatabaseUrl(config.database, handle.url), log: step });
       step(applied.length > 0 ? `migrations: applied ${applied.join(', ')}` : 'migrations: up to date');
     }
     database = createDatabase(handle.url, config.database, logger);
