@@ -307,7 +307,9 @@ export function parseConfig(raw: RawEnv): Config {
       problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');
   }
   if (parsed.success && parsed.data.DIRECT_DATABASE_URL && !parsed.data.DATABASE_URL) {
-    problems.push('DIRECT_DATABASE_URL: set it only with DATABASE_URL (the direct route to the database DATABASE_URL reaches through a pooler)');
+    problems.push(
+      'DIRECT_DATABASE_URL: set it only with DATABASE_URL (the direct route to the database DATABASE_URL reaches through a pooler)',
+    );
   }
   if (parsed.success && parsed.data.MAIL_TRANSPORT === 'smtp' && !parsed.data.SMTP_URL) {
     problems.push('SMTP_URL: required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');
