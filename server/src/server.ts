@@ -2,6 +2,7 @@ import { type Config, directDatabaseUrl } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { type DatabaseHandle, ensureDatabase } from './db/embedded.js';
 import { applyMigrations } from './db/migrations/runner.js';
+import { checkPooledConnection } from './db/pooler.js';
 import { seed } from './db/seed.js';
 import { redactUrl, waitForDatabase } from './db/wait.js';
 import { createAppDeps, stopAppDeps } from './deps.js';
@@ -45,6 +46,7 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       step(applied.length > 0 ? `migrations: applied ${applied.join(', ')}` : 'migrations: up to date');
     }
     database = createDatabase(handle.url, config.database, logger);
+    await checkPooledConnection(database.pool);
     if (!config.database.url) {
       await seed(database.prisma, config, step);
       step(`Prisma Studio on this database: pnpm studio`);
