@@ -32,3 +32,13 @@ export async function checkPooledConnection(pool: pg.Pool): Promise<void> {
     );
   }
 }
+
+/**
+ * The pool as a store client that sends every statement unnamed: for libraries that name their
+ * statements (rate-limiter-flexible does), whose named statements a transaction-mode pooler
+ * older than PgBouncer 1.21 cannot carry ("prepared statement ... already exists"). Their
+ * statements are small and cheap to plan; one code path behind a pooler or not.
+ */
+export function unnamedStatements(pool: pg.Pool): { query(query: { text: string; values?: unknown[] }): Promise<pg.QueryResult> } {
+  return { query: ({ text, values }) => pool.query({ text, values }) };
+}

@@ -6,7 +6,7 @@
  */
 import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { envSchema, PROJECT_ROOT } from '../../config.js';
 import { type DatabaseHandle, ensureDatabase, freePort } from '../../db/embedded.js';
 import { redactUrl } from '../../db/wait.js';
@@ -166,7 +166,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const { log } = options;
   const count = options.instances;
   if (!Number.isInteger(count) || count < 1 || count > 16) throw new Error(`instances: expected 1 to 16, got ${count}`);
-  const dir = join(PROJECT_ROOT, options.dir ?? '.data/cluster');
+  const dir = resolve(PROJECT_ROOT, options.dir ?? '.data/cluster');
   mkdirSync(dir, { recursive: true });
   const started: { stop(): Promise<unknown> }[] = [];
   let database: DatabaseHandle | undefined;
