@@ -151,18 +151,27 @@ describe('three Keel instances behind HAProxy, through PgBouncer in transaction 
     const users = await Promise.all([register(), register(), register(), register()]);
     const load = startLoad({ url: cluster.url, accessTokens: users.map((u) => u.accessToken), connections: 32, tag: 'rolling' });
     await load.completed(200);
+    const events: string[] = [];
+    const event = (what: string) => events.push(`${Math.round(performance.now())} ${what}`);
     for (const instance of cluster.instances) {
       const beforeStop = cluster.haproxy.lineCount();
+      event(`SIGTERM ${instance.name}`);
       const exit = instance.stop('SIGTERM');
       await cluster.waitForState(instance, 'DOWN', beforeStop);
+      event(`${instance.name} DOWN`);
       expect(await exit).toEqual({ code: 0, signal: null });
+      event(`${instance.name} exited`);
       const beforeStart = cluster.haproxy.lineCount();
       await instance.start();
+      event(`${instance.name} listening`);
       await cluster.waitForState(instance, 'UP', beforeStart);
+      event(`${instance.name} UP`);
       await load.completed(100);
     }
     await load.stop();
-    expect(failed(load.outcomes)).toEqual([]);
+    // On failure: when each step happened, and HAProxy's lines for the requests that ended abnormally.
+    const context = `${events.join('\n')}\nHAProxy:\n${cluster.haproxy.tail(40)}`;
+    expect(failed(load.outcomes), context).toEqual([]);
     const servers = new Set(load.outcomes.map((o) => o.server));
     expect([...servers].sort()).toEqual(['keel1', 'keel2', 'keel3']);
     const { rows } = await direct.query<{ n: number }>('SELECT count(*)::int AS n FROM projects WHERE id = ANY($1::uuid[])', [

@@ -39,9 +39,14 @@ export function renderHaproxyConfig(template: string, options: HaproxyOptions): 
     if (section === 'global' && DAEMON_LINE.test(line)) continue;
     if (section === 'global' && header === 'global') {
       out.push(line);
-      // Server state changes (notice and above) on stdout, where the cluster reads them; request lines stay off.
-      out.push('    log stdout format raw local0 notice');
+      // On stdout, where the cluster reads them: server state changes, and (dontlog-normal below)
+      // only the requests that ended abnormally, with HAProxy's termination state.
+      out.push('    log stdout format raw local0 info');
       out.push(`    stats socket ${options.statsSocket} mode 600 level admin`);
+      continue;
+    }
+    if (section === 'defaults' && header === 'defaults') {
+      out.push(line, '    option dontlog-normal');
       continue;
     }
     if (/^\s+bind\s/.test(line)) {
