@@ -35,7 +35,10 @@ export function startLoad(options: { url: string; accessTokens: string[]; connec
   let waiters: { target: number; resolve: () => void }[] = [];
   const record = (outcome: Outcome) => {
     outcomes.push(outcome);
-    waiters = waiters.filter((w) => (outcomes.length >= w.target ? (w.resolve(), false) : true));
+    const reached = waiters.filter((w) => outcomes.length >= w.target);
+    if (reached.length === 0) return;
+    waiters = waiters.filter((w) => outcomes.length < w.target);
+    for (const w of reached) w.resolve();
   };
 
   async function loop(worker: number): Promise<void> {
