@@ -10,9 +10,11 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readLocalMigrations } from '../../../server/src/db/migrations/runner.js';
+import { checkPooledConnection, PoolerConfigError } from '../../../server/src/db/pooler.js';
 import { Sql } from '../../../server/src/db/sql.js';
 import { listProjects } from '../../../server/src/modules/projects/queries.js';
-import { startCluster } from '../../../server/src/scripts/cluster/cluster.js';
+import { startCluster, startPgbouncer } from '../../../server/src/scripts/cluster/cluster.js';
+import { PGBOUNCER_TEMPLATE, readTemplate } from '../../../server/src/scripts/cluster/configs.js';
 import { failed, startLoad } from '../../support/cluster-load.js';
 import { createScratchDatabase } from '../../support/database.js';
 import { type AuthBody, mutate, query } from '../../support/trpc-http.js';
@@ -131,19 +133,49 @@ describe('three Keel instances behind HAProxy, through PgBouncer in transaction 
   });
 
   it('turns named prepared statements off by itself when PgBouncer cannot carry them', async () => {
-    const pool = new pg.Pool({ connectionString: cluster.pooledUrl, max: 4 });
+    const pool = new pg.Pool({ connectionString: cluster.pooledUrl, max: 1 });
+    const other = new pg.Client({ connectionString: cluster.pooledUrl });
     try {
+      await other.connect();
       const owner = await register();
       let warnings = 0;
       const sql = new Sql(pool, true, () => {
         warnings++;
       });
       const input = { ownerId: owner.user.id, includeArchived: false, take: 5 };
-      const reads = await Promise.all(Array.from({ length: 24 }, () => sql.rows(listProjects, input)));
-      expect(reads.every((rows) => Array.isArray(rows) && rows.length === 0)).toBe(true);
+      // Prepared on the server connection PgBouncer lent for this statement ...
+      expect(await sql.rows(listProjects, input)).toEqual([]);
+      // ... which another client now holds in a transaction (PgBouncer lends the last used first),
+      await other.query('BEGIN');
+      await other.query('SELECT 1');
+      // so the next execution lands on a connection that never prepared it: 26000, then unnamed.
+      expect(await sql.rows(listProjects, input)).toEqual([]);
+      await other.query('COMMIT');
+      expect(warnings).toBe(1);
+      const reads = await Promise.all(Array.from({ length: 12 }, () => sql.rows(listProjects, input)));
+      expect(reads).toEqual(Array(12).fill([]));
       expect(warnings).toBe(1);
     } finally {
+      await other.end();
       await pool.end();
+    }
+  });
+
+  it('stops at start with what to change when PgBouncer refuses the statement timeout Keel sends', async () => {
+    // deploy/pgbouncer.ini without its ignore_startup_parameters line: PgBouncer 1.18 refuses the connection.
+    const template = readTemplate(PGBOUNCER_TEMPLATE).replace(/^ignore_startup_parameters = .*$/m, '');
+    const strict = await startPgbouncer({ dir, serverUrl: cluster.directUrl, template, name: 'pgbouncer-strict' });
+    const pool = new pg.Pool({ connectionString: strict.pooledUrl, statement_timeout: 10_000, max: 1 });
+    const shipped = new pg.Pool({ connectionString: cluster.pooledUrl, statement_timeout: 10_000, max: 1 });
+    try {
+      const refused = await checkPooledConnection(pool).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(PoolerConfigError);
+      expect((refused as Error).message).toMatch(/refuses the startup parameter statement_timeout: add it to ignore_startup_parameters/);
+      // The shipped file's line is what makes it work.
+      await expect(checkPooledConnection(shipped)).resolves.toBeUndefined();
+    } finally {
+      await Promise.all([pool.end(), shipped.end()]);
+      await strict.process.stop();
     }
   });
 

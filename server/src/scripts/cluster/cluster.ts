@@ -162,6 +162,43 @@ async function waitForHttp(url: string, timeoutMs: number, what: string, alive: 
   throw new Error(`${what}: ${url} did not answer 200 within ${timeoutMs} ms (last: ${last})`);
 }
 
+/**
+ * PgBouncer on a free loopback port in front of `serverUrl`, configured from `template` (default
+ * deploy/pgbouncer.ini); resolves once it accepts connections, with the URL clients use.
+ */
+export async function startPgbouncer(options: {
+  dir: string;
+  serverUrl: string;
+  template?: string;
+  name?: string;
+}): Promise<{ process: Managed; pooledUrl: string }> {
+  const name = options.name ?? 'pgbouncer';
+  const bouncerDir = join(options.dir, name);
+  mkdirSync(bouncerDir, { recursive: true });
+  const port = await freePort();
+  const serverUser = decodeURIComponent(new URL(options.serverUrl).username) || 'postgres';
+  const authFile = join(bouncerDir, 'userlist.txt');
+  writeFileSync(authFile, `"${serverUser}" ""\n`);
+  const config = join(bouncerDir, 'pgbouncer.ini');
+  const template = options.template ?? readTemplate(PGBOUNCER_TEMPLATE);
+  // 0600: the database line holds the server's password.
+  writeFileSync(config, renderPgbouncerConfig(template, { port, serverUrl: options.serverUrl, authFile }), { mode: 0o600 });
+  const runAs = pgbouncerUser();
+  if (runAs) for (const file of [bouncerDir, authFile, config]) chownSync(file, runAs.uid, runAs.gid);
+  const spawned = startProcess(name, 'pgbouncer', [...(runAs ? ['-u', runAs.name] : []), config], {
+    env: childEnv({}),
+    cwd: bouncerDir,
+    logFile: join(options.dir, `${name}.log`),
+  });
+  try {
+    await spawned.waitForLine(/process up/, { timeoutMs: 15_000 });
+  } catch (error) {
+    await spawned.stop();
+    throw error;
+  }
+  return { process: spawned, pooledUrl: `postgresql://${encodeURIComponent(serverUser)}@127.0.0.1:${port}/${POOLED_DATABASE}` };
+}
+
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const { log } = options;
   const count = options.instances;
@@ -177,28 +214,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     log(`PostgreSQL: ${redactUrl(directUrl)}${options.databaseUrl ? '' : ' (embedded)'}`);
 
     // 2. PgBouncer, transaction mode, deploy/pgbouncer.ini
-    const bouncerDir = join(dir, 'pgbouncer');
-    mkdirSync(bouncerDir, { recursive: true });
-    const bouncerPort = await freePort();
-    const serverUser = decodeURIComponent(new URL(directUrl).username) || 'postgres';
-    const authFile = join(bouncerDir, 'userlist.txt');
-    writeFileSync(authFile, `"${serverUser}" ""\n`);
-    const bouncerConfig = join(bouncerDir, 'pgbouncer.ini');
-    writeFileSync(
-      bouncerConfig,
-      renderPgbouncerConfig(readTemplate(PGBOUNCER_TEMPLATE), { port: bouncerPort, serverUrl: directUrl, authFile }),
-      { mode: 0o600 },
-    );
-    const runAs = pgbouncerUser();
-    if (runAs) for (const file of [bouncerDir, authFile, bouncerConfig]) chownSync(file, runAs.uid, runAs.gid);
-    const pgbouncer = startProcess('pgbouncer', 'pgbouncer', [...(runAs ? ['-u', runAs.name] : []), bouncerConfig], {
-      env: childEnv({}),
-      cwd: bouncerDir,
-      logFile: join(dir, 'pgbouncer.log'),
-    });
+    const { process: pgbouncer, pooledUrl } = await startPgbouncer({ dir, serverUrl: directUrl });
     started.push(pgbouncer);
-    await pgbouncer.waitForLine(/process up/, { timeoutMs: 15_000 });
-    const pooledUrl = `postgresql://${encodeURIComponent(serverUser)}@127.0.0.1:${bouncerPort}/${POOLED_DATABASE}`;
     log(`PgBouncer (transaction mode): ${pooledUrl} -> ${redactUrl(directUrl)}`);
 
     // 3. Keel instances, all at once (migrations are applied once, under their lock, on the direct URL)
