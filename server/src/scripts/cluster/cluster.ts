@@ -44,7 +44,7 @@ export interface Instance {
   readonly url: string;
   /** The running process (the last one started). */
   process(): Managed;
-  /** Starts it again (after `stop`), on the same port; resolves once it listens. */
+  /** Starts it (again, after `stop`) on the same port; resolves once its /readyz answers 200. */
   start(): Promise<void>;
   /** SIGTERM (drain, then close) by default; SIGKILL for a crash. */
   stop(signal?: NodeJS.Signals): Promise<ExitInfo>;
@@ -245,7 +245,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
           if (current?.running()) throw new Error(`${name} is already running`);
           const spawned = startProcess(name, process.execPath, args, { env, cwd: PROJECT_ROOT, logFile: join(dir, `${name}.log`) });
           current = spawned;
-          await spawned.waitForLine(/"msg":"listening on /, { timeoutMs: 90_000 });
+          // Ready, not just listening (and whatever LOG_LEVEL says): what HAProxy will check.
+          await waitForHttp(`http://127.0.0.1:${port}/readyz`, 90_000, name, () => spawned.running()).catch((error: Error) => {
+            throw new Error(`${error.message}\n${spawned.tail()}`);
+          });
         },
         stop(signal = 'SIGTERM') {
           return current ? current.stop({ signal }) : Promise.resolve({ code: null, signal: null });
