@@ -166,6 +166,7 @@ async function main(): Promise<void> {
     }));
     process.stdout.write('\n');
     printTable(rows);
+    log(`load average (1, 5, 15 min) at the end: ${machine().loadAverage.join(', ')}: other work on the machine moves every figure`);
     const file = writeResults('cluster', {
       machine: machine(),
       seconds: SECONDS,
