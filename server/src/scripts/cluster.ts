@@ -1,5 +1,5 @@
 /**
- * `pnpm cluster [--instances 3] [--port 8080]`: Keel scaled out on this machine, for trying it:
+ * `pnpm cluster [--instances 3] [--port 8080] [--dir .data/cluster]`: Keel scaled out on this machine, for trying it:
  * PostgreSQL (the embedded one under .data/cluster, or DIRECT_DATABASE_URL / DATABASE_URL),
  * PgBouncer in transaction mode, N Keel instances and HAProxy, all on 127.0.0.1, each configured
  * from deploy/. One line per step, the URL at the end; Ctrl-C stops everything.
@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { loadDotEnv, readEnv } from '../config.js';
 import { type Cluster, startCluster } from './cluster/cluster.js';
 
-const USAGE = 'usage: pnpm cluster [--instances 3] [--port 8080]';
+const USAGE = 'usage: pnpm cluster [--instances 3] [--port 8080] [--dir .data/cluster]';
 const log = (message: string): void => {
   process.stdout.write(`[keel] cluster: ${message}\n`);
 };
@@ -18,10 +18,15 @@ const fail = (message: string): never => {
 };
 
 async function main(): Promise<void> {
-  let values: { instances?: string; port?: string; help?: boolean };
+  let values: { instances?: string; port?: string; dir?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
-      options: { instances: { type: 'string', short: 'n' }, port: { type: 'string', short: 'p' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        instances: { type: 'string', short: 'n' },
+        port: { type: 'string', short: 'p' },
+        dir: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }));
   } catch (error) {
@@ -58,7 +63,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 
   try {
-    cluster = await startCluster({ instances, port, databaseUrl, log });
+    cluster = await startCluster({ instances, port, databaseUrl, log, ...(values.dir ? { dir: values.dir } : {}) });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const hint = /ENOENT|could not start (haproxy|pgbouncer)/.test(message)
