@@ -17,7 +17,15 @@ export {
   type KeelServiceTokenOptions,
   type KeelSessionHelpers,
 } from './client.js';
-export { type FieldErrors, isKeelError, type KeelError, type KeelErrorCode, type KeelErrorData, type KeelErrorWithCode } from './errors.js';
+export {
+  type ErrorReason,
+  type FieldErrors,
+  isKeelError,
+  type KeelError,
+  type KeelErrorCode,
+  type KeelErrorData,
+  type KeelErrorWithCode,
+} from './errors.js';
 export type { AuthMode, SessionExpiredError } from './session.js';
 export { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 export type {
