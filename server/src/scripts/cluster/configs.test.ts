@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT, parseConfig } from '../../config.js';
 import {
   HAPROXY_TEMPLATE,
   PGBOUNCER_TEMPLATE,
@@ -63,5 +66,29 @@ describe('the cluster configurations made from deploy/', () => {
     expect(() => renderHaproxyConfig(template.replace(/^\s+server .*$/gm, ''), haproxyOptions)).toThrow(TemplateError);
     const ini = readTemplate(PGBOUNCER_TEMPLATE).replace(/^keel = .*$/m, '');
     expect(() => renderPgbouncerConfig(ini, { port: 1, serverUrl: 'postgresql://x@h/d', authFile: '/f' })).toThrow(TemplateError);
+  });
+});
+
+describe('deploy/ files agree with each other and with Keel', () => {
+  const service = readFileSync(join(PROJECT_ROOT, 'deploy/keel.service'), 'utf8');
+  const setting = (name: string) => Number(new RegExp(`^Environment=${name}=(\\d+)$`, 'm').exec(service)?.[1]);
+  const seconds = (value: string | undefined) => (value?.endsWith('ms') ? Number.parseFloat(value) / 1000 : Number.parseFloat(value ?? ''));
+
+  it('runs the built server with the node flags of pnpm start', () => {
+    const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'server/package.json'), 'utf8')) as { scripts: { start: string } };
+    const flags = pkg.scripts.start.split(/\s+/).filter((arg) => arg.startsWith('--'));
+    expect(/^ExecStart=\/usr\/bin\/node (.*) server\/dist\/main\.js$/m.exec(service)?.[1]?.split(' ')).toEqual(flags);
+  });
+
+  it("drains longer than HAProxy takes to see /readyz fail, and keeps idle connections longer than HAProxy's pool", () => {
+    const haproxy = readTemplate(HAPROXY_TEMPLATE);
+    const inter = seconds(/default-server .*\binter (\S+)/.exec(haproxy)?.[1]);
+    const fall = Number(/default-server .*\bfall (\d+)/.exec(haproxy)?.[1]);
+    const check = seconds(/timeout check (\S+)/.exec(haproxy)?.[1]);
+    expect(setting('SHUTDOWN_DRAIN_MS') / 1000).toBeGreaterThan(inter * fall + check);
+    const purge = seconds(/pool-purge-delay (\S+)/.exec(haproxy)?.[1]);
+    expect(setting('KEEP_ALIVE_TIMEOUT_MS') / 1000).toBeGreaterThan(2 * purge);
+    // Keel answers its own request timeout before HAProxy gives up on the server.
+    expect(seconds(/timeout server (\S+)/.exec(haproxy)?.[1])).toBeGreaterThan(parseConfig({}).http.requestTimeoutMs / 1000);
   });
 });
