@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, envSchema, parseConfig } from './config.js';
+import { ConfigError, directDatabaseUrl, envSchema, parseConfig } from './config.js';
 
 /** A valid private JWK set: JWT_KEYS is parsed with the rest of the configuration. */
 const KEYS = JSON.stringify({
@@ -68,6 +68,20 @@ describe('config', () => {
     };
     expect(parseConfig(production).http.shutdownDrainMs).toBe(5_000);
     expect(parseConfig({ ...production, SHUTDOWN_DRAIN_MS: '0' }).http.shutdownDrainMs).toBe(0);
+  });
+
+  it('routes session-bound work through DIRECT_DATABASE_URL, and refuses it without DATABASE_URL', () => {
+    const pooled = 'postgresql://app@pgbouncer.internal:6432/app';
+    const direct = 'postgresql://app@db.internal:5432/app';
+    const both = parseConfig({ DATABASE_URL: pooled, DIRECT_DATABASE_URL: direct }).database;
+    expect(both).toMatchObject({ url: pooled, directUrl: direct });
+    expect(directDatabaseUrl(both, pooled)).toBe(direct);
+    const one = parseConfig({ DATABASE_URL: direct }).database;
+    expect(directDatabaseUrl(one, direct)).toBe(direct);
+    expect(problemsOf({ DIRECT_DATABASE_URL: direct })[0]).toMatch(/^DIRECT_DATABASE_URL: set it only with DATABASE_URL/);
+    expect(problemsOf({ DATABASE_URL: pooled, DIRECT_DATABASE_URL: 'db.internal' })[0]).toMatch(
+      /^DIRECT_DATABASE_URL: expected a postgresql:\/\/ connection URL \(value not shown/,
+    );
   });
 
   it('rejects a non-numeric PORT with a message naming the variable and the value', () => {

@@ -125,6 +125,7 @@ export const envSchema = z.object({
   PUBLIC_URL: z.url({ message: 'expected an absolute URL such as https://api.example.com' }).optional(),
 
   DATABASE_URL: postgresUrl.optional(),
+  DIRECT_DATABASE_URL: postgresUrl.optional(),
   DATABASE_POOL_SIZE: int(1, 200).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: int(100, 60_000).default(3_000),
   DATABASE_IDLE_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
@@ -303,6 +304,11 @@ export const configSchema = envSchema.transform((e, ctx) => {
     const keys = keySetProblem(e.JWT_KEYS);
     if (keys) problem('JWT_KEYS', `${keys.replace(/^JWT_KEYS:? ?/, '')} (generate a set with \`pnpm keys:generate\`)`);
   }
+  if (e.DIRECT_DATABASE_URL && !e.DATABASE_URL)
+    problem(
+      'DIRECT_DATABASE_URL',
+      'set it only with DATABASE_URL (the direct route to the database DATABASE_URL reaches through a pooler)',
+    );
   if (e.MAIL_TRANSPORT === 'smtp' && !e.SMTP_URL) problem('SMTP_URL', 'required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');
   if (e.SESSION_IDLE_TIMEOUT_SECONDS > e.SESSION_MAX_LIFETIME_SECONDS)
     problem('SESSION_IDLE_TIMEOUT_SECONDS', 'must not exceed SESSION_MAX_LIFETIME_SECONDS');
@@ -321,6 +327,12 @@ export const configSchema = envSchema.transform((e, ctx) => {
     database: {
       /** Undefined means: start (or reuse) the embedded PostgreSQL under `embeddedDir`. */
       url: e.DATABASE_URL,
+      /**
+       * A connection that reaches PostgreSQL itself, bypassing any transaction-mode pooler in
+       * `url`: for what needs a session (migrations under their session advisory lock, LISTEN).
+       * Undefined: `url` is direct already. Read it through `directDatabaseUrl()`.
+       */
+      directUrl: e.DIRECT_DATABASE_URL,
       poolSize: e.DATABASE_POOL_SIZE,
       connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
       idleTimeoutMs: e.DATABASE_IDLE_TIMEOUT_MS,
@@ -494,6 +506,16 @@ export function parseConfig(raw: RawEnv): Config {
     problems.push(`${key}: ${issue.message}${shown}`);
   }
   throw new ConfigError(problems);
+}
+
+/**
+ * Where session-bound work connects: DIRECT_DATABASE_URL when set, else `databaseUrl` (the
+ * configured DATABASE_URL or the embedded server's). Transaction-mode poolers (PgBouncer) hand
+ * each transaction a different server connection, so a session advisory lock, a session `SET` or
+ * a `LISTEN` sent through one is lost or, worse, left behind on a connection another client gets.
+ */
+export function directDatabaseUrl(database: Config['database'], databaseUrl: string): string {
+  return database.directUrl ?? databaseUrl;
 }
 
 function truncate(value: string): string {

@@ -1,7 +1,8 @@
-import type { Config } from './config.js';
+import { type Config, directDatabaseUrl } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { type DatabaseHandle, ensureDatabase } from './db/embedded.js';
 import { applyMigrations, MIGRATIONS_TABLE } from './db/migrations/runner.js';
+import { checkPooledConnection } from './db/pooler.js';
 import { seed } from './db/seed.js';
 import { redactUrl, waitForDatabase } from './db/wait.js';
 import { createAppDeps, stopAppDeps } from './deps.js';
@@ -59,12 +60,14 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       log: (m) => logger.warn(m),
     });
     if (config.database.migrateOnStart) {
-      const { applied } = await applyMigrations({ databaseUrl: handle.url, log: step });
+      // Under the migration lock, a session advisory lock: never through a transaction-mode pooler.
+      const { applied } = await applyMigrations({ databaseUrl: directDatabaseUrl(config.database, handle.url), log: step });
       appliedAtStart = applied.length;
       step(applied.length > 0 ? `migrations: applied ${applied.join(', ')}` : 'migrations: up to date');
     }
     observability = await startObservability(config, logger);
     database = createDatabase(handle.url, config.database, logger, { query: observability?.query });
+    await checkPooledConnection(database.pool);
     observability?.watchDatabase(database.pool, MIGRATIONS_TABLE);
     if (shouldSeed(config)) await seed(database.prisma, config, step);
     if (!config.database.url) step(`Prisma Studio on this database: pnpm studio`);

@@ -70,7 +70,11 @@ export function createDatabase(
   return {
     prisma,
     pool,
-    sql: new Sql(pool, options.preparedStatements),
+    sql: new Sql(pool, options.preparedStatements, () =>
+      log.warn(
+        'named prepared statements do not survive on these connections (a transaction-mode pooler such as PgBouncer < 1.21?): sending them unnamed from now on; set DATABASE_PREPARED_STATEMENTS=false',
+      ),
+    ),
     async ping(timeoutMs) {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<false>((resolve) => {

@@ -11,7 +11,10 @@
  *   compares the answers with the Prisma query they replace.
  * - Named (prepared) statements by default: PostgreSQL parses and plans each once per connection.
  *   A transaction-mode pooler older than PgBouncer 1.21 cannot carry them across transactions:
- *   `DATABASE_PREPARED_STATEMENTS=false` sends the same SQL unnamed.
+ *   `DATABASE_PREPARED_STATEMENTS=false` sends the same SQL unnamed. Left on by mistake behind
+ *   one, the first query that lands on a server connection that never prepared its statement
+ *   (26000) or already has it from another client (42P05) turns named statements off for the
+ *   process, with one warning, and is sent again unnamed: reads only, so the retry is safe.
  */
 import type pg from 'pg';
 import type { z } from 'zod';
@@ -36,6 +39,11 @@ export const defineQuery = <Input, Row>(query: {
 
 /** PostgreSQL's answer when a table changed under a prepared statement (a migration, mid-run). */
 const CACHED_PLAN_CHANGED = '0A000';
+/**
+ * What a transaction-mode pooler's server connections answer to a statement prepared on another
+ * one (does not exist) or to a second client preparing the same name (already exists).
+ */
+const POOLED_STATEMENT = new Set(['26000', '42P05']);
 
 export class Sql {
   /** Statements that a migration invalidated on some connection: sent unnamed from then on. */
@@ -43,7 +51,9 @@ export class Sql {
 
   constructor(
     private readonly pool: pg.Pool,
-    private readonly prepared: boolean,
+    private prepared: boolean,
+    /** Called once if named statements turn out not to survive (a transaction-mode pooler). */
+    private readonly onPooler: () => void = () => {},
   ) {}
 
   /** The query's rows. pg parses columns by type (timestamptz to Date, int4 to number, ...). */
@@ -56,11 +66,19 @@ export class Sql {
       );
       return result.rows as Row[];
     } catch (error) {
-      // A connection prepared the statement before a migration changed its table: PostgreSQL
-      // refuses to run it ("cached plan must not change result type"). Unnamed statements are
-      // planned afresh, so this process keeps answering; a restart prepares them again.
-      if (!named || (error as { code?: unknown }).code !== CACHED_PLAN_CHANGED) throw error;
-      this.stale.add(query.name);
+      const code = (error as { code?: unknown }).code;
+      if (!named || typeof code !== 'string') throw error;
+      if (POOLED_STATEMENT.has(code)) {
+        if (this.prepared) this.onPooler();
+        this.prepared = false;
+      } else if (code === CACHED_PLAN_CHANGED) {
+        // A connection prepared the statement before a migration changed its table: PostgreSQL
+        // refuses to run it ("cached plan must not change result type"). Unnamed statements are
+        // planned afresh, so this process keeps answering; a restart prepares them again.
+        this.stale.add(query.name);
+      } else {
+        throw error;
+      }
       const result = await this.pool.query({ text: query.text, values, types: fastTypes });
       return result.rows as Row[];
     }

@@ -9,7 +9,8 @@
  *   pnpm db:resolve --applied <name> | --rolled-back <name>
  *   pnpm db:reset [--force]                           drop everything, re-apply all migrations (not in production)
  *
- * The database is $DATABASE_URL, or the project's embedded PostgreSQL when it is unset.
+ * The database is $DIRECT_DATABASE_URL, else $DATABASE_URL, else the project's embedded PostgreSQL:
+ * migrations hold a session advisory lock, which a transaction-mode pooler (PgBouncer) cannot keep.
  */
 
 import { resolve } from 'node:path';
@@ -52,9 +53,10 @@ interface Database {
 }
 
 async function openDatabase(): Promise<Database> {
-  const configured = readEnv('DATABASE_URL');
+  const direct = readEnv('DIRECT_DATABASE_URL');
+  const configured = direct ?? readEnv('DATABASE_URL');
   if (configured) {
-    log(`database: ${redactUrl(configured)} (DATABASE_URL)`);
+    log(`database: ${redactUrl(configured)} (${direct ? 'DIRECT_DATABASE_URL' : 'DATABASE_URL'})`);
     return { url: configured, stop: async () => {} };
   }
   // Loaded only when needed: the embedded server is for development machines without DATABASE_URL.

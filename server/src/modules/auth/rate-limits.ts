@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../../config.js';
+import { unnamedStatements } from '../../db/pooler.js';
 import { AppError } from '../../lib/errors.js';
 import type { Log, Logger } from '../../logger.js';
 import { addressKey } from './address-key.js';
@@ -105,8 +106,10 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit'], opt
       allowResetMail: async () => true,
     };
   }
+  // Unnamed: the library names its statements, which PgBouncer in transaction mode cannot carry.
+  const storeClient = unnamedStatements(pool);
   const limiter = (keyPrefix: string, points: number, duration: number) =>
-    new RateLimiterPostgres({ storeClient: pool, storeType: 'pool', tableName: TABLE, tableCreated: true, keyPrefix, points, duration });
+    new RateLimiterPostgres({ storeClient, storeType: 'pool', tableName: TABLE, tableCreated: true, keyPrefix, points, duration });
   const ipLimiters: Record<IpLimit, RateLimiterPostgres> = {
     login: limiter('ip-login', config.loginPerIp, 15 * 60),
     register: limiter('ip-register', config.registerPerIp, 60 * 60),
