@@ -74,6 +74,7 @@ export const envSchema = z.object({
   PUBLIC_URL: z.url({ message: 'expected an absolute URL such as https://api.example.com' }).optional(),
 
   DATABASE_URL: postgresUrl.optional(),
+  DIRECT_DATABASE_URL: postgresUrl.optional(),
   DATABASE_POOL_SIZE: int(1, 200).default(10),
   DATABASE_CONNECT_TIMEOUT_MS: int(100, 60_000).default(3_000),
   DATABASE_IDLE_TIMEOUT_MS: int(1_000, 3_600_000).default(30_000),
@@ -146,6 +147,13 @@ export const envSchema = z.object({
   ADMIN_EMAIL: z.email({ message: 'expected an email address' }).optional(),
   ADMIN_PASSWORD: z.string().min(12, { message: 'expected at least 12 characters' }).max(128).optional(),
   SEED_DEMO_DATA: bool.optional(),
+
+  LIVE_MAX_STREAMS_PER_USER: int(1, 1_000).default(10),
+  LIVE_MAX_STREAMS: int(1, 1_000_000).default(2_000),
+  LIVE_HEARTBEAT_SECONDS: int(1, 300).default(15),
+  LIVE_IDLE_TIMEOUT_SECONDS: int(10, 86_400).default(900),
+  LIVE_REPLAY_EVENTS: int(0, 1_000_000).default(5_000),
+  LIVE_REPLAY_SECONDS: int(1, 86_400).default(300),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -162,6 +170,12 @@ export interface Config {
   database: {
     /** Undefined means: start (or reuse) the embedded PostgreSQL under `embeddedDir`. */
     url: string | undefined;
+    /**
+     * A connection that reaches PostgreSQL itself, bypassing any transaction-mode pooler in
+     * `url`: for what needs a session (migrations under their session advisory lock, LISTEN).
+     * Undefined: `url` is direct already. Read it through `directDatabaseUrl()`.
+     */
+    directUrl: string | undefined;
     poolSize: number;
     connectTimeoutMs: number;
     idleTimeoutMs: number;
@@ -245,6 +259,21 @@ export interface Config {
   };
   mail: { transport: 'log' | 'smtp'; smtpUrl: string | undefined; from: string };
   seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
+  /** Subscriptions over SSE (server/src/live, docs/decisions/0022-live-updates.md). */
+  live: {
+    /** Open streams per user on one instance; more are refused with TOO_MANY_REQUESTS. */
+    maxStreamsPerUser: number;
+    /** Open streams on one instance, all users together. */
+    maxStreams: number;
+    /** A ping on every stream this often, so proxies keep it and clients notice a dead one. */
+    heartbeatMs: number;
+    /** A stream that delivered no event for this long is ended; the client reconnects (and re-authenticates). */
+    idleTimeoutMs: number;
+    /** How many past events an instance keeps for clients that reconnect with `lastEventId`. */
+    replayEvents: number;
+    /** And for how long: an older `lastEventId` gets a `resync` event. */
+    replayMs: number;
+  };
 }
 
 /**
@@ -299,6 +328,9 @@ export function parseConfig(raw: RawEnv): Config {
     if (!parsed.data.CORS_ORIGINS)
       problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');
   }
+  if (parsed.success && parsed.data.DIRECT_DATABASE_URL && !parsed.data.DATABASE_URL) {
+    problems.push('DIRECT_DATABASE_URL: set it only with DATABASE_URL (the direct route to the database DATABASE_URL reaches through a pooler)');
+  }
   if (parsed.success && parsed.data.MAIL_TRANSPORT === 'smtp' && !parsed.data.SMTP_URL) {
     problems.push('SMTP_URL: required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');
   }
@@ -317,6 +349,7 @@ export function parseConfig(raw: RawEnv): Config {
     log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ?? e.NODE_ENV === 'development' },
     database: {
       url: e.DATABASE_URL,
+      directUrl: e.DIRECT_DATABASE_URL,
       poolSize: e.DATABASE_POOL_SIZE,
       connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
       idleTimeoutMs: e.DATABASE_IDLE_TIMEOUT_MS,
@@ -391,7 +424,25 @@ export function parseConfig(raw: RawEnv): Config {
       adminPassword: e.ADMIN_PASSWORD,
       demoData: e.SEED_DEMO_DATA ?? e.NODE_ENV === 'development',
     },
+    live: {
+      maxStreamsPerUser: e.LIVE_MAX_STREAMS_PER_USER,
+      maxStreams: e.LIVE_MAX_STREAMS,
+      heartbeatMs: e.LIVE_HEARTBEAT_SECONDS * 1000,
+      idleTimeoutMs: e.LIVE_IDLE_TIMEOUT_SECONDS * 1000,
+      replayEvents: e.LIVE_REPLAY_EVENTS,
+      replayMs: e.LIVE_REPLAY_SECONDS * 1000,
+    },
   };
+}
+
+/**
+ * Where session-bound work connects: DIRECT_DATABASE_URL when set, else `databaseUrl` (the
+ * configured DATABASE_URL or the embedded server's). Transaction-mode poolers (PgBouncer) hand
+ * each transaction a different server connection, so a session advisory lock, a session `SET` or
+ * a `LISTEN` sent through one is lost or, worse, left behind on a connection another client gets.
+ */
+export function directDatabaseUrl(database: Config['database'], databaseUrl: string): string {
+  return database.directUrl ?? databaseUrl;
 }
 
 function truncate(value: string): string {

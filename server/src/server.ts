@@ -49,9 +49,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
       step(`Prisma Studio on this database: pnpm studio`);
     }
     const keys = await loadKeySet(config, step);
-    const deps = createAppDeps({ config, database, logger, keys });
+    const deps = createAppDeps({ config, database, logger, keys, databaseUrl: handle.url });
     const app = await buildApp(deps);
     deps.mailer.start();
+    await deps.services.live.start();
     const url = await app.listen({ host: config.host, port: config.port });
     step(`listening on ${url} (tRPC at ${url}/trpc, health at ${url}/healthz)`);
     const db = database;

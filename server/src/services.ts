@@ -3,6 +3,7 @@
  * tRPC context carries a reference to them. Types only, so `trpc/` need not import the root.
  */
 import type { IdempotencyStore } from './lib/idempotency.js';
+import type { LiveHub } from './live/hub.js';
 import type { RateLimits } from './modules/auth/rate-limits.js';
 import type { AuthService } from './modules/auth/service.js';
 import type { ProjectService } from './modules/projects/service.js';
@@ -18,4 +19,6 @@ export interface Services {
   projects: ProjectService;
   tasks: TaskService;
   users: UserAdminService;
+  /** Live updates: the LISTEN connection and the open streams (server/src/live). */
+  live: LiveHub;
 }

@@ -12,6 +12,7 @@ import { appRouter } from '../router.js';
 import { beforeHandlerError } from './client-errors.js';
 import { contextFor } from './request-facts.js';
 import { SECURITY_HEADERS } from './security-headers.js';
+import { applySseOptions } from '../live/sse.js';
 import { registerTrpcRoute } from './trpc-route.js';
 
 /** Incoming request ids are kept only when they look like ids (no log injection, bounded size). */
@@ -152,6 +153,9 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     return { keys: deps.keys.publicJwks };
   });
 
+  // Live streams never finish by themselves: end them first (their clients reconnect elsewhere).
+  applySseOptions(router, deps.config.live);
+  app.addHook('preClose', async () => deps.services.live.stop());
   await registerTrpcRoute(app, '/trpc', {
     router,
     maxBatchSize: config.http.maxBatchSize,
