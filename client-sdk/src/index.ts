@@ -16,9 +16,11 @@ export {
   type KeelServiceGetTokenOptions,
   type KeelServiceTokenOptions,
   type KeelSessionHelpers,
+  type SubscriptionContext,
+  type SubscriptionTransport,
 } from './client.js';
 export { type FieldErrors, isKeelError, type KeelError, type KeelErrorCode, type KeelErrorData, type KeelErrorWithCode } from './errors.js';
-export type { AuthMode, SessionExpiredError } from './session.js';
+export type { AuthMode, RefreshOutcome, SessionExpiredError } from './session.js';
 export { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 export type {
   AdminUser,

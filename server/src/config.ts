@@ -151,7 +151,7 @@ export const envSchema = z.object({
   LIVE_MAX_STREAMS_PER_USER: int(1, 1_000).default(10),
   LIVE_MAX_STREAMS: int(1, 1_000_000).default(2_000),
   LIVE_HEARTBEAT_SECONDS: int(1, 300).default(15),
-  LIVE_IDLE_TIMEOUT_SECONDS: int(10, 86_400).default(900),
+  LIVE_IDLE_TIMEOUT_SECONDS: int(1, 86_400).default(900),
   LIVE_REPLAY_EVENTS: int(0, 1_000_000).default(5_000),
   LIVE_REPLAY_SECONDS: int(1, 86_400).default(300),
 });
@@ -329,7 +329,9 @@ export function parseConfig(raw: RawEnv): Config {
       problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');
   }
   if (parsed.success && parsed.data.DIRECT_DATABASE_URL && !parsed.data.DATABASE_URL) {
-    problems.push('DIRECT_DATABASE_URL: set it only with DATABASE_URL (the direct route to the database DATABASE_URL reaches through a pooler)');
+    problems.push(
+      'DIRECT_DATABASE_URL: set it only with DATABASE_URL (the direct route to the database DATABASE_URL reaches through a pooler)',
+    );
   }
   if (parsed.success && parsed.data.MAIL_TRANSPORT === 'smtp' && !parsed.data.SMTP_URL) {
     problems.push('SMTP_URL: required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');

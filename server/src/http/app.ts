@@ -6,13 +6,13 @@ import type { AnyRouter, TRPCError } from '@trpc/server';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, LogController } from 'fastify';
 import type { AppDeps } from '../deps.js';
 import { AppError } from '../lib/errors.js';
+import { applySseOptions } from '../live/sse.js';
 import { LazyChildLogger, type Logger, unredacted } from '../logger.js';
 import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
 import { beforeHandlerError } from './client-errors.js';
 import { contextFor } from './request-facts.js';
 import { SECURITY_HEADERS } from './security-headers.js';
-import { applySseOptions } from '../live/sse.js';
 import { registerTrpcRoute } from './trpc-route.js';
 
 /** Incoming request ids are kept only when they look like ids (no log injection, bounded size). */

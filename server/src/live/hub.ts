@@ -127,7 +127,7 @@ type State = 'idle' | 'connecting' | 'up' | 'down' | 'stopped';
 /** Notifications kept waiting per stream before it is told to resync instead. */
 const MAX_QUEUE = 10_000;
 
-export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Error | undefined] }> {
+export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Error | undefined]; stopped: [] }> {
   readonly #options: LiveHubOptions;
   readonly #log: Logger;
   readonly #now: () => number;
@@ -167,6 +167,11 @@ export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Err
     return this.#subs.size;
   }
 
+  /** Open streams of one user on this instance. */
+  streamsOf(userId: string): number {
+    return this.#perUser.get(userId) ?? 0;
+  }
+
   /**
    * Opens the LISTEN connection; resolves once it listens, or (having logged why) once the first
    * attempt failed: later attempts go on in the background. Idempotent.
@@ -180,11 +185,21 @@ export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Err
     return this.#started;
   }
 
-  /** Resolves when the LISTEN connection is up (now or later). */
-  whenUp(): Promise<void> {
-    if (this.#state === 'up') return Promise.resolve();
+  /** Resolves when the LISTEN connection is up (now or later), or when `signal` aborts. */
+  whenUp(signal?: AbortSignal): Promise<void> {
+    if (this.#state === 'up' || this.#state === 'stopped' || signal?.aborted) return Promise.resolve();
     void this.start();
-    return new Promise((resolve) => this.once('up', () => resolve()));
+    return new Promise((resolve) => {
+      const done = () => {
+        this.off('up', done);
+        this.off('stopped', done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.on('up', done);
+      this.on('stopped', done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
   }
 
   /** Ends every stream (their clients reconnect elsewhere) and closes the connection. */
@@ -193,6 +208,7 @@ export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Err
     clearTimeout(this.#retryTimer);
     clearInterval(this.#probeTimer);
     for (const sub of [...this.#subs]) sub.push({ closed: true });
+    this.emit('stopped');
     const client = this.#client;
     this.#client = undefined;
     await client?.end().catch(() => {});
@@ -202,7 +218,10 @@ export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Err
   open(user: { id: string; sessionId: string }): LiveSubscription {
     const { maxStreams, maxStreamsPerUser } = this.#options.config;
     if (this.#state === 'stopped') {
-      throw new AppError('SERVICE_UNAVAILABLE', 'This server is shutting down. Reconnect.', { reason: 'LIVE_RECONNECT', retryAfterSeconds: 1 });
+      throw new AppError('SERVICE_UNAVAILABLE', 'This server is shutting down. Reconnect.', {
+        reason: 'LIVE_RECONNECT',
+        retryAfterSeconds: 1,
+      });
     }
     if (this.#subs.size >= maxStreams) {
       throw new AppError('TOO_MANY_REQUESTS', 'This server has no room for another live stream. Retry later.', {
@@ -342,7 +361,10 @@ export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Err
     clearInterval(this.#probeTimer);
     const every = Math.max(1_000, this.#options.config.heartbeatMs);
     this.#probeTimer = setInterval(() => {
-      const timeout = setTimeout(() => client.emit('error', new Error('live: the LISTEN connection stopped answering')), this.#options.connectTimeoutMs);
+      const timeout = setTimeout(
+        () => client.emit('error', new Error('live: the LISTEN connection stopped answering')),
+        this.#options.connectTimeoutMs,
+      );
       client
         .query('SELECT 1')
         .catch(() => {})
@@ -362,12 +384,15 @@ export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Err
     this.#bufferStart = 0;
     this.#owedResync = true;
     const delay = Math.min(
-      (this.#options.backoff?.maxMs ?? 5_000),
+      this.#options.backoff?.maxMs ?? 5_000,
       (this.#options.backoff?.initialMs ?? 100) * 2 ** Math.min(this.#attempt, 10),
     );
     this.#attempt++;
     const log = wasUp ? this.#log.warn.bind(this.#log) : this.#log.error.bind(this.#log);
-    log({ err: error, retryInMs: delay }, `live: the LISTEN connection is down (${error?.message ?? 'closed'}); reconnecting in ${delay} ms`);
+    log(
+      { err: error, retryInMs: delay },
+      `live: the LISTEN connection is down (${error?.message ?? 'closed'}); reconnecting in ${delay} ms`,
+    );
     this.emit('down', error);
     this.#retryTimer = setTimeout(() => this.#connect(), delay);
     this.#retryTimer.unref();

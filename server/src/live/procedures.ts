@@ -22,8 +22,7 @@ function projectEventFor(notice: Notice, user: AuthUser): ProjectEvent | undefin
   return undefined;
 }
 
-const projectGone = () =>
-  new AppError('NOT_FOUND', 'This project was deleted or is no longer yours.', { reason: 'PROJECT_GONE' });
+const projectGone = () => new AppError('NOT_FOUND', 'This project was deleted or is no longer yours.', { reason: 'PROJECT_GONE' });
 
 /** What a notice means to the stream of one project's tasks; throws when the project is gone for `user`. */
 function taskEventFor(notice: Notice, user: AuthUser, projectId: string): ProjectEvent | TaskEvent | undefined {

@@ -10,8 +10,7 @@ import { AppError } from '../lib/errors.js';
 import type { Log } from '../logger.js';
 import type { AuthUser } from '../modules/auth/service.js';
 import { toTRPCError } from '../trpc/errors.js';
-import type { Notice } from './hub.js';
-import type { LiveHub } from './hub.js';
+import type { LiveHub, LiveSubscription, Notice } from './hub.js';
 import type { LiveEvent } from './schemas.js';
 
 export interface StreamOptions<E extends LiveEvent> {
@@ -47,18 +46,25 @@ function endFor(notice: Notice, user: AuthUser): void {
   if (notice.k === 's' && notice.id === user.sessionId) throw sessionEnded();
 }
 
-export async function* liveStream<E extends LiveEvent>(options: StreamOptions<E>): AsyncGenerator<TrackedEnvelope<E | Extract<LiveEvent, { type: 'ready' | 'resync' }>>> {
+export async function* liveStream<E extends LiveEvent>(
+  options: StreamOptions<E>,
+): AsyncGenerator<TrackedEnvelope<E | Extract<LiveEvent, { type: 'ready' | 'resync' }>>> {
   const { hub, config, user, signal, now } = options;
-  const sub = hub.open(user);
+  let sub: LiveSubscription | undefined;
   const expiresAt = tokenExpiry(options.authorization);
   let idleUntil = now() + config.idleTimeoutMs;
   /** The last sequence number the client has (or no longer needs). */
   let delivered = 0;
   try {
+    const opened = hub.open(user);
+    sub = opened;
     const select = (notice: Notice): E | undefined => {
       endFor(notice, user);
       return options.select(notice);
     };
+    // A stream counts from a listening connection: opened before it, it would miss what happens meanwhile.
+    if (hub.state !== 'up') await hub.whenUp(signal);
+    if (signal?.aborted) return;
     if (options.lastEventId) {
       const replay = hub.since(options.lastEventId);
       if ('resync' in replay) {
@@ -79,7 +85,7 @@ export async function* liveStream<E extends LiveEvent>(options: StreamOptions<E>
     const seen = (seq: number) => seq <= delivered;
     for (;;) {
       const until = Math.min(idleUntil, expiresAt);
-      const item = await sub.take(until - now(), signal);
+      const item = await opened.take(until - now(), signal);
       if (signal?.aborted) return;
       if (item === undefined) {
         if (now() >= expiresAt) {
@@ -92,7 +98,10 @@ export async function* liveStream<E extends LiveEvent>(options: StreamOptions<E>
         continue;
       }
       if ('closed' in item) {
-        throw new AppError('SERVICE_UNAVAILABLE', 'This server is shutting down. Reconnect.', { reason: 'LIVE_RECONNECT', retryAfterSeconds: 1 });
+        throw new AppError('SERVICE_UNAVAILABLE', 'This server is shutting down. Reconnect.', {
+          reason: 'LIVE_RECONNECT',
+          retryAfterSeconds: 1,
+        });
       }
       if ('resync' in item) {
         delivered = hub.seq;
@@ -110,6 +119,6 @@ export async function* liveStream<E extends LiveEvent>(options: StreamOptions<E>
     // Errors thrown here reach no middleware: map them as the pipeline does (typed code and reason).
     throw toTRPCError(getTRPCErrorFromUnknown(error));
   } finally {
-    sub.close();
+    sub?.close();
   }
 }
