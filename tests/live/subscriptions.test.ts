@@ -285,3 +285,69 @@ describe('the LISTEN connection', () => {
 async function waitFor(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
 }
+
+describe('stream lifetime', () => {
+  /** An instance whose clock runs 58 s behind: the 60-second access tokens it issues expire 2 s from now. */
+  const lateDeps = db.deps({ config: { ...config, ACCESS_TOKEN_TTL_SECONDS: '60' }, now: () => new Date(Date.now() - 58_000) });
+  const idleDeps = db.deps({ config: { ...config, LIVE_IDLE_TIMEOUT_SECONDS: '1' } });
+
+  it('ends a stream when its access token expires; the SDK refreshes and resumes without losing an event', async () => {
+    const late = await startTestServer(lateDeps);
+    const user = await createUser(lateDeps);
+    let refreshed!: () => void;
+    const refresh = new Promise<void>((resolve) => {
+      refreshed = resolve;
+    });
+    const client = await signedIn(late.url, user, {
+      refreshMarginSeconds: 0,
+      fetch: async (url, init) => {
+        const response = await fetch(url, init);
+        if (url.includes('auth.refresh') && response.ok) refreshed();
+        return response;
+      },
+    });
+    const stream = watchProjects(client);
+    await stream.next((e) => e.type === 'ready');
+    await refresh;
+    const p = await client.projects.create.mutate({ name: 'After expiry' });
+    await stream.next(isProject('created', p.id));
+    expect(stream.events.filter((r) => r.event.type === 'ready' || r.event.type === 'resync')).toHaveLength(1);
+    stream.unsubscribe();
+  });
+
+  /** Reads a raw SSE response until `pattern` shows up; returns the text read. */
+  async function readUntil(url: string, token: string, pattern: RegExp): Promise<string> {
+    const response = await fetch(`${url}/trpc/projects.onChange`, {
+      headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' },
+    });
+    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!pattern.test(text)) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    await reader.cancel();
+    return text;
+  }
+
+  it('sends a heartbeat on an open stream', async () => {
+    const user = await createUser(depsA);
+    const client = await signedIn(a.url, user);
+    const token = (await client.getTokens())?.accessToken as string;
+    const text = await readUntil(a.url, token, /event: ping/);
+    expect(text).toMatch(/event: connected[\s\S]*"type":"ready"[\s\S]*event: ping/);
+  });
+
+  it('closes an idle stream with a typed, retryable error', async () => {
+    const idle = await startTestServer(idleDeps);
+    const user = await createUser(idleDeps);
+    const client = await signedIn(idle.url, user);
+    const token = (await client.getTokens())?.accessToken as string;
+    const text = await readUntil(idle.url, token, /event: serialized-error\ndata: .*\n/);
+    expect(text).toMatch(/"code":"SERVICE_UNAVAILABLE"/);
+    expect(text).toMatch(/"reason":"LIVE_IDLE"/);
+  });
+});
