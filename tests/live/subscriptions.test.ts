@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createKeelClient, isKeelError, type KeelClient, type KeelClientOptions } from '../../client-sdk/src/index.js';
-import { keelSubscriptions } from '../../client-sdk/src/live/index.js';
+import { keelSubscriptions } from '../../client-sdk/src/live.js';
 import type { LiveEvent } from '../../server/src/live/schemas.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser, KNOWN_PASSWORD, type TestUser } from '../support/factories.js';

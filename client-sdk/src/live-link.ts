@@ -9,8 +9,8 @@
  */
 import type { TRPCClientError, TRPCLink } from '@trpc/client';
 import { observable, type Unsubscribable } from '@trpc/server/observable';
-import type { RefreshOutcome } from '../session.js';
-import type { AppRouter } from '../types.js';
+import type { RefreshOutcome } from './session.js';
+import type { AppRouter } from './types.js';
 
 /** What the link needs of the client's session. */
 export interface LiveSession {

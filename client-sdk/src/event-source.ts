@@ -6,7 +6,7 @@
  * closing the source. The headers are read again for each connection: a reconnect sends the
  * access token of that moment.
  */
-import type { FetchLike } from '../client.js';
+import type { FetchLike } from './client.js';
 
 type Listener = (event: KeelSourceEvent) => void;
 
