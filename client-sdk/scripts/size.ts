@@ -65,7 +65,9 @@ for (const meta of Object.values(result.metafile.outputs)) {
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 if (process.argv.includes('--json')) {
-  process.stdout.write(`${JSON.stringify({ minified, gzipped, budget: BUDGET_BYTES, byPackage: Object.fromEntries(byPackage), live: { minified: liveMinified, gzipped: liveGzipped } })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ minified, gzipped, budget: BUDGET_BYTES, byPackage: Object.fromEntries(byPackage), live: { minified: liveMinified, gzipped: liveGzipped } })}\n`,
+  );
 } else {
   const lines = [...byPackage].sort((a, b) => b[1] - a[1]).map(([name, bytes]) => `  ${name.padEnd(20)} ${kb(bytes).padStart(9)} minified`);
   process.stdout.write(
