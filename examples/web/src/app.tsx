@@ -32,7 +32,14 @@ export function App() {
   );
 }
 
-function Field(props: { label: string; name: string; type?: string; value: string; onChange: (v: string) => void; errors?: string[] | undefined }) {
+function Field(props: {
+  label: string;
+  name: string;
+  type?: string;
+  value: string;
+  onChange: (v: string) => void;
+  errors?: string[] | undefined;
+}) {
   return (
     <label style={{ display: 'block', margin: '0.5rem 0' }}>
       {props.label}{' '}
@@ -241,7 +248,9 @@ function Tasks({ projectId, onGone }: { projectId: string; onGone: () => void })
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const filter = trpc.tasks.list.pathFilter();
-  const list = useInfiniteQuery(trpc.tasks.list.infiniteQueryOptions({ projectId, limit: 10 }, { getNextPageParam: (page) => page.nextCursor }));
+  const list = useInfiniteQuery(
+    trpc.tasks.list.infiniteQueryOptions({ projectId, limit: 10 }, { getNextPageParam: (page) => page.nextCursor }),
+  );
   const [gone, setGone] = useState<string | null>(null);
   useSubscription(
     trpc.tasks.onChange.subscriptionOptions(
@@ -289,7 +298,11 @@ function Tasks({ projectId, onGone }: { projectId: string; onGone: () => void })
         {tasks.map((task) => (
           <li key={task.id} data-testid="task">
             {task.title} ({task.status.toLowerCase().replace('_', ' ')}){' '}
-            <button type="button" disabled={task.position === 0} onClick={() => move.mutate({ id: task.id, version: task.version, position: task.position - 1 })}>
+            <button
+              type="button"
+              disabled={task.position === 0}
+              onClick={() => move.mutate({ id: task.id, version: task.version, position: task.position - 1 })}
+            >
               Up
             </button>{' '}
             <button type="button" onClick={() => move.mutate({ id: task.id, version: task.version, position: task.position + 1 })}>
