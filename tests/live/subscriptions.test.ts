@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createKeelClient, isKeelError, type KeelClient, type KeelClientOptions } from '../../client-sdk/src/index.js';
 import { keelSubscriptions } from '../../client-sdk/src/live.js';
 import type { LiveEvent } from '../../server/src/live/schemas.js';
+import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser, KNOWN_PASSWORD, type TestUser } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
@@ -287,8 +288,9 @@ async function waitFor(condition: () => boolean): Promise<void> {
 }
 
 describe('stream lifetime', () => {
-  /** An instance whose clock runs 58 s behind: the 60-second access tokens it issues expire 2 s from now. */
-  const lateDeps = db.deps({ config: { ...config, ACCESS_TOKEN_TTL_SECONDS: '60' }, now: () => new Date(Date.now() - 58_000) });
+  /** An instance whose clock the test moves past the access tokens' lifetime (and the 30 s tolerance). */
+  const clock = movableClock();
+  const lateDeps = db.deps({ config: { ...config, ACCESS_TOKEN_TTL_SECONDS: '60' }, now: clock.now });
   const idleDeps = db.deps({ config: { ...config, LIVE_IDLE_TIMEOUT_SECONDS: '1' } });
 
   it('ends a stream when its access token expires; the SDK refreshes and resumes without losing an event', async () => {
@@ -308,6 +310,7 @@ describe('stream lifetime', () => {
     });
     const stream = watchProjects(client);
     await stream.next((e) => e.type === 'ready');
+    clock.advance(91);
     await refresh;
     const p = await client.projects.create.mutate({ name: 'After expiry' });
     await stream.next(isProject('created', p.id));

@@ -249,6 +249,11 @@ export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Err
     else this.#perUser.delete(sub.user.id);
   }
 
+  /** The server's clock (ms), which tests may move. */
+  now(): number {
+    return this.#now();
+  }
+
   /** The sequence number of the latest notification. */
   get seq(): number {
     return this.#seq;

@@ -48,7 +48,6 @@ export const projectsOnChange = authedProcedure.input(projectsOnChangeInput).sub
     lastEventId: input?.lastEventId,
     signal,
     log: ctx.log,
-    now: Date.now,
     select: (notice) => projectEventFor(notice, ctx.user),
   }),
 );
@@ -65,7 +64,6 @@ export const tasksOnChange = authedProcedure.input(tasksOnChangeInput).subscript
     lastEventId: input.lastEventId,
     signal,
     log: ctx.log,
-    now: Date.now,
     select: (notice) => taskEventFor(notice, ctx.user, input.projectId),
   });
 });

@@ -22,7 +22,6 @@ export interface StreamOptions<E extends LiveEvent> {
   lastEventId: string | null | undefined;
   signal: AbortSignal | undefined;
   log: Log;
-  now: () => number;
   /** The event this notice means for the stream, undefined when none; throws to end the stream. */
   select(notice: Notice): E | undefined;
 }
@@ -49,7 +48,8 @@ function endFor(notice: Notice, user: AuthUser): void {
 export async function* liveStream<E extends LiveEvent>(
   options: StreamOptions<E>,
 ): AsyncGenerator<TrackedEnvelope<E | Extract<LiveEvent, { type: 'ready' | 'resync' }>>> {
-  const { hub, config, user, signal, now } = options;
+  const { hub, config, user, signal } = options;
+  const now = () => hub.now();
   let sub: LiveSubscription | undefined;
   const expiresAt = tokenExpiry(options.authorization);
   let idleUntil = now() + config.idleTimeoutMs;
@@ -85,7 +85,8 @@ export async function* liveStream<E extends LiveEvent>(
     const seen = (seq: number) => seq <= delivered;
     for (;;) {
       const until = Math.min(idleUntil, expiresAt);
-      const item = await opened.take(until - now(), signal);
+      // Woken at least every heartbeat: the clock may have moved past a deadline meanwhile.
+      const item = await opened.take(Math.min(until - now(), config.heartbeatMs), signal);
       if (signal?.aborted) return;
       if (item === undefined) {
         if (now() >= expiresAt) {
