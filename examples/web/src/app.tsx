@@ -126,7 +126,13 @@ function Section({ title, children }: { title: string; children: ReactNode }) {
 function Projects({ selected, onSelect }: { selected: string | null; onSelect: (id: string) => void }) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
-  const list = useInfiniteQuery(trpc.projects.list.infiniteQueryOptions({ limit: 5 }, { getNextPageParam: (page) => page.nextCursor }));
+  // Paged by hand: tRPC's infiniteQueryOptions adds a `direction` field, which the server's strict input refuses.
+  const list = useInfiniteQuery({
+    queryKey: trpc.projects.list.infiniteQueryKey({ limit: 5 }),
+    queryFn: ({ pageParam }) => keel.projects.list.query({ limit: 5, ...(pageParam ? { cursor: pageParam } : {}) }),
+    initialPageParam: null as string | null,
+    getNextPageParam: (page) => page.nextCursor,
+  });
   const [live, setLive] = useState('connecting');
   // A change anywhere (another tab, another device, the REST API) reloads the list.
   useSubscription(
@@ -248,9 +254,12 @@ function Tasks({ projectId, onGone }: { projectId: string; onGone: () => void })
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const filter = trpc.tasks.list.pathFilter();
-  const list = useInfiniteQuery(
-    trpc.tasks.list.infiniteQueryOptions({ projectId, limit: 10 }, { getNextPageParam: (page) => page.nextCursor }),
-  );
+  const list = useInfiniteQuery({
+    queryKey: trpc.tasks.list.infiniteQueryKey({ projectId, limit: 10 }),
+    queryFn: ({ pageParam }) => keel.tasks.list.query({ projectId, limit: 10, ...(pageParam ? { cursor: pageParam } : {}) }),
+    initialPageParam: null as string | null,
+    getNextPageParam: (page) => page.nextCursor,
+  });
   const [gone, setGone] = useState<string | null>(null);
   useSubscription(
     trpc.tasks.onChange.subscriptionOptions(
