@@ -118,7 +118,16 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     origin: (origin, callback) => callback(null, origin === undefined || config.http.corsOrigins.includes(origin)),
     credentials: true,
     methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
-    allowedHeaders: ['content-type', 'authorization', 'x-request-id', 'x-keel-auth', 'trpc-accept', 'x-trpc-source', 'idempotency-key', 'last-event-id'],
+    allowedHeaders: [
+      'content-type',
+      'authorization',
+      'x-request-id',
+      'x-keel-auth',
+      'trpc-accept',
+      'x-trpc-source',
+      'idempotency-key',
+      'last-event-id',
+    ],
     exposedHeaders: ['x-request-id', 'retry-after', 'idempotent-replayed'],
     maxAge: 600,
   });
