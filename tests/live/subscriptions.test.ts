@@ -247,6 +247,18 @@ describe('limits and sessions', () => {
     for (const s of [...open, again]) s.unsubscribe();
   });
 
+  it('refuses a stream beyond LIVE_MAX_STREAMS on one instance, whoever asks', async () => {
+    const smallDeps = db.deps({ config: { ...config, LIVE_MAX_STREAMS: '1' } });
+    const small = await startTestServer(smallDeps);
+    const first = watchProjects(await signedIn(small.url, await createUser(depsA)));
+    await first.next((e) => e.type === 'ready');
+    const second = watchProjects(await signedIn(small.url, await createUser(depsA)));
+    const error = await second.ended();
+    expect(isKeelError(error, 'TOO_MANY_REQUESTS')).toBe(true);
+    expect((error as { data?: { reason?: string } }).data?.reason).toBe('LIVE_STREAMS_LIMIT');
+    first.unsubscribe();
+  });
+
   it('ends the streams of a session revoked on another instance, and the SDK reports the session over', async () => {
     const user = await createUser(depsA);
     let expired = 0;
