@@ -176,6 +176,30 @@ describe('resuming', () => {
   });
 });
 
+describe('the replay window', () => {
+  it('answers a lastEventId older than the window with resync too-old', async () => {
+    const windowDeps = db.deps({ config: { ...config, LIVE_REPLAY_EVENTS: '1' } });
+    const small = await startTestServer(windowDeps);
+    await windowDeps.services.live.whenUp();
+    const user = await createUser(depsA);
+    const client = await signedIn(small.url, user);
+    const first = watchProjects(client);
+    const ready = await first.next((e) => e.type === 'ready');
+    first.unsubscribe();
+    const [p1, p2] = [
+      await client.projects.create.mutate({ name: 'Out of the window' }),
+      await client.projects.create.mutate({ name: 'In it' }),
+    ];
+    const readySeq = Number(ready.id?.split(':').at(-1));
+    await waitFor(() => windowDeps.services.live.seq >= readySeq + 2);
+
+    const resumed = watchProjects(client, { lastEventId: ready.id as string });
+    expect((await resumed.next((e) => e.type === 'resync')).event).toEqual({ type: 'resync', reason: 'too-old' });
+    expect(resumed.events.some((r) => r.event.type === 'project' && [p1.id, p2.id].includes(r.event.projectId))).toBe(false);
+    resumed.unsubscribe();
+  });
+});
+
 describe('ownership', () => {
   it("refuses a stream of another user's project as NOT_FOUND", async () => {
     const owner = await createUser(depsA);
