@@ -85,7 +85,7 @@ const PASSWORD = 'a sturdy passphrase for chromium';
 
 describe('examples/web in headless Chromium', () => {
   it(
-    "signs up, creates and renames, sees another session's change live, and survives an access-token expiry",
+    "signs up, creates and renames, sees another session's change live, survives an access-token expiry, revokes a session and signs out",
     async () => {
       if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
       browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, timeout: TEST_TIMEOUT_MS });
@@ -150,6 +150,19 @@ describe('examples/web in headless Chromium', () => {
       await other.projects.create.mutate({ name: 'After expiry' });
       await row('After expiry').waitFor();
       await page.screenshot({ path: join(outDir, 'web-app.png') });
+
+      // A reload keeps the session (the refresh cookie); the other session shows in the list and is revoked from here.
+      await page.reload();
+      await page.getByTestId('me').getByText('Ada').waitFor();
+      await expect.poll(() => page.getByTestId('session').count()).toBe(2);
+      await page.getByTestId('session').getByRole('button', { name: 'Revoke', exact: true }).click();
+      await expect.poll(() => page.getByTestId('session').count()).toBe(1);
+      // Its access token lives out its minutes (AUTH_STRICT_SESSIONS is off); its session cannot be refreshed.
+      expect(await other.refresh()).toBe(false);
+
+      // Sign out: back to the sign-in form.
+      await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
       // `KEEL_WEB_SCREENSHOT=docs/images/web-app.png` keeps it (the README's picture).
       if (process.env.KEEL_WEB_SCREENSHOT) copyFileSync(join(outDir, 'web-app.png'), process.env.KEEL_WEB_SCREENSHOT);
       expect(errors).toEqual([]);

@@ -380,6 +380,20 @@ describe('stream lifetime', () => {
     expect(text).toMatch(/event: connected[\s\S]*"type":"ready"[\s\S]*event: ping/);
   });
 
+  it('ends open streams with a retryable error when the server shuts down, without holding the shutdown', async () => {
+    const closingDeps = db.deps({ config });
+    const closing = await startTestServer(closingDeps);
+    const user = await createUser(closingDeps);
+    const client = await signedIn(closing.url, user);
+    const token = (await client.getTokens())?.accessToken as string;
+    const read = readUntil(closing.url, token, /event: serialized-error\ndata: .*\n/);
+    await waitFor(() => closingDeps.services.live.streamsOf(user.id) === 1);
+    await closing.close();
+    const text = await read;
+    expect(text).toMatch(/"code":"SERVICE_UNAVAILABLE"/);
+    expect(text).toMatch(/"reason":"LIVE_RECONNECT"/);
+  });
+
   it('closes an idle stream with a typed, retryable error', async () => {
     const idle = await startTestServer(idleDeps);
     const user = await createUser(idleDeps);
