@@ -20,7 +20,8 @@ import type { Logger } from '../logger.js';
 
 export const LIVE_CHANNEL = 'keel_live';
 
-const uuid = z.uuid();
+// Any 8-4-4-4-12 id PostgreSQL prints (the triggers send the rows' own ids).
+const uuid = z.guid();
 /** What the triggers send: ids and versions, nothing of the rows' content. */
 export const noticeSchema = z.discriminatedUnion('k', [
   z.object({
