@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { z } from 'zod';
 import type { Config } from '../config.js';
+import { guardClient } from '../db/connections.js';
 import { AppError } from '../lib/errors.js';
 import type { Logger } from '../logger.js';
 
@@ -322,14 +323,16 @@ export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Err
       return;
     }
     this.#state = 'connecting';
-    const client = new pg.Client({
+    let lost = false;
+    // The error listener (guardClient) is there from the start: an error before it would crash the process.
+    const options: pg.ClientConfig = {
       connectionString: url,
       application_name: `${this.#options.applicationName}:live`.slice(0, 63),
       connectionTimeoutMillis: this.#options.connectTimeoutMs,
       keepAlive: true,
-    });
+    };
+    const client = guardClient(new pg.Client(options), (error) => onLost(error));
     this.#client = client;
-    let lost = false;
     const onLost = (error: Error | undefined) => {
       if (lost) return;
       lost = true;
@@ -338,7 +341,6 @@ export class LiveHub extends EventEmitter<{ up: [pid: number]; down: [error: Err
       if (this.#client === client) this.#client = undefined;
       this.#lost(error);
     };
-    client.on('error', (error) => onLost(error));
     client.on('end', () => onLost(undefined));
     client.on('notification', (message) => {
       if (message.channel === LIVE_CHANNEL) this.#onNotification(message.payload);
