@@ -11,13 +11,14 @@ export default defineConfig({
     maxWorkers: 2,
     coverage: {
       provider: 'v8',
-      include: ['server/src/**/*.ts', 'client-sdk/src/**/*.ts'],
+      include: ['server/src/**/*.ts', 'client-sdk/src/**/*.ts', 'tools/*/src/**/*.ts'],
       exclude: [
         '**/generated/**',
         '**/*.test.ts',
         // Process entry points: exercised as child processes (tests/e2e), which v8 coverage does not see.
         'server/src/main.ts',
         'server/src/scripts/**',
+        'tools/migrate/src/{db,generate,studio}.ts',
       ],
       reporter: ['text-summary', 'text'],
       thresholds: { lines: 80, branches: 75 },

@@ -11,7 +11,7 @@ export const projects: TestProjectInlineConfiguration[] = [
     extends: true,
     test: {
       name: 'unit',
-      include: ['server/src/**/*.test.ts', 'client-sdk/src/**/*.test.ts'],
+      include: ['server/src/**/*.test.ts', 'client-sdk/src/**/*.test.ts', 'tools/*/src/**/*.test.ts'],
     },
   },
   {

@@ -180,5 +180,8 @@ export function printRouterModule(program: ts.Program, routerFile: string): stri
     "/** The error shape the server's error formatter produces. */",
     `export type AppErrorShape = ${printer.print(exported('AppErrorShape'), 'AppErrorShape')};`,
     '',
+    "/** How the client keeps its refresh token: in the answers' body (`bearer`) or in an HttpOnly cookie (`cookie`). */",
+    `export type AuthMode = ${printer.print(exported('AuthMode'), 'AuthMode')};`,
+    '',
   ].join('\n');
 }

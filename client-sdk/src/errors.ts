@@ -9,7 +9,9 @@ export type KeelErrorData = AppErrorShape['data'];
 /** `UNAUTHORIZED`, `NOT_FOUND`, `CONFLICT`... */
 export type KeelErrorCode = KeelErrorData['code'];
 /** Messages by the dotted path of the offending input field (`name`, `items.0.title`); `_` for the input as a whole. */
-export type FieldErrors = Record<string, string[]>;
+export type FieldErrors = NonNullable<KeelErrorData['fieldErrors']>;
+/** What exactly went wrong, for programs (`STALE_VERSION`, `LAST_ADMIN`...): `code` says only the class. */
+export type ErrorReason = NonNullable<KeelErrorData['reason']>;
 
 /** A `KeelError` the server answered with `code`. */
 export type KeelErrorWithCode<TCode extends KeelErrorCode> = KeelError & { readonly data: KeelErrorData & { code: TCode } };

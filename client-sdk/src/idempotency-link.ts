@@ -32,7 +32,7 @@ function answerLost(error: unknown): boolean {
   if (!data) return true;
   if (data.code === 'SERVICE_UNAVAILABLE' || data.code === 'TIMEOUT' || data.code === 'GATEWAY_TIMEOUT' || data.code === 'BAD_GATEWAY')
     return true;
-  return data.code === 'CONFLICT' && (data as { reason?: string }).reason === 'IDEMPOTENCY_KEY_IN_PROGRESS';
+  return data.code === 'CONFLICT' && data.reason === 'IDEMPOTENCY_KEY_IN_PROGRESS';
 }
 
 const newKey = (): string => globalThis.crypto.randomUUID();

@@ -19,7 +19,15 @@ export {
   type SubscriptionContext,
   type SubscriptionTransport,
 } from './client.js';
-export { type FieldErrors, isKeelError, type KeelError, type KeelErrorCode, type KeelErrorData, type KeelErrorWithCode } from './errors.js';
+export {
+  type ErrorReason,
+  type FieldErrors,
+  isKeelError,
+  type KeelError,
+  type KeelErrorCode,
+  type KeelErrorData,
+  type KeelErrorWithCode,
+} from './errors.js';
 export type { AuthMode, RefreshOutcome, SessionExpiredError } from './session.js';
 export { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 export type {

@@ -6,6 +6,7 @@
  */
 import type { AnyTRPCProcedure, TRPCRouterRecord } from '@trpc/server';
 import type { AppRouter as ServerRouter } from '../../server/src/router.js';
+import type { AuthMode as ServerAuthMode } from '../../server/src/trpc/context.js';
 import type { ProcedureShape } from './shape.js';
 
 type ShapeOf<TRecord> = {
@@ -23,3 +24,6 @@ export type AppRouterShape = ShapeOf<ServerRouter['_def']['record']>;
 
 /** The error shape the server's error formatter produces. */
 export type AppErrorShape = ServerRouter['_def']['_config']['$types']['errorShape'];
+
+/** How the client keeps its refresh token: in the answers' body (`bearer`) or in an HttpOnly cookie (`cookie`). */
+export type AuthMode = ServerAuthMode;

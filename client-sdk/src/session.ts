@@ -1,8 +1,9 @@
 import { isKeelError, type KeelErrorWithCode } from './errors.js';
+import type { AuthMode } from './router.js';
 import type { KeelTokens, TokenStorage } from './storage.js';
 import type { AuthResult } from './types.js';
 
-export type AuthMode = 'bearer' | 'cookie';
+export type { AuthMode };
 
 /** What `onSessionExpired` receives: the server's UNAUTHORIZED answer to the refresh. */
 export type SessionExpiredError = KeelErrorWithCode<'UNAUTHORIZED'>;

@@ -156,131 +156,14 @@ export const envSchema = z.object({
   LIVE_REPLAY_SECONDS: int(1, 86_400).default(300),
 });
 
-type Env = z.infer<typeof envSchema>;
-
-export interface Config {
-  env: Env['NODE_ENV'];
-  isProduction: boolean;
-  host: string;
-  port: number;
-  /** Where `pnpm studio` serves Prisma Studio. */
-  studioPort: number;
-  publicUrl: string | undefined;
-  log: { level: Env['LOG_LEVEL']; pretty: boolean };
-  database: {
-    /** Undefined means: start (or reuse) the embedded PostgreSQL under `embeddedDir`. */
-    url: string | undefined;
-    /**
-     * A connection that reaches PostgreSQL itself, bypassing any transaction-mode pooler in
-     * `url`: for what needs a session (migrations under their session advisory lock, LISTEN).
-     * Undefined: `url` is direct already. Read it through `directDatabaseUrl()`.
-     */
-    directUrl: string | undefined;
-    poolSize: number;
-    connectTimeoutMs: number;
-    idleTimeoutMs: number;
-    statementTimeoutMs: number;
-    /** How long an interactive transaction waits for a connection (Prisma's `maxWait`). */
-    transactionMaxWaitMs: number;
-    /** How long an interactive transaction may run, all its statements together (Prisma's `timeout`). */
-    transactionTimeoutMs: number;
-    applicationName: string;
-    startupRetries: number;
-    /** Hot reads as named prepared statements (off behind a transaction-mode pooler older than PgBouncer 1.21). */
-    preparedStatements: boolean;
-    embeddedDir: string;
-    migrateOnStart: boolean;
-  };
-  http: {
-    corsOrigins: string[];
-    /** For Fastify's `trustProxy`: false, or the trusted proxies' addresses (see TRUST_PROXY). */
-    trustProxy: false | string;
-    bodyLimitBytes: number;
-    maxBatchSize: number;
-    /** `keel`: tRPC's protocol served directly (http/trpc-route.ts); `standard`: tRPC's own Fastify adapter. */
-    trpcAdapter: 'keel' | 'standard';
-    /** How long the answer to a mutation sent with an Idempotency-Key is replayed to its retries. */
-    idempotencyTtlSeconds: number;
-    requestTimeoutMs: number;
-    headersTimeoutMs: number;
-    keepAliveTimeoutMs: number;
-    shutdownTimeoutMs: number;
-    /** After SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes. */
-    shutdownDrainMs: number;
-  };
-  passwords: {
-    /** argon2id cost. */
-    memoryKib: number;
-    iterations: number;
-    parallelism: number;
-    /** Hashes running at once in this process. */
-    concurrency: number;
-    /** Password operations (login, register, change, reset) allowed to wait for a slot; more are refused at once. */
-    queue: number;
-    /** The least zxcvbn score (0..4) a new password must reach. */
-    minScore: number;
-  };
-  auth: {
-    /** A JWK set (JSON) of private keys; undefined in development/test means: generate and keep in `keysFile`. */
-    keys: string | undefined;
-    keysFile: string;
-    algorithm: 'EdDSA' | 'ES256';
-    issuer: string;
-    audience: string;
-    accessTokenTtlSeconds: number;
-    reuseGraceSeconds: number;
-    sessionIdleSeconds: number;
-    sessionMaxSeconds: number;
-    strictSessions: boolean;
-    sessionCacheSeconds: number;
-    resetTokenTtlSeconds: number;
-    verificationTokenTtlSeconds: number;
-    /** Cookies get the Secure flag everywhere but development and test (plain-http localhost). */
-    secureCookies: boolean;
-    appUrl: string;
-  };
-  rateLimit: {
-    enabled: boolean;
-    loginPerIp: number;
-    loginFreeFailures: number;
-    registerPerIp: number;
-    resetPerIp: number;
-    resetPerAccount: number;
-    /** Failed logins per address per 15 minutes, whatever the accounts (credential stuffing). */
-    loginFailuresPerIp: number;
-    /** Wrong reset or verification tokens per address per hour. */
-    tokenFailuresPerIp: number;
-    /** Calls of any procedure per address per minute. */
-    apiPerIp: number;
-    /** Calls of any procedure per authenticated user per minute. */
-    apiPerUser: number;
-    /** How often each instance adds its counts of the general limit to the shared ones. */
-    apiSyncMs: number;
-  };
-  mail: { transport: 'log' | 'smtp'; smtpUrl: string | undefined; from: string };
-  seed: { adminEmail: string | undefined; adminPassword: string | undefined; demoData: boolean };
-  /** Subscriptions over SSE (server/src/live, docs/decisions/0022-live-updates.md). */
-  live: {
-    /** Open streams per user on one instance; more are refused with TOO_MANY_REQUESTS. */
-    maxStreamsPerUser: number;
-    /** Open streams on one instance, all users together. */
-    maxStreams: number;
-    /** A ping on every stream this often, so proxies keep it and clients notice a dead one. */
-    heartbeatMs: number;
-    /** A stream that delivered no event for this long is ended; the client reconnects (and re-authenticates). */
-    idleTimeoutMs: number;
-    /** How many past events an instance keeps for clients that reconnect with `lastEventId`. */
-    replayEvents: number;
-    /** And for how long: an older `lastEventId` gets a `resync` event. */
-    replayMs: number;
-  };
-}
-
 /**
  * How much longer than the statement timeout the client waits for a reply before it gives the
  * connection up (a server that vanished sends nothing), and the default transaction timeout's margin.
  */
 export const STATEMENT_REPLY_MARGIN_MS = 2_000;
+
+/** Marks the transform's issues that span variables: they name no single value to repeat. */
+const ACROSS_VARIABLES = 'acrossVariables';
 
 const DEV_CORS_ORIGINS = ['http://localhost:5173', 'http://127.0.0.1:5173'];
 
@@ -291,97 +174,93 @@ export class ConfigError extends Error {
   }
 }
 
-type RawEnv = Record<string, string | undefined>;
-
-/** Variables whose value is never repeated in an error message (start-up errors go to logs). */
-const SECRET_VARIABLE = /URL|PASSWORD|SECRET|KEY|TOKEN/;
-
-/** Parses an environment into a `Config`, throwing one `ConfigError` that lists every problem. */
-export function parseConfig(raw: RawEnv): Config {
-  // An empty variable (`PORT=`) means "not set", as in most dotenv tooling.
-  const cleaned = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = envSchema.safeParse(cleaned);
-  const problems: string[] = [];
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const key = String(issue.path[0] ?? '(environment)');
-      const got = cleaned[key];
-      const shown =
-        got === undefined
-          ? ' (missing)'
-          : SECRET_VARIABLE.test(key)
-            ? ' (value not shown: it may hold a secret)'
-            : ` (got "${truncate(got)}")`;
-      problems.push(`${key}: ${issue.message}${shown}`);
-    }
-  }
-  if (parsed.success && parsed.data.NODE_ENV === 'production') {
+/**
+ * The typed configuration: the environment's schema, then one transform that checks what spans
+ * several variables and maps the variables to the nested settings. `Config` is its output type,
+ * never written a second time.
+ */
+export const configSchema = envSchema.transform((e, ctx) => {
+  let problems = 0;
+  /** A problem spanning variables, reported under `variable` without repeating its value. */
+  const problem = (variable: keyof typeof e, message: string) => {
+    problems += 1;
+    ctx.addIssue({ code: 'custom', path: [variable], message, params: { [ACROSS_VARIABLES]: true } });
+  };
+  if (e.NODE_ENV === 'production') {
     // Development conveniences that would be unsafe or surprising in production.
-    if (!parsed.data.DATABASE_URL) problems.push('DATABASE_URL: required in production (the embedded PostgreSQL is for development)');
-    if (parsed.data.ADMIN_EMAIL && !parsed.data.ADMIN_PASSWORD)
-      problems.push('ADMIN_PASSWORD: required in production when ADMIN_EMAIL is set (generated credentials are for development)');
-    if (!parsed.data.JWT_KEYS)
-      problems.push('JWT_KEYS: required in production (a JWK set of private signing keys; generate one with `pnpm keys:generate`)');
-    if (parsed.data.MAIL_TRANSPORT !== 'smtp')
-      problems.push('MAIL_TRANSPORT: must be smtp in production (the log transport prints reset links)');
-    if (!parsed.data.APP_URL) problems.push('APP_URL: required in production (mailed links point there)');
-    if (!parsed.data.CORS_ORIGINS)
-      problems.push('CORS_ORIGINS: required in production (a comma-separated list of allowed browser origins, or `none`)');
+    if (!e.DATABASE_URL) problem('DATABASE_URL', 'required in production (the embedded PostgreSQL is for development)');
+    if (e.ADMIN_EMAIL && !e.ADMIN_PASSWORD)
+      problem('ADMIN_PASSWORD', 'required in production when ADMIN_EMAIL is set (generated credentials are for development)');
+    if (!e.JWT_KEYS)
+      problem('JWT_KEYS', 'required in production (a JWK set of private signing keys; generate one with `pnpm keys:generate`)');
+    if (e.MAIL_TRANSPORT !== 'smtp') problem('MAIL_TRANSPORT', 'must be smtp in production (the log transport prints reset links)');
+    if (!e.APP_URL) problem('APP_URL', 'required in production (mailed links point there)');
+    if (!e.CORS_ORIGINS) problem('CORS_ORIGINS', 'required in production (a comma-separated list of allowed browser origins, or `none`)');
   }
-  if (parsed.success && parsed.data.DIRECT_DATABASE_URL && !parsed.data.DATABASE_URL) {
-    problems.push(
-      'DIRECT_DATABASE_URL: set it only with DATABASE_URL (the direct route to the database DATABASE_URL reaches through a pooler)',
+  if (e.DIRECT_DATABASE_URL && !e.DATABASE_URL)
+    problem(
+      'DIRECT_DATABASE_URL',
+      'set it only with DATABASE_URL (the direct route to the database DATABASE_URL reaches through a pooler)',
     );
-  }
-  if (parsed.success && parsed.data.MAIL_TRANSPORT === 'smtp' && !parsed.data.SMTP_URL) {
-    problems.push('SMTP_URL: required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');
-  }
-  if (parsed.success && parsed.data.SESSION_IDLE_TIMEOUT_SECONDS > parsed.data.SESSION_MAX_LIFETIME_SECONDS) {
-    problems.push('SESSION_IDLE_TIMEOUT_SECONDS: must not exceed SESSION_MAX_LIFETIME_SECONDS');
-  }
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  const e = parsed.data;
+  if (e.MAIL_TRANSPORT === 'smtp' && !e.SMTP_URL) problem('SMTP_URL', 'required when MAIL_TRANSPORT=smtp (smtp://user:pass@host:587)');
+  if (e.SESSION_IDLE_TIMEOUT_SECONDS > e.SESSION_MAX_LIFETIME_SECONDS)
+    problem('SESSION_IDLE_TIMEOUT_SECONDS', 'must not exceed SESSION_MAX_LIFETIME_SECONDS');
+  if (problems > 0) return z.NEVER;
   return {
     env: e.NODE_ENV,
     isProduction: e.NODE_ENV === 'production',
     host: e.HOST,
     port: e.PORT,
+    /** Where `pnpm studio` serves Prisma Studio. */
     studioPort: e.STUDIO_PORT,
     publicUrl: e.PUBLIC_URL,
     log: { level: e.LOG_LEVEL, pretty: e.LOG_PRETTY ?? e.NODE_ENV === 'development' },
     database: {
+      /** Undefined means: start (or reuse) the embedded PostgreSQL under `embeddedDir`. */
       url: e.DATABASE_URL,
+      /**
+       * A connection that reaches PostgreSQL itself, bypassing any transaction-mode pooler in
+       * `url`: for what needs a session (LISTEN). Undefined: `url` is direct already.
+       */
       directUrl: e.DIRECT_DATABASE_URL,
       poolSize: e.DATABASE_POOL_SIZE,
       connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
       idleTimeoutMs: e.DATABASE_IDLE_TIMEOUT_MS,
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+      /** How long an interactive transaction waits for a connection (Prisma's `maxWait`). */
       // As long as the pool would wait for a connection: Prisma's 2 s default gave up first.
       transactionMaxWaitMs: e.DATABASE_TRANSACTION_MAX_WAIT_MS ?? e.DATABASE_CONNECT_TIMEOUT_MS,
+      /** How long an interactive transaction may run, all its statements together (Prisma's `timeout`). */
       // Longer than one statement may run, so a slow statement ends as a statement timeout (504)
       // rather than expiring its transaction under it; the margin is the client-side read timeout's.
       transactionTimeoutMs: e.DATABASE_TRANSACTION_TIMEOUT_MS ?? e.DATABASE_STATEMENT_TIMEOUT_MS + STATEMENT_REPLY_MARGIN_MS,
       applicationName: e.DATABASE_APPLICATION_NAME,
       startupRetries: e.DATABASE_STARTUP_RETRIES,
+      /** Hot reads as named prepared statements (off behind a transaction-mode pooler older than PgBouncer 1.21). */
       preparedStatements: e.DATABASE_PREPARED_STATEMENTS,
       embeddedDir: resolve(PROJECT_ROOT, e.EMBEDDED_PG_DIR),
       migrateOnStart: e.MIGRATE_ON_START,
     },
     http: {
       corsOrigins: e.CORS_ORIGINS ?? (e.NODE_ENV === 'production' ? [] : DEV_CORS_ORIGINS),
+      /** For Fastify's `trustProxy`: false, or the trusted proxies' addresses (see TRUST_PROXY). */
       trustProxy: e.TRUST_PROXY,
       bodyLimitBytes: e.BODY_LIMIT_BYTES,
       maxBatchSize: e.TRPC_MAX_BATCH_SIZE,
+      /** `keel`: tRPC's protocol served directly (http/trpc-route.ts); `standard`: tRPC's own Fastify adapter. */
       trpcAdapter: e.TRPC_ADAPTER,
+      /** How long the answer to a mutation sent with an Idempotency-Key is replayed to its retries. */
       idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
       requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
       headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
       keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
       shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+      /** After SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes. */
       // A balancer needs a few probe periods to see /readyz fail; nothing balances a developer's server.
       shutdownDrainMs: e.SHUTDOWN_DRAIN_MS ?? (e.NODE_ENV === 'production' ? 5_000 : 0),
     },
     auth: {
+      /** A JWK set (JSON) of private keys; undefined in development/test means: generate and keep in `keysFile`. */
       keys: e.JWT_KEYS,
       keysFile: resolve(PROJECT_ROOT, e.JWT_KEYS_FILE),
       algorithm: e.JWT_ALGORITHM,
@@ -395,6 +274,7 @@ export function parseConfig(raw: RawEnv): Config {
       sessionCacheSeconds: e.AUTH_SESSION_CACHE_SECONDS,
       resetTokenTtlSeconds: e.PASSWORD_RESET_TTL_SECONDS,
       verificationTokenTtlSeconds: e.EMAIL_VERIFICATION_TTL_SECONDS,
+      /** Cookies get the Secure flag everywhere but development and test (plain-http localhost). */
       secureCookies: e.NODE_ENV === 'production',
       appUrl: (e.APP_URL ?? 'http://localhost:5173').replace(/\/$/, ''),
     },
@@ -405,20 +285,29 @@ export function parseConfig(raw: RawEnv): Config {
       registerPerIp: e.RATE_LIMIT_REGISTER_PER_IP,
       resetPerIp: e.RATE_LIMIT_RESET_PER_IP,
       resetPerAccount: e.RATE_LIMIT_RESET_PER_ACCOUNT,
+      /** Failed logins per address per 15 minutes, whatever the accounts (credential stuffing). */
       loginFailuresPerIp: e.RATE_LIMIT_LOGIN_FAILURES_PER_IP,
+      /** Wrong reset or verification tokens per address per hour. */
       tokenFailuresPerIp: e.RATE_LIMIT_TOKEN_FAILURES_PER_IP,
+      /** Calls of any procedure per address per minute. */
       apiPerIp: e.RATE_LIMIT_API_PER_IP,
+      /** Calls of any procedure per authenticated user per minute. */
       apiPerUser: e.RATE_LIMIT_API_PER_USER,
+      /** How often each instance adds its counts of the general limit to the shared ones. */
       apiSyncMs: e.RATE_LIMIT_API_SYNC_MS,
     },
     mail: { transport: e.MAIL_TRANSPORT, smtpUrl: e.SMTP_URL, from: e.MAIL_FROM },
     passwords: {
+      /** argon2id cost. */
       memoryKib: e.ARGON2_MEMORY_KIB,
       iterations: e.ARGON2_ITERATIONS,
       parallelism: e.ARGON2_PARALLELISM,
+      /** Hashes running at once in this process. */
       concurrency: e.PASSWORD_HASH_CONCURRENCY,
+      /** Password operations (login, register, change, reset) allowed to wait for a slot; more are refused at once. */
       // Eight waiting per slot: at ~40 ms a hash, a login admitted last waits about a third of a second.
       queue: e.PASSWORD_HASH_QUEUE ?? 8 * e.PASSWORD_HASH_CONCURRENCY,
+      /** The least zxcvbn score (0..4) a new password must reach. */
       minScore: e.PASSWORD_MIN_SCORE,
     },
     seed: {
@@ -426,15 +315,54 @@ export function parseConfig(raw: RawEnv): Config {
       adminPassword: e.ADMIN_PASSWORD,
       demoData: e.SEED_DEMO_DATA ?? e.NODE_ENV === 'development',
     },
+    /** Subscriptions over SSE (server/src/live, docs/decisions/0022-live-updates.md). */
     live: {
+      /** Open streams per user on one instance; more are refused with TOO_MANY_REQUESTS. */
       maxStreamsPerUser: e.LIVE_MAX_STREAMS_PER_USER,
+      /** Open streams on one instance, all users together. */
       maxStreams: e.LIVE_MAX_STREAMS,
+      /** A ping on every stream this often, so proxies keep it and clients notice a dead one. */
       heartbeatMs: e.LIVE_HEARTBEAT_SECONDS * 1000,
+      /** A stream that delivered no event for this long is ended; the client reconnects (and re-authenticates). */
       idleTimeoutMs: e.LIVE_IDLE_TIMEOUT_SECONDS * 1000,
+      /** How many past events an instance keeps for clients that reconnect with `lastEventId`. */
       replayEvents: e.LIVE_REPLAY_EVENTS,
+      /** And for how long: an older `lastEventId` gets a `resync` event. */
       replayMs: e.LIVE_REPLAY_SECONDS * 1000,
     },
   };
+});
+
+export type Config = z.output<typeof configSchema>;
+
+type RawEnv = Record<string, string | undefined>;
+
+/** Variables whose value is never repeated in an error message (start-up errors go to logs). */
+const SECRET_VARIABLE = /URL|PASSWORD|SECRET|KEY|TOKEN/;
+
+/** Parses an environment into a `Config`, throwing one `ConfigError` that lists every problem. */
+export function parseConfig(raw: RawEnv): Config {
+  // An empty variable (`PORT=`) means "not set", as in most dotenv tooling.
+  const cleaned = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = configSchema.safeParse(cleaned);
+  if (parsed.success) return parsed.data;
+  const problems: string[] = [];
+  for (const issue of parsed.error.issues) {
+    const key = String(issue.path[0] ?? '(environment)');
+    if (issue.code === 'custom' && issue.params?.[ACROSS_VARIABLES] === true) {
+      problems.push(`${key}: ${issue.message}`);
+      continue;
+    }
+    const got = cleaned[key];
+    const shown =
+      got === undefined
+        ? ' (missing)'
+        : SECRET_VARIABLE.test(key)
+          ? ' (value not shown: it may hold a secret)'
+          : ` (got "${truncate(got)}")`;
+    problems.push(`${key}: ${issue.message}${shown}`);
+  }
+  throw new ConfigError(problems);
 }
 
 /**

@@ -12,13 +12,14 @@ import type { Logger } from './logger.js';
 import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
+import { createAuthenticator } from './modules/auth/authenticate.js';
 import type { KeySet } from './modules/auth/keys.js';
 import { createRateLimits, type RateLimits } from './modules/auth/rate-limits.js';
 import { createAuthService } from './modules/auth/service.js';
 import { SessionCache } from './modules/auth/sessions.js';
 import { createProjectService } from './modules/projects/service.js';
 import { createTaskService } from './modules/tasks/service.js';
-import { createUserAdminService } from './modules/users/service.js';
+import { createUserService } from './modules/users/service.js';
 import type { Services } from './services.js';
 
 export interface AppDeps {
@@ -88,11 +89,12 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
     lifecycle: new Lifecycle(),
     services: {
       auth,
+      authenticator: createAuthenticator({ db: database.prisma, config, accessTokens, sessionCache, now }),
       rateLimits,
       idempotency,
       projects: createProjectService(database.prisma, database.sql, now),
       tasks: createTaskService(database.prisma, now),
-      users: createUserAdminService(database.prisma, sessionCache, now),
+      users: createUserService(database.prisma, sessionCache, now),
       live: new LiveHub({
         url: config.database.directUrl ?? config.database.url ?? input.databaseUrl,
         config: config.live,

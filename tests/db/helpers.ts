@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { onTestFinished } from 'vitest';
-import { DEFAULT_SCHEMA_PATH } from '../../server/src/db/migrations/engine.js';
 import { DEFAULT_MIGRATIONS_DIR } from '../../server/src/db/migrations/runner.js';
+import { DEFAULT_SCHEMA_PATH } from '../../tools/migrate/src/engine.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 
 export const LOCKFILE =

@@ -9,10 +9,10 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { devCommand } from '../../server/src/db/migrations/commands.js';
-import { DEFAULT_SCHEMA_PATH } from '../../server/src/db/migrations/engine.js';
 import { DEFAULT_MIGRATIONS_DIR } from '../../server/src/db/migrations/runner.js';
-import type { GenerateOptions } from '../../server/src/db/prisma-generate.js';
+import { devCommand } from '../../tools/migrate/src/commands.js';
+import { DEFAULT_SCHEMA_PATH } from '../../tools/migrate/src/engine.js';
+import type { GenerateOptions } from '../../tools/migrate/src/prisma-generate.js';
 import { logCollector, scratchDatabase, tableExists } from './helpers.js';
 
 const PROBE_MODEL = 'model KeelGenProbe {\n  id    Int    @id @default(autoincrement())\n  label String\n\n  @@map("keel_gen_probe")\n}\n';

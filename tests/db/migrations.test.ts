@@ -9,8 +9,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
-import { resetCommand, resolveCommand, statusCommand } from '../../server/src/db/migrations/commands.js';
-import { withSchemaEngine } from '../../server/src/db/migrations/engine.js';
 import {
   applyMigrations,
   DEFAULT_MIGRATIONS_DIR,
@@ -19,6 +17,8 @@ import {
   MigrationError,
   migrationStatus,
 } from '../../server/src/db/migrations/runner.js';
+import { resetCommand, resolveCommand, statusCommand } from '../../tools/migrate/src/commands.js';
+import { withSchemaEngine } from '../../tools/migrate/src/engine.js';
 import { rejectionOf } from '../support/errors.js';
 import { logCollector, migrationRows, query, scratchDatabase, tableExists, tempProject } from './helpers.js';
 
@@ -287,7 +287,7 @@ describe('migration status', () => {
   test('db:status (the CLI) exits 1 on a database behind the migrations and 0 once migrated', async () => {
     const db = await scratchDatabase();
     const run = async () => {
-      const result = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'server/src/scripts/db.ts', 'status'], {
+      const result = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'tools/migrate/src/db.ts', 'status'], {
         cwd: repoRoot,
         env: { ...process.env, DATABASE_URL: db.url },
         timeout: 15_000,
@@ -361,7 +361,7 @@ describe('resolve and reset', () => {
     await applyMigrations({ databaseUrl: db.url });
     await query(db.url, 'CREATE TABLE keep_me (id int)');
     const reset = (...flags: string[]) =>
-      promisify(execFile)(process.execPath, ['--import', 'tsx', 'server/src/scripts/db.ts', 'reset', ...flags], {
+      promisify(execFile)(process.execPath, ['--import', 'tsx', 'tools/migrate/src/db.ts', 'reset', ...flags], {
         cwd: repoRoot,
         env: { ...process.env, DATABASE_URL: db.url, NODE_ENV: 'test' },
         timeout: 30_000,

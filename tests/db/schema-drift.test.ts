@@ -7,7 +7,8 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { devCommand, statusCommand } from '../../server/src/db/migrations/commands.js';
+import { applyMigrations, MigrationError, migrationStatus } from '../../server/src/db/migrations/runner.js';
+import { devCommand, statusCommand } from '../../tools/migrate/src/commands.js';
 import {
   createMigration,
   diffMigrationsToDatabase,
@@ -15,8 +16,7 @@ import {
   openSchemaEngine,
   type SchemaEngineSession,
   withSchemaEngine,
-} from '../../server/src/db/migrations/engine.js';
-import { applyMigrations, MigrationError, migrationStatus } from '../../server/src/db/migrations/runner.js';
+} from '../../tools/migrate/src/engine.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/database.js';
 import { logCollector, query, scratchDatabase, tableExists, tempProject } from './helpers.js';
 

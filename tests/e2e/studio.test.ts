@@ -1,5 +1,5 @@
 /**
- * `pnpm studio` (server/src/scripts/studio.ts) as a developer runs it: Prisma Studio serving on
+ * `pnpm studio` (tools/migrate/src/studio.ts) as a developer runs it: Prisma Studio serving on
  * STUDIO_PORT against the configured database, or against the embedded cluster (reused when the
  * dev server runs it, otherwise started and stopped again with Studio).
  */
@@ -21,7 +21,7 @@ import {
   waitUntilListening,
 } from '../support/process.js';
 
-const STUDIO_SCRIPT = join(REPO_ROOT, 'server/src/scripts/studio.ts');
+const STUDIO_SCRIPT = join(REPO_ROOT, 'tools/migrate/src/studio.ts');
 const root = mkdtempSync(join(tmpdir(), 'keel-studio-'));
 // The embedded PostgreSQL runs as the `postgres` user (we are root here): it must be able to enter.
 chmodSync(root, 0o755);

@@ -10,8 +10,9 @@ import { createDatabase } from '../../server/src/db/client.js';
 import { freePort } from '../../server/src/db/embedded.js';
 import { AppError } from '../../server/src/lib/errors.js';
 import { VERSION } from '../../server/src/version.js';
-import { callerWith, contextOf } from '../support/caller.js';
+import { callerAs, callerWith, contextOf } from '../support/caller.js';
 import { useTestDatabase } from '../support/database.js';
+import { createUser } from '../support/factories.js';
 import { createTestCaller, LEAKY_MESSAGE } from './fixtures.js';
 
 const db = await useTestDatabase();
@@ -38,6 +39,16 @@ describe('createCaller', () => {
     const context = contextOf(deps, { requestId: 'caller-request-1' });
     expect(context.request.requestId).toBe('caller-request-1');
     expect(context.services).toBe(deps.services);
+  });
+
+  it('acts as a principal passed in the context, without any token, and refuses the role it lacks', async () => {
+    const user = await createUser(deps);
+    const principal = { id: user.id, role: user.role, sessionId: '00000000-0000-4000-8000-000000000000' };
+    expect((await callerAs(deps, principal).auth.me()).id).toBe(user.id);
+    const refused = await trpcErrorOf(() => callerAs(deps, { ...principal, role: 'USER' }).users.list({}));
+    expect(refused.code).toBe('FORBIDDEN');
+    // Without a principal the same call needs a token.
+    expect((await trpcErrorOf(() => callerWith(deps).auth.me())).code).toBe('UNAUTHORIZED');
   });
 
   it('surfaces invalid input as BAD_REQUEST caused by the ZodError that names each field', async () => {

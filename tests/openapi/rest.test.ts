@@ -64,9 +64,17 @@ async function createProject(token: string, name = 'Launch') {
 }
 
 /** An error body has exactly these keys, and its request id is the response's. */
-function expectErrorBody(result: Awaited<ReturnType<typeof call>>, status: number, code: string, withFieldErrors = false) {
+function expectErrorBody(
+  result: Awaited<ReturnType<typeof call>>,
+  status: number,
+  code: string,
+  withFieldErrors = false,
+  withReason = false,
+) {
   expect(result.status).toBe(status);
-  expect(Object.keys(result.json).sort()).toEqual(['code', 'message', ...(withFieldErrors ? ['fieldErrors'] : []), 'requestId'].sort());
+  expect(Object.keys(result.json).sort()).toEqual(
+    ['code', 'message', ...(withFieldErrors ? ['fieldErrors'] : []), ...(withReason ? ['reason'] : []), 'requestId'].sort(),
+  );
   expect(result.json.code).toBe(code);
   expect(result.json.requestId).toBe(result.headers.get('x-request-id'));
   expect(result.text).not.toMatch(/stack|issues|"json"/);
@@ -236,16 +244,17 @@ describe('REST: the same errors as tRPC', () => {
     expectErrorBody(tasks, 404, 'NOT_FOUND');
   });
 
-  it('answers a stale version with 409 and a field error on version', async () => {
+  it('answers a stale version with 409, reason STALE_VERSION and a field error on version', async () => {
     const { token } = await signedIn();
     const project = await createProject(token);
     const renamed = await call('PATCH', `/projects/${project.id}`, { token, body: { version: 1, name: 'Renamed' } });
     expect(renamed.json).toMatchObject({ name: 'Renamed', version: 2 });
     const stale = await call('PATCH', `/projects/${project.id}`, { token, body: { version: 1, name: 'Again' } });
-    expectErrorBody(stale, 409, 'CONFLICT', true);
+    expectErrorBody(stale, 409, 'CONFLICT', true, true);
     expect(stale.json.fieldErrors).toEqual({ version: ['is stale'] });
+    expect(stale.json.reason).toBe('STALE_VERSION');
     const staleDelete = await call('DELETE', `/projects/${project.id}?version=1`, { token });
-    expectErrorBody(staleDelete, 409, 'CONFLICT', true);
+    expectErrorBody(staleDelete, 409, 'CONFLICT', true, true);
     const deleted = await call('DELETE', `/projects/${project.id}?version=2`, { token });
     expect(deleted.json).toEqual({ ok: true, deletedTasks: 0 });
   });

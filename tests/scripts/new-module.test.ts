@@ -94,7 +94,7 @@ describe('what new:module writes and refuses', () => {
       'server/src/modules/team-members/schemas.ts',
       'server/src/modules/team-members/service.ts',
       'server/src/modules/team-members/router.ts',
-      'tests/team-members/team-members.test.ts',
+      'tests/modules/team-members/team-members.test.ts',
     ]);
     const [router, services, deps, schema] = snapshot() as [string, string, string, string];
     expect(router).toContain("import { teamMembersRouter } from './modules/team-members/router.js';");
@@ -135,10 +135,12 @@ describe('what new:module writes and refuses', () => {
 
   it('refuses to overwrite a test folder that exists, and writes nothing', async () => {
     copy();
-    mkdirSync(join(root, 'tests/widgets'), { recursive: true });
+    mkdirSync(join(root, 'tests/modules/widgets'), { recursive: true });
     const before = snapshot();
     await expect(createModule({ root, name: 'widgets', format: false, generate: false })).rejects.toThrow(NewModuleError);
-    await expect(createModule({ root, name: 'widgets', format: false, generate: false })).rejects.toThrow(/tests\/widgets already exists/);
+    await expect(createModule({ root, name: 'widgets', format: false, generate: false })).rejects.toThrow(
+      /tests\/modules\/widgets already exists/,
+    );
     expect(snapshot()).toEqual(before);
   });
 

@@ -1,5 +1,6 @@
 import type { AppDeps } from '../../server/src/deps.js';
 import { createSession } from '../../server/src/modules/auth/sessions.js';
+import type { AuthUser } from '../../server/src/modules/auth/types.js';
 import { createCaller } from '../../server/src/router.js';
 import { type Context, createContextInner, type RequestFacts, requestFacts } from '../../server/src/trpc/context.js';
 import type { TestUser } from './factories.js';
@@ -38,4 +39,14 @@ export async function callerFor(deps: AppDeps, user: Pick<TestUser, 'id' | 'role
   if (!user) return callerWith(deps, meta);
   const { accessToken } = await signIn(deps, user);
   return callerWith(deps, { ip: '127.0.0.1', ...meta, authorization: `Bearer ${accessToken}` });
+}
+
+/**
+ * A caller acting as `principal` without any token: the context carries the caller directly
+ * (trpc/context.ts `principal`), as a script or a test of a service's rules may want.
+ */
+export function callerAs(deps: AppDeps, principal: AuthUser, request: Partial<RequestFacts> = {}) {
+  return createCaller(
+    createContextInner({ services: deps.services, config: deps.config, logger: deps.logger, request: requestFacts(request), principal }),
+  );
 }

@@ -7,11 +7,12 @@ import pg from 'pg';
 import { afterAll, inject } from 'vitest';
 import { type Config, parseConfig } from '../../server/src/config.js';
 import { createDatabase, type Database } from '../../server/src/db/client.js';
+import { quoteIdent } from '../../server/src/db/identifiers.js';
 import { type AppDeps, createAppDeps, stopAppDeps } from '../../server/src/deps.js';
 import { createLogger } from '../../server/src/logger.js';
 import type { MailTransport } from '../../server/src/mail/transport.js';
 import { generateJwkSet, importKeySet, type KeySet } from '../../server/src/modules/auth/keys.js';
-import { databaseUrl, quoteIdent } from './naming.js';
+import { databaseUrl } from './naming.js';
 
 export interface ScratchDatabase {
   name: string;

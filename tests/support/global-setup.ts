@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { ensureDatabase } from '../../server/src/db/embedded.js';
+import { quoteIdent } from '../../server/src/db/identifiers.js';
 import { applyMigrations } from '../../server/src/db/migrations/runner.js';
 import { redactUrl } from '../../server/src/db/wait.js';
-import { databaseUrl, dropDatabases, isStaleTestDatabase, type ProvidedDb, quoteIdent, RUN_TAG } from './naming.js';
+import { databaseUrl, dropDatabases, isStaleTestDatabase, type ProvidedDb, RUN_TAG } from './naming.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
+import { quoteIdent } from '../../server/src/db/identifiers.js';
 
 export interface ProvidedDb {
   /** A URL to the server's maintenance database, for CREATE/DROP DATABASE. */
@@ -17,10 +18,6 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** `<host>_<pid>_<start time>`: enough to tell which databases belong to a dead run. */
 export const RUN_TAG = `${HOST}_${process.pid}_${Date.now().toString(36)}`;
-
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
 
 export function databaseUrl(serverUrl: string, database: string): string {
   const url = new URL(serverUrl);

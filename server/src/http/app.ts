@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
-import type { AnyRouter, TRPCError } from '@trpc/server';
+import type { AnyRouter } from '@trpc/server';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, LogController } from 'fastify';
 import type { AppDeps } from '../deps.js';
-import { AppError } from '../lib/errors.js';
 import { applySseOptions } from '../live/sse.js';
 import { LazyChildLogger, type Logger, unredacted } from '../logger.js';
 import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
+import { errorHeaders, logProcedureError } from '../trpc/error-edge.js';
 import { beforeHandlerError } from './client-errors.js';
 import { contextFor } from './request-facts.js';
 import { SECURITY_HEADERS } from './security-headers.js';
@@ -26,17 +26,6 @@ function requestId(req: IncomingMessage): string {
 export interface BuildAppOptions {
   /** The router served at /trpc (and, for its procedures with `meta.openapi`, at /api); tests mount their own. */
   router?: AnyRouter;
-}
-
-/** Headers of every tRPC answer, and those its errors call for (the REST routes add the same). */
-export function responseHeaders(errors: readonly TRPCError[]): Record<string, string> {
-  // API answers carry personal data and tokens: never cached by browsers or proxies.
-  const headers: Record<string, string> = { 'cache-control': 'no-store' };
-  if (errors.length === 0) return headers;
-  if (errors.some((e) => e.code === 'UNAUTHORIZED')) headers['www-authenticate'] = 'Bearer realm="keel"';
-  const retryAfter = Math.max(0, ...errors.map((e) => (e.cause instanceof AppError ? (e.cause.retryAfterSeconds ?? 0) : 0)));
-  if (retryAfter > 0) headers['retry-after'] = String(retryAfter);
-  return headers;
 }
 
 /** Builds the HTTP host: every route and hook, no listening. Tests call it with their own deps. */
@@ -175,12 +164,8 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
         cookies: true,
         procedure: paths.length === 1 ? (paths[0] as string) : paths.join(','),
       }),
-    responseHeaders,
-    onError({ error, path, ctx, req }) {
-      const log = ctx?.log ?? req.log;
-      if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path }, 'procedure failed');
-      else log.debug({ code: error.code, path }, 'procedure rejected');
-    },
+    responseHeaders: errorHeaders,
+    onError: ({ error, path, ctx, req }) => logProcedureError(ctx?.log ?? req.log, error, path),
   });
 
   // The same procedures as REST under /api, their OpenAPI document and Swagger UI (server/src/openapi).

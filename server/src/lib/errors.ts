@@ -2,6 +2,8 @@
  * The one error type services throw. It carries a domain code that the tRPC layer maps to a
  * transport code in one place (trpc/errors.ts); services never import `@trpc/server`.
  */
+import type { ErrorReason } from '../error-reasons.js';
+
 export const APP_ERROR_CODES = [
   'BAD_REQUEST',
   'UNAUTHORIZED',
@@ -18,20 +20,23 @@ export const APP_ERROR_CODES = [
 
 export type AppErrorCode = (typeof APP_ERROR_CODES)[number];
 
+/** Field errors keyed by the dotted path of the offending input (`items.0.name`); `_` for the input as a whole. */
+export type FieldErrors = Record<string, string[]>;
+
 export interface AppErrorOptions {
   cause?: unknown;
   /** Per-field messages a client can show next to inputs (e.g. `{ email: ['already taken'] }`). */
-  fieldErrors?: Record<string, string[]>;
+  fieldErrors?: FieldErrors;
   /** Seconds a client should wait before retrying (TOO_MANY_REQUESTS, SERVICE_UNAVAILABLE). */
   retryAfterSeconds?: number;
   /** What exactly went wrong, for programs (`STALE_VERSION`, `IDEMPOTENCY_KEY_REUSED`): `code` says only the class. */
-  reason?: string;
+  reason?: ErrorReason;
 }
 
 export class AppError extends Error {
-  readonly fieldErrors: Record<string, string[]> | undefined;
+  readonly fieldErrors: FieldErrors | undefined;
   readonly retryAfterSeconds: number | undefined;
-  readonly reason: string | undefined;
+  readonly reason: ErrorReason | undefined;
 
   constructor(
     readonly code: AppErrorCode,
@@ -45,3 +50,6 @@ export class AppError extends Error {
     this.reason = options.reason;
   }
 }
+
+/** `<What> not found.`: the one answer for a row that is not there or not the caller's to see. */
+export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found.`);

@@ -65,10 +65,30 @@ export function decodeCursor(cursor: string, kind: 'date' | 'number'): CursorKey
 }
 
 /** Turns `limit + 1` fetched rows into a page and the cursor of its last row. */
-export function toPage<Row, Item>(rows: Row[], limit: number, keyOf: (row: Row) => CursorKey, map: (row: Row) => Item): Page<Item> {
+function toPage<Row>(rows: Row[], limit: number, keyOf: (row: Row) => CursorKey): Page<Row> {
   const items = rows.slice(0, limit);
   const last = items.at(-1);
-  return { items: items.map(map), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null };
+  return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(keyOf(last)) : null };
+}
+
+type KeyKinds = { date: Date; number: number };
+
+/**
+ * One page of a keyset list: decodes the input's cursor (BAD_REQUEST when it is not one of this
+ * list's), has `fetch` read `take` (= limit + 1) rows after it in the (key, id) order, and answers
+ * the first `limit` with the cursor of the last. `fetch` builds its own `where` (`rowsAfter` for
+ * Prisma, or typed SQL).
+ */
+export async function paginate<Row, Kind extends keyof KeyKinds>(
+  input: { cursor?: string | undefined; limit: number },
+  kind: Kind,
+  keyOf: (row: Row) => CursorKey<KeyKinds[Kind]>,
+  fetch: (page: { after: CursorKey<KeyKinds[Kind]> | undefined; take: number }) => Promise<Row[]>,
+): Promise<Page<Row>> {
+  // An empty cursor is no cursor (the first page), as a query string `?cursor=` sends it.
+  const after = input.cursor ? (decodeCursor(input.cursor, kind as 'date') as CursorKey<KeyKinds[Kind]>) : undefined;
+  const rows = await fetch({ after, take: input.limit + 1 });
+  return toPage(rows, input.limit, keyOf);
 }
 
 type After<T> = { lt: T } | { gt: T };

@@ -4,7 +4,7 @@
  * middleware as every other procedure.
  */
 import { AppError } from '../lib/errors.js';
-import type { AuthUser } from '../modules/auth/service.js';
+import type { AuthUser } from '../modules/auth/types.js';
 import { authedProcedure } from '../trpc/init.js';
 import type { Notice } from './hub.js';
 import { type LiveEvent, type ProjectLiveEvent, projectsOnChangeInput, tasksOnChangeInput } from './schemas.js';

@@ -8,8 +8,8 @@ import { decodeJwt } from 'jose';
 import type { Config } from '../config.js';
 import { AppError } from '../lib/errors.js';
 import type { Log } from '../logger.js';
-import type { AuthUser } from '../modules/auth/service.js';
-import { toTRPCError } from '../trpc/errors.js';
+import type { AuthUser } from '../modules/auth/types.js';
+import { toTRPCError } from '../trpc/error-edge.js';
 import type { LiveHub, LiveSubscription, Notice } from './hub.js';
 import type { LiveEvent } from './schemas.js';
 

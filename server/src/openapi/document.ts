@@ -15,6 +15,7 @@ import {
   type OpenApiMeta,
 } from 'trpc-to-openapi';
 import { z } from 'zod';
+import { ERROR_REASONS } from '../error-reasons.js';
 import { VERSION } from '../version.js';
 
 /** Where the REST routes live; the document's paths are relative to it (its `servers` entry). */
@@ -30,10 +31,10 @@ export const restErrorSchema = z
     message: z
       .string()
       .meta({ description: 'For people. In production an unexpected error says only "Internal server error" and the reference.' }),
-    reason: z
-      .string()
-      .optional()
-      .meta({ description: 'What exactly went wrong, for programs (e.g. `IDEMPOTENCY_KEY_REUSED`); `code` says only the class.' }),
+    reason: z.enum(ERROR_REASONS).optional().meta({
+      description:
+        'What exactly went wrong, for programs (e.g. `STALE_VERSION`, `IDEMPOTENCY_KEY_REUSED`); `code` says only the class. Declared per feature (server/src/error-reasons.ts); new reasons may be added.',
+    }),
     fieldErrors: z
       .record(z.string(), z.array(z.string()))
       .optional()
@@ -87,7 +88,10 @@ const ERROR_RESPONSES: Record<number, ErrorResponse> = {
   409: {
     name: 'Conflict',
     description: 'The row changed since it was read (stale `version`), or the change conflicts with existing data.',
-    example: example('CONFLICT', 'This project was changed meanwhile (now version 3). Reload it and try again.', { version: ['is stale'] }),
+    example: {
+      ...example('CONFLICT', 'This project was changed meanwhile (now version 3). Reload it and try again.', { version: ['is stale'] }),
+      reason: 'STALE_VERSION',
+    },
   },
   429: {
     name: 'TooManyRequests',

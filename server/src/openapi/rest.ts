@@ -9,21 +9,19 @@
  * numbers and booleans from then on), and its error bodies carry zod's raw issues.
  */
 
-import { type AnyRouter, callTRPCProcedure, getTRPCErrorFromUnknown, getTRPCErrorShape, type TRPCError } from '@trpc/server';
+import { type AnyRouter, callTRPCProcedure, getTRPCErrorFromUnknown, type TRPCError } from '@trpc/server';
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { forEachOpenApiProcedure, getInputOutputParsers, unwrapZodType } from 'trpc-to-openapi';
 import { z } from 'zod';
 import type { AppDeps } from '../deps.js';
-import { responseHeaders } from '../http/app.js';
 import { beforeHandlerError } from '../http/client-errors.js';
 import { contextFor } from '../http/request-facts.js';
-import type { AppRouter } from '../router.js';
+import { describeError, logProcedureError } from '../trpc/error-edge.js';
 import { MAX_INPUT_DEPTH, malformedInput, nestedDeeperThan } from '../trpc/transformer.js';
 import type { RestErrorBody } from './document.js';
 
 /** Keel's Fastify host. */
 export type Host = FastifyInstance;
-type ErrorShape = AppRouter['_def']['_config']['$types']['errorShape'];
 type QueryValue = string | string[] | undefined;
 
 const ISO_DATE_TIME = z.iso.datetime({ offset: true });
@@ -63,14 +61,15 @@ function queryConverter(inputParser: z.core.$ZodType) {
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-function sendError(reply: FastifyReply, error: TRPCError, shape: ErrorShape, requestId: string): FastifyReply {
-  const { data } = shape;
-  reply.status(data.httpStatus).headers(responseHeaders([error]));
+/** The REST envelope of the error edge's answer (trpc/error-edge.ts), the same answer /trpc gives. */
+function sendError(reply: FastifyReply, error: TRPCError, production: boolean, requestId: string): FastifyReply {
+  const answer = describeError(error, { production, requestId });
+  reply.status(answer.status).headers(answer.headers);
   const body: RestErrorBody = {
-    code: data.code,
-    message: shape.message,
-    ...(data.reason === undefined ? {} : { reason: data.reason }),
-    ...(data.fieldErrors === undefined ? {} : { fieldErrors: data.fieldErrors }),
+    code: answer.code,
+    message: answer.message,
+    ...(answer.reason === undefined ? {} : { reason: answer.reason }),
+    ...(answer.fieldErrors === undefined ? {} : { fieldErrors: answer.fieldErrors }),
     requestId,
   };
   return reply.send(body);
@@ -125,11 +124,9 @@ export function registerRestRoutes(api: FastifyInstance, deps: AppDeps, router: 
           return reply.header('cache-control', 'no-store').send(data);
         } catch (cause) {
           const error: TRPCError = getTRPCErrorFromUnknown(cause);
-          const log = ctx?.log ?? req.log;
-          if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path }, 'procedure failed');
-          else log.debug({ code: error.code, path }, 'procedure rejected');
-          const shape = getTRPCErrorShape({ config: router._def._config, error, type, path, input, ctx }) as ErrorShape;
-          return sendError(reply, error, shape, req.id);
+          logProcedureError(ctx?.log ?? req.log, error, path);
+          // Without a context (it failed to build) the mode is unknown: production, as the tRPC formatter assumes.
+          return sendError(reply, error, ctx?.config.isProduction ?? true, req.id);
         }
       },
     });

@@ -1,7 +1,7 @@
 /**
  * `pnpm new:module <name> [--model <Model>]`: a new feature module after the `projects` one.
  *
- * Writes server/src/modules/<name>/{router,schemas,service}.ts and tests/<name>/<name>.test.ts,
+ * Writes server/src/modules/<name>/{router,schemas,service}.ts and tests/modules/<name>/<name>.test.ts,
  * mounts the router in server/src/router.ts, registers the service in server/src/services.ts (its
  * type) and server/src/deps.ts (its factory), adds a
  * model (owned by a User) to prisma/schema.prisma and regenerates the Prisma client, so the result
@@ -9,8 +9,8 @@
  * the OpenAPI snapshot. Refuses reserved or taken names, and never overwrites a file.
  */
 import { parseArgs } from 'node:util';
+import { PrismaGenerateError } from '../../../tools/migrate/src/prisma-generate.js';
 import { PROJECT_ROOT } from '../config.js';
-import { PrismaGenerateError } from '../db/prisma-generate.js';
 import { createModule, NewModuleError } from './new-module/create.js';
 import { ModuleNameError } from './new-module/names.js';
 import { accessCases } from './new-module/templates.js';
@@ -45,8 +45,8 @@ try {
   out(`  1. Review model ${n.model} at the end of prisma/schema.prisma (add the feature's fields), then create its table:`);
   out(`       pnpm db:migrate:dev --name add_${n.snake}`);
   out(`  2. Write the rules in server/src/modules/${n.kebab}/service.ts (fields in schemas.ts), a test for each in`);
-  out(`     tests/${n.kebab}/${n.kebab}.test.ts:  pnpm vitest run tests/${n.kebab}`);
-  out('  3. Add the access cases to `cases` in tests/domain/access.test.ts (it fails until you do), and a row of');
+  out(`     tests/modules/${n.kebab}/${n.kebab}.test.ts:  pnpm vitest run tests/modules/${n.kebab}`);
+  out('  3. Add the access cases to `cases` in tests/modules/access.test.ts (it fails until you do), and a row of');
   out(`     user A (its id as rows.${n.entity}Id) in its beforeAll:`);
   for (const line of accessCases(n)) out(`       ${line}`);
   out('  4. pnpm openapi:generate, and commit the updated OpenAPI snapshot and types with the module.');

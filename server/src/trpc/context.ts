@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import { LazyChildLogger, type Log, type Logger } from '../logger.js';
-import type { AuthUser } from '../modules/auth/service.js';
+import type { AuthUser } from '../modules/auth/types.js';
 import type { Services } from '../services.js';
 
 export interface CookieOptions {
@@ -56,7 +56,10 @@ export interface Context {
   request: RequestFacts;
   /** A logger bound to the request id (and procedure), created only when something is logged. */
   log: Log;
-  /** Set by `authedProcedure`; null on public procedures. */
+  /**
+   * The caller: set by `authedProcedure` from the access token; null on public procedures. An
+   * in-process call (tests, scripts) may start with one (`principal`), which then needs no token.
+   */
   user: AuthUser | null;
   /** Queries of this request still running, by path and input (batches only; see `pipeline` in init.ts). */
   runningQueries: Map<string, Promise<unknown>> | undefined;
@@ -70,6 +73,11 @@ export interface ContextInput {
   request?: RequestFacts | undefined;
   /** Bound to the request's log lines beside the request id (the transport names the procedure). */
   procedure?: string | undefined;
+  /**
+   * The caller, already known: authenticated procedures take it instead of reading a token. Only
+   * in-process callers pass one; the HTTP transports never do (their caller proves itself).
+   */
+  principal?: AuthUser | undefined;
 }
 
 /** Request facts for a call made without HTTP: the given ones, defaults for the rest. */
@@ -90,14 +98,14 @@ export function requestFacts(facts: Partial<RequestFacts> = {}): RequestFacts {
 }
 
 /** The context of one call (or of one batch's calls). Tests call it directly with their own services. */
-export function createContextInner({ services, config, logger, request = requestFacts(), procedure }: ContextInput): Context {
+export function createContextInner({ services, config, logger, request = requestFacts(), procedure, principal }: ContextInput): Context {
   const reqId = request.requestId;
   return {
     services,
     config,
     request,
     log: new LazyChildLogger(logger, procedure === undefined ? { reqId } : { reqId, procedure }),
-    user: null,
+    user: principal ?? null,
     runningQueries: request.calls > 1 ? new Map() : undefined,
   };
 }

@@ -1,36 +1,16 @@
 import { getTRPCErrorFromUnknown, initTRPC, TRPCError } from '@trpc/server';
 import type { OpenApiMeta } from 'trpc-to-openapi';
-import { ZodError } from 'zod';
 import { AppError } from '../lib/errors.js';
 import { parseIdempotencyKey } from '../lib/idempotency.js';
 import { audit } from '../modules/auth/audit.js';
 import { type ApiCaller, apiLimitExceeded } from '../modules/auth/rate-limits.js';
 import type { Role } from '../modules/auth/schemas.js';
-import type { AuthUser } from '../modules/auth/service.js';
+import type { AuthUser } from '../modules/auth/types.js';
 import type { Context } from './context.js';
-import { toTRPCError } from './errors.js';
+import { describeError, toTRPCError } from './error-edge.js';
 import { transformer } from './transformer.js';
 
-/** Field errors keyed by the dotted path of the offending input (`items.0.name`); `_` for the root. */
-export type FieldErrors = Record<string, string[]>;
-
-function zodFieldErrors(error: ZodError): FieldErrors {
-  const fields: FieldErrors = {};
-  for (const issue of error.issues) {
-    const key = issue.path.length > 0 ? issue.path.map(String).join('.') : '_';
-    fields[key] = [...(fields[key] ?? []), issue.message];
-  }
-  return fields;
-}
-
 // `meta.openapi` puts a procedure on the REST surface under /api (see server/src/openapi).
-/**
- * tRPC answers TIMEOUT with 408, which tells a client that *it* was too slow, and some clients
- * (OkHttp) resend the request on a 408, even a POST. Keel's TIMEOUT is the database not answering
- * in time: 504, like a gateway whose upstream timed out.
- */
-const httpStatusOf = (code: string, status: number): number => (code === 'TIMEOUT' ? 504 : status);
-
 /** What a procedure declares beyond its schemas: its REST route (openapi/meta.ts), and the flags below. */
 export interface Meta extends OpenApiMeta {
   /**
@@ -48,31 +28,23 @@ const t = builder.create({
   transformer,
   // Stacks are added by the formatter below, only outside production.
   isDev: false,
+  // The error edge (error-edge.ts) decides status, message, reason and field errors; this only wraps them in tRPC's shape.
   errorFormatter({ shape, error, ctx }) {
     // Without a context (it failed to build) we cannot know the mode: assume production.
     const production = ctx?.config.isProduction ?? true;
     const requestId = ctx?.request.requestId;
-    const isInputError = error.code === 'BAD_REQUEST' && error.cause instanceof ZodError;
-    const appError = error.cause instanceof AppError ? error.cause : undefined;
-    const unexpected = error.code === 'INTERNAL_SERVER_ERROR';
-    // A malformed body or ?input= fails JSON.parse: say so in our words, not the parser's.
-    const isMalformed = error.code === 'BAD_REQUEST' && error.cause instanceof SyntaxError;
-    let message = shape.message;
-    if (isInputError) message = 'Invalid input.';
-    else if (isMalformed) message = 'Malformed request: the input is not valid JSON.';
-    else if (unexpected && production) message = `Internal server error. Reference: ${requestId ?? 'unknown'}.`;
-    const fieldErrors = isInputError ? zodFieldErrors(error.cause) : appError?.fieldErrors;
+    const answer = describeError(error, { production, requestId });
     return {
       ...shape,
-      message,
+      message: answer.message,
       data: {
         code: shape.data.code,
-        httpStatus: httpStatusOf(shape.data.code, shape.data.httpStatus),
+        httpStatus: answer.status,
         ...(shape.data.path === undefined ? {} : { path: shape.data.path }),
         ...(requestId === undefined ? {} : { requestId }),
-        ...(appError?.reason === undefined ? {} : { reason: appError.reason }),
-        ...(fieldErrors === undefined ? {} : { fieldErrors }),
-        ...(appError?.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: appError.retryAfterSeconds }),
+        ...(answer.reason === undefined ? {} : { reason: answer.reason }),
+        ...(answer.fieldErrors === undefined ? {} : { fieldErrors: answer.fieldErrors }),
+        ...(answer.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: answer.retryAfterSeconds }),
         ...(production ? {} : { stack: error.stack }),
       },
     };
@@ -91,7 +63,7 @@ async function authenticate(ctx: Context): Promise<AuthUser> {
     audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: 'missing' });
     throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
   }
-  const user = await ctx.services.auth.authenticate(token).catch((error: unknown) => {
+  const user = await ctx.services.authenticator.authenticate(token).catch((error: unknown) => {
     if (error instanceof AppError && error.code === 'UNAUTHORIZED')
       audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: error.message });
     throw error;
@@ -105,7 +77,8 @@ const anyone = async (): Promise<null> => null;
 const signedIn =
   (role?: Role) =>
   async (ctx: Context): Promise<AuthUser> => {
-    const user = await authenticate(ctx);
+    // An in-process caller may name its principal (trpc/context.ts); everyone else shows a token.
+    const user = ctx.user ?? (await authenticate(ctx));
     if (role !== undefined && user.role !== role) throw new TRPCError({ code: 'FORBIDDEN', message: 'You are not allowed to do this.' });
     return user;
   };

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { devCommand } from '../../../server/src/db/migrations/commands.js';
 import { createModule, type NewModuleResult } from '../../../server/src/scripts/new-module/create.js';
+import { devCommand } from '../../../tools/migrate/src/commands.js';
 import { createScratchDatabase } from '../../support/database.js';
 import { REPO_ROOT } from '../../support/process.js';
 
@@ -34,6 +34,8 @@ const COPIED = [
   'prisma',
   'server/package.json',
   'server/src',
+  'tools/migrate/package.json',
+  'tools/migrate/src',
   'tests/support',
 ];
 
@@ -54,6 +56,7 @@ beforeAll(async () => {
   for (const path of COPIED) cpSync(join(REPO_ROOT, path), join(root, path), { recursive: true });
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'), 'dir');
   symlinkSync(join(REPO_ROOT, 'server/node_modules'), join(root, 'server/node_modules'), 'dir');
+  symlinkSync(join(REPO_ROOT, 'tools/migrate/node_modules'), join(root, 'tools/migrate/node_modules'), 'dir');
   // The server and the tests, without the parts of the repository that were not copied.
   writeFileSync(
     join(root, 'tsconfig.json'),
@@ -108,7 +111,7 @@ describe('pnpm new:module bird-sightings', () => {
       mkdirSync(join(root, 'coverage'), { recursive: true });
       const { FORCE_COLOR: _color, ...inherited } = process.env;
       const env = { ...inherited, NO_COLOR: '1', TEST_DATABASE_URL: inject('keelTestDb').adminUrl };
-      const { stdout } = await sh(process.execPath, [VITEST, 'run', '--project', 'integration', 'tests/bird-sightings'], env);
+      const { stdout } = await sh(process.execPath, [VITEST, 'run', '--project', 'integration', 'tests/modules/bird-sightings'], env);
       expect(stdout).toMatch(/Tests\s+5 passed \(5\)/);
     },
     STEP_TIMEOUT_MS,

@@ -431,8 +431,11 @@ export interface components {
             code: "PARSE_ERROR" | "BAD_REQUEST" | "INTERNAL_SERVER_ERROR" | "NOT_IMPLEMENTED" | "BAD_GATEWAY" | "SERVICE_UNAVAILABLE" | "GATEWAY_TIMEOUT" | "UNAUTHORIZED" | "PAYMENT_REQUIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_SUPPORTED" | "TIMEOUT" | "CONFLICT" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "UNPROCESSABLE_CONTENT" | "PRECONDITION_REQUIRED" | "TOO_MANY_REQUESTS" | "CLIENT_CLOSED_REQUEST";
             /** @description For people. In production an unexpected error says only "Internal server error" and the reference. */
             message: string;
-            /** @description What exactly went wrong, for programs (e.g. `IDEMPOTENCY_KEY_REUSED`); `code` says only the class. */
-            reason?: string;
+            /**
+             * @description What exactly went wrong, for programs (e.g. `STALE_VERSION`, `IDEMPOTENCY_KEY_REUSED`); `code` says only the class. Declared per feature (server/src/error-reasons.ts); new reasons may be added.
+             * @enum {string}
+             */
+            reason?: "STALE_VERSION" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_KEY_IN_PROGRESS" | "IDEMPOTENCY_NOT_SUPPORTED" | "ARCHIVED" | "LAST_ADMIN" | "LIVE_RECONNECT" | "LIVE_IDLE" | "LIVE_STREAMS_LIMIT" | "LIVE_STREAMS_PER_USER_LIMIT" | "TOKEN_EXPIRED" | "SESSION_ENDED" | "PROJECT_GONE";
             /** @description Problems per input field, keyed by its dotted path (`_` for the input as a whole). */
             fieldErrors?: {
                 [key: string]: string[];
@@ -528,7 +531,8 @@ export interface components {
                  *           "is stale"
                  *         ]
                  *       },
-                 *       "requestId": "0b7c6a52-5d8e-4f1a-9c3b-2e4d6f8a0b1c"
+                 *       "requestId": "0b7c6a52-5d8e-4f1a-9c3b-2e4d6f8a0b1c",
+                 *       "reason": "STALE_VERSION"
                  *     }
                  */
                 "application/json": components["schemas"]["Error"];

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { guardClient } from '../connections.js';
+import { quoteIdent } from '../identifiers.js';
 
 /** The repository's `prisma/migrations` directory. */
 export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../../../prisma/migrations', import.meta.url));
@@ -157,10 +158,6 @@ export interface StatusOptions {
 
 function qualifiedTable(schema: string): string {
   return `${quoteIdent(schema)}.${quoteIdent(MIGRATIONS_TABLE)}`;
-}
-
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 async function currentSchema(client: pg.ClientBase): Promise<string> {

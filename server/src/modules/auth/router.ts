@@ -19,7 +19,7 @@ import {
   userSchema,
   verifyEmailInput,
 } from './schemas.js';
-import type { ClientInfo } from './service.js';
+import type { ClientInfo } from './types.js';
 
 /** The refresh cookie's name over plain HTTP (development, tests), and its name in production before the prefix. */
 export const REFRESH_COOKIE = 'keel_refresh';

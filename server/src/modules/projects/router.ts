@@ -6,7 +6,7 @@ import {
   createProjectInput,
   listProjectsInput,
   projectIdInput,
-  projectPage,
+  projectPageSchema,
   projectSchema,
   updateProjectInput,
   versionedIdInput,
@@ -18,7 +18,7 @@ export const projectsRouter = router({
   list: authedProcedure
     .meta(rest('GET', '/projects', 'Your projects, newest first'))
     .input(listProjectsInput)
-    .output(projectPage)
+    .output(projectPageSchema)
     .query(({ ctx, input }) => ctx.services.projects.list(ctx.user, input)),
   byId: authedProcedure
     .meta(rest('GET', '/projects/{id}', 'One project'))

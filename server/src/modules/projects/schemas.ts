@@ -18,7 +18,7 @@ export const projectSchema = z.object({
 });
 export type Project = z.infer<typeof projectSchema>;
 
-export const projectPage = pageOf(projectSchema);
+export const projectPageSchema = pageOf(projectSchema);
 
 export const listProjectsInput = z
   .strictObject({

@@ -6,10 +6,12 @@
 import type { z } from 'zod';
 import type { Db, PrismaClient } from '../../db/client.js';
 import type { Sql } from '../../db/sql.js';
-import { AppError } from '../../lib/errors.js';
-import { decodeCursor, type Page, toPage } from '../../lib/pagination.js';
-import type { AuthUser } from '../auth/service.js';
+import { AppError, notFound } from '../../lib/errors.js';
+import { type Page, paginate } from '../../lib/pagination.js';
+import { explainStaleWrite, writeAtVersion } from '../../lib/versioned-write.js';
+import type { AuthUser } from '../auth/types.js';
 import { listProjects, listProjectsAfter } from './queries.js';
+import type { ProjectReason } from './reasons.js';
 import type { createProjectInput, listProjectsInput, Project, updateProjectInput } from './schemas.js';
 
 export const projectSelect = {
@@ -23,22 +25,17 @@ export const projectSelect = {
   updatedAt: true,
 } as const;
 
-const notFound = () => new AppError('NOT_FOUND', 'Project not found.');
-
 /** Who may read a project: its owner, or an admin. */
 export const readableBy = (user: AuthUser) => (user.role === 'ADMIN' ? {} : { ownerId: user.id });
 
-/**
- * Why a write matched no row: not there (or not visible) -> NOT_FOUND; visible but someone else's
- * (an admin reading) -> FORBIDDEN; the caller's own with another version -> CONFLICT.
- */
+/** The refusal of any change to an archived project or its tasks. */
+export const projectArchived = () =>
+  new AppError('CONFLICT', 'This project is archived: its tasks cannot change.', { reason: 'ARCHIVED' satisfies ProjectReason });
+
+/** Why a write to a project matched no row (lib/versioned-write.ts): missing, not the caller's, or stale. */
 export async function explainMissedWrite(db: Db, user: AuthUser, id: string): Promise<AppError> {
   const row = await db.project.findFirst({ where: { id, ...readableBy(user) }, select: { ownerId: true, version: true } });
-  if (!row) return notFound();
-  if (row.ownerId !== user.id) return new AppError('FORBIDDEN', 'Only the owner can change this project.');
-  return new AppError('CONFLICT', `This project was changed meanwhile (now version ${row.version}). Reload it and try again.`, {
-    fieldErrors: { version: ['is stale'] },
-  });
+  return explainStaleWrite('project', row && { ownedByCaller: row.ownerId === user.id, version: row.version });
 }
 
 export function createProjectService(db: PrismaClient, sql: Sql, now: () => Date) {
@@ -48,11 +45,10 @@ export function createProjectService(db: PrismaClient, sql: Sql, now: () => Date
     version: number,
     data: { name?: string; description?: string | null; archivedAt?: Date },
   ) {
-    const { count } = await db.project.updateMany({
-      where: { id, ownerId: user.id, version },
-      data: { ...data, version: { increment: 1 } },
-    });
-    if (count === 0) throw await explainMissedWrite(db, user, id);
+    await writeAtVersion(
+      db.project.updateMany({ where: { id, ownerId: user.id, version }, data: { ...data, version: { increment: 1 } } }),
+      () => explainMissedWrite(db, user, id),
+    );
     return db.project.findUniqueOrThrow({ where: { id }, select: projectSelect });
   }
 
@@ -62,21 +58,19 @@ export function createProjectService(db: PrismaClient, sql: Sql, now: () => Date
         throw new AppError('FORBIDDEN', "Only admins can list another user's projects.");
       }
       // Typed SQL (queries.ts): the hottest read, where Prisma's pipeline cost more than the query.
-      const page = { ownerId: input.ownerId ?? user.id, includeArchived: input.includeArchived, take: input.limit + 1 };
-      const rows = input.cursor
-        ? await sql.rows(listProjectsAfter, { ...page, after: decodeCursor(input.cursor, 'date') })
-        : await sql.rows(listProjects, page);
-      return toPage(
-        rows,
-        input.limit,
+      const filter = { ownerId: input.ownerId ?? user.id, includeArchived: input.includeArchived };
+      return paginate(
+        input,
+        'date',
         (p) => ({ key: p.createdAt, id: p.id }),
-        (p) => p,
+        ({ after, take }) =>
+          after ? sql.rows(listProjectsAfter, { ...filter, take, after }) : sql.rows(listProjects, { ...filter, take }),
       );
     },
 
     async byId(user: AuthUser, id: string): Promise<Project> {
       const project = await db.project.findFirst({ where: { id, ...readableBy(user) }, select: projectSelect });
-      if (!project) throw notFound();
+      if (!project) throw notFound('Project');
       return project;
     },
 

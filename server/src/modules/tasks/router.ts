@@ -8,7 +8,7 @@ import {
   listTasksInput,
   moveTaskInput,
   taskIdInput,
-  taskPage,
+  taskPageSchema,
   taskSchema,
   updateTaskInput,
 } from './schemas.js';
@@ -19,7 +19,7 @@ export const tasksRouter = router({
   list: authedProcedure
     .meta(rest('GET', '/projects/{projectId}/tasks', "A project's tasks, in board order"))
     .input(listTasksInput)
-    .output(taskPage)
+    .output(taskPageSchema)
     .query(({ ctx, input }) => ctx.services.tasks.list(ctx.user, input)),
   byId: authedProcedure
     .meta(rest('GET', '/tasks/{id}', 'One task'))

@@ -29,7 +29,7 @@ export const taskSchema = z.object({
 });
 export type Task = z.infer<typeof taskSchema>;
 
-export const taskPage = pageOf(taskSchema);
+export const taskPageSchema = pageOf(taskSchema);
 
 export const listTasksInput = z.strictObject({ projectId: z.uuid(), status: taskStatusSchema.optional(), ...pageInput });
 export const taskIdInput = z.strictObject({ id: z.uuid() });

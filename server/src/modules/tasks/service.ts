@@ -5,10 +5,11 @@
  */
 import type { z } from 'zod';
 import type { Db, PrismaClient } from '../../db/client.js';
-import { AppError } from '../../lib/errors.js';
-import { decodeCursor, type Page, rowsAfter, toPage } from '../../lib/pagination.js';
-import type { AuthUser } from '../auth/service.js';
-import { explainMissedWrite, readableBy } from '../projects/service.js';
+import { notFound } from '../../lib/errors.js';
+import { type Page, paginate, rowsAfter } from '../../lib/pagination.js';
+import { explainStaleWrite, writeAtVersion } from '../../lib/versioned-write.js';
+import type { AuthUser } from '../auth/types.js';
+import { explainMissedWrite, projectArchived, readableBy } from '../projects/service.js';
 import type { createTaskInput, listTasksInput, moveTaskInput, Task, updateTaskInput } from './schemas.js';
 
 const taskSelect = {
@@ -24,19 +25,15 @@ const taskSelect = {
   updatedAt: true,
 } as const;
 
-const notFound = () => new AppError('NOT_FOUND', 'Task not found.');
-
-async function explainMissedTaskWrite(db: Db, user: AuthUser, id: string): Promise<AppError> {
+/** Why a write to a task matched no row: as for any versioned row (lib/versioned-write.ts), or its project is archived. */
+async function explainMissedTaskWrite(db: Db, user: AuthUser, id: string) {
   const row = await db.task.findFirst({
     where: { id, project: readableBy(user) },
     select: { version: true, project: { select: { ownerId: true, archivedAt: true } } },
   });
-  if (!row) return notFound();
-  if (row.project.ownerId !== user.id) return new AppError('FORBIDDEN', 'Only the owner can change this task.');
-  if (row.project.archivedAt) return new AppError('CONFLICT', 'This project is archived: its tasks cannot change.');
-  return new AppError('CONFLICT', `This task was changed meanwhile (now version ${row.version}). Reload it and try again.`, {
-    fieldErrors: { version: ['is stale'] },
-  });
+  const ownedByCaller = row?.project.ownerId === user.id;
+  if (row && ownedByCaller && row.project.archivedAt) return projectArchived();
+  return explainStaleWrite('task', row && { ownedByCaller, version: row.version });
 }
 
 /** Locks the caller's own, unarchived projects (in id order, so two movers cannot deadlock). */
@@ -49,7 +46,7 @@ async function lockOwnedProjects(tx: Db, user: AuthUser, ids: string[]): Promise
   for (const id of unique) {
     const row = rows.find((r) => r.id === id);
     if (!row) throw await explainMissedWrite(tx, user, id);
-    if (row.archived) throw new AppError('CONFLICT', 'This project is archived: its tasks cannot change.');
+    if (row.archived) throw projectArchived();
   }
 }
 
@@ -57,29 +54,28 @@ export function createTaskService(db: PrismaClient, now: () => Date) {
   return {
     async list(user: AuthUser, input: z.infer<typeof listTasksInput>): Promise<Page<Task>> {
       const project = await db.project.findFirst({ where: { id: input.projectId, ...readableBy(user) }, select: { id: true } });
-      if (!project) throw new AppError('NOT_FOUND', 'Project not found.');
-      const after = input.cursor ? decodeCursor(input.cursor, 'number') : undefined;
-      const rows = await db.task.findMany({
-        where: {
-          projectId: input.projectId,
-          ...(input.status ? { status: input.status } : {}),
-          ...rowsAfter('position', after, 'asc'),
-        },
-        orderBy: [{ position: 'asc' }, { id: 'asc' }],
-        take: input.limit + 1,
-        select: taskSelect,
-      });
-      return toPage(
-        rows,
-        input.limit,
+      if (!project) throw notFound('Project');
+      return paginate(
+        input,
+        'number',
         (t) => ({ key: t.position, id: t.id }),
-        (t) => t,
+        ({ after, take }) =>
+          db.task.findMany({
+            where: {
+              projectId: input.projectId,
+              ...(input.status ? { status: input.status } : {}),
+              ...rowsAfter('position', after, 'asc'),
+            },
+            orderBy: [{ position: 'asc' }, { id: 'asc' }],
+            take,
+            select: taskSelect,
+          }),
       );
     },
 
     async byId(user: AuthUser, id: string): Promise<Task> {
       const task = await db.task.findFirst({ where: { id, project: readableBy(user) }, select: taskSelect });
-      if (!task) throw notFound();
+      if (!task) throw notFound('Task');
       return task;
     },
 
@@ -105,11 +101,13 @@ export function createTaskService(db: PrismaClient, now: () => Date) {
     async update(user: AuthUser, input: z.infer<typeof updateTaskInput>): Promise<Task> {
       const { id, version, ...changes } = input;
       const data = Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined));
-      const { count } = await db.task.updateMany({
-        where: { id, version, project: { ownerId: user.id, archivedAt: null } },
-        data: { ...data, version: { increment: 1 } },
-      });
-      if (count === 0) throw await explainMissedTaskWrite(db, user, id);
+      await writeAtVersion(
+        db.task.updateMany({
+          where: { id, version, project: { ownerId: user.id, archivedAt: null } },
+          data: { ...data, version: { increment: 1 } },
+        }),
+        () => explainMissedTaskWrite(db, user, id),
+      );
       return db.task.findUniqueOrThrow({ where: { id }, select: taskSelect });
     },
 

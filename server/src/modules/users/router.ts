@@ -1,6 +1,6 @@
 import { restMeta } from '../../openapi/meta.js';
 import { adminProcedure, router } from '../../trpc/init.js';
-import { adminUserSchema, listUsersInput, setActiveInput, setRoleInput, userIdInput, userPage } from './schemas.js';
+import { adminUserSchema, listUsersInput, setActiveInput, setRoleInput, userIdInput, userPageSchema } from './schemas.js';
 
 const rest = restMeta('users');
 
@@ -9,7 +9,7 @@ export const usersRouter = router({
   list: adminProcedure
     .meta(rest('GET', '/users', 'Users, newest first (admins only)'))
     .input(listUsersInput)
-    .output(userPage)
+    .output(userPageSchema)
     .query(({ ctx, input }) => ctx.services.users.list(input)),
   byId: adminProcedure
     .meta(rest('GET', '/users/{id}', 'One user (admins only)'))

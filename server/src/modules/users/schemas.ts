@@ -6,7 +6,7 @@ import { roleSchema, userSchema } from '../auth/schemas.js';
 export const adminUserSchema = userSchema.extend({ active: z.boolean(), updatedAt: z.date() });
 export type AdminUser = z.infer<typeof adminUserSchema>;
 
-export const userPage = pageOf(adminUserSchema);
+export const userPageSchema = pageOf(adminUserSchema);
 
 export const listUsersInput = z
   .strictObject({

@@ -5,10 +5,11 @@
  */
 import type { z } from 'zod';
 import type { Db, PrismaClient } from '../../db/client.js';
-import { AppError } from '../../lib/errors.js';
-import { decodeCursor, type Page, rowsAfter, toPage } from '../../lib/pagination.js';
+import { AppError, notFound } from '../../lib/errors.js';
+import { type Page, paginate, rowsAfter } from '../../lib/pagination.js';
 import type { Role } from '../auth/schemas.js';
 import { revokeUserSessions, type SessionCache } from '../auth/sessions.js';
+import type { UserReason } from './reasons.js';
 import type { AdminUser, listUsersInput } from './schemas.js';
 
 const adminUserSelect = {
@@ -25,8 +26,6 @@ const adminUserSelect = {
 /** Any constant works: it only has to be the same for every transaction that changes admins. */
 const ADMIN_CHANGES_LOCK = 4_802_911;
 
-const notFound = () => new AppError('NOT_FOUND', 'User not found.');
-
 /**
  * Prisma passes `contains` and `startsWith` to LIKE as they are: `%` and `_` would match anything
  * (a search for `_` lists every user). Escaped with PostgreSQL's default LIKE escape, `\`.
@@ -35,16 +34,19 @@ const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 async function assertNotLastAdmin(tx: Db, userId: string, action: string): Promise<void> {
   const others = await tx.user.count({ where: { role: 'ADMIN', active: true, id: { not: userId } } });
-  if (others === 0) throw new AppError('CONFLICT', `The last active admin cannot be ${action}. Make another user admin first.`);
+  if (others === 0)
+    throw new AppError('CONFLICT', `The last active admin cannot be ${action}. Make another user admin first.`, {
+      reason: 'LAST_ADMIN' satisfies UserReason,
+    });
 }
 
-export function createUserAdminService(db: PrismaClient, sessionCache: SessionCache, now: () => Date) {
+export function createUserService(db: PrismaClient, sessionCache: SessionCache, now: () => Date) {
   /** Runs `change` on a user, serialised with every other admin-set change. */
   async function changeUser(id: string, change: (tx: Db, user: { role: Role; active: boolean }) => Promise<void>): Promise<AdminUser> {
     const changed = await db.$transaction(async (tx) => {
       await tx.$executeRaw`SELECT pg_advisory_xact_lock(${ADMIN_CHANGES_LOCK})`;
       const user = await tx.user.findUnique({ where: { id }, select: { role: true, active: true } });
-      if (!user) throw notFound();
+      if (!user) throw notFound('User');
       await change(tx, user);
       return tx.user.findUniqueOrThrow({ where: { id }, select: adminUserSelect });
     });
@@ -55,37 +57,36 @@ export function createUserAdminService(db: PrismaClient, sessionCache: SessionCa
 
   return {
     async list(input: z.infer<typeof listUsersInput>): Promise<Page<AdminUser>> {
-      const after = input.cursor ? decodeCursor(input.cursor, 'date') : undefined;
-      const rows = await db.user.findMany({
-        where: {
-          ...(input.role ? { role: input.role } : {}),
-          ...(input.active === undefined ? {} : { active: input.active }),
-          ...(input.search
-            ? {
-                OR: [
-                  { email: { startsWith: likeLiteral(input.search.toLowerCase()) } },
-                  { name: { contains: likeLiteral(input.search), mode: 'insensitive' as const } },
-                ],
-              }
-            : {}),
-          // AND keeps the cursor's OR apart from the search's OR.
-          AND: [rowsAfter('createdAt', after, 'desc') ?? {}],
-        },
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: input.limit + 1,
-        select: adminUserSelect,
-      });
-      return toPage(
-        rows,
-        input.limit,
+      return paginate(
+        input,
+        'date',
         (u) => ({ key: u.createdAt, id: u.id }),
-        (u) => u,
+        ({ after, take }) =>
+          db.user.findMany({
+            where: {
+              ...(input.role ? { role: input.role } : {}),
+              ...(input.active === undefined ? {} : { active: input.active }),
+              ...(input.search
+                ? {
+                    OR: [
+                      { email: { startsWith: likeLiteral(input.search.toLowerCase()) } },
+                      { name: { contains: likeLiteral(input.search), mode: 'insensitive' as const } },
+                    ],
+                  }
+                : {}),
+              // AND keeps the cursor's OR apart from the search's OR.
+              AND: [rowsAfter('createdAt', after, 'desc') ?? {}],
+            },
+            orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+            take,
+            select: adminUserSelect,
+          }),
       );
     },
 
     async byId(id: string): Promise<AdminUser> {
       const user = await db.user.findUnique({ where: { id }, select: adminUserSelect });
-      if (!user) throw notFound();
+      if (!user) throw notFound('User');
       return user;
     },
 
@@ -115,4 +116,4 @@ export function createUserAdminService(db: PrismaClient, sessionCache: SessionCa
   };
 }
 
-export type UserAdminService = ReturnType<typeof createUserAdminService>;
+export type UserService = ReturnType<typeof createUserService>;

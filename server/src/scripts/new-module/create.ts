@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { generatePrismaClient } from '../../db/prisma-generate.js';
+import { generatePrismaClient } from '../../../../tools/migrate/src/prisma-generate.js';
 import { type ModuleNames, moduleNames } from './names.js';
 import { prismaModel, routerFile, schemasFile, serviceFile, testFile } from './templates.js';
 
@@ -104,9 +104,9 @@ export async function createModule(options: NewModuleOptions): Promise<NewModule
     [`server/src/modules/${n.kebab}/schemas.ts`, schemasFile(n)],
     [`server/src/modules/${n.kebab}/service.ts`, serviceFile(n)],
     [`server/src/modules/${n.kebab}/router.ts`, routerFile(n)],
-    [`tests/${n.kebab}/${n.kebab}.test.ts`, testFile(n)],
+    [`tests/modules/${n.kebab}/${n.kebab}.test.ts`, testFile(n)],
   ];
-  for (const dir of [`server/src/modules/${n.kebab}`, `tests/${n.kebab}`]) {
+  for (const dir of [`server/src/modules/${n.kebab}`, `tests/modules/${n.kebab}`]) {
     if (existsSync(join(root, dir))) throw new NewModuleError(`${dir} already exists: nothing was written (new:module never overwrites)`);
   }
 

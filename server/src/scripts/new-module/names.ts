@@ -5,7 +5,7 @@
  */
 
 export interface ModuleNames {
-  /** `team-members`: server/src/modules/<kebab>/, tests/<kebab>/, /api/<kebab>, the OpenAPI tag. */
+  /** `team-members`: server/src/modules/<kebab>/, tests/modules/<kebab>/, /api/<kebab>, the OpenAPI tag. */
   kebab: string;
   /** `teamMembers`: the key in appRouter and in `deps.services`, the relation on User. */
   camel: string;

@@ -25,7 +25,7 @@ export const ${n.entity}Schema = z.object({
 });
 export type ${n.model} = z.infer<typeof ${n.entity}Schema>;
 
-export const ${n.entity}Page = pageOf(${n.entity}Schema);
+export const ${n.entity}PageSchema = pageOf(${n.entity}Schema);
 
 export const list${n.pascal}Input = z.strictObject({ ...pageInput }).default({ limit: 20 });
 export const ${n.entity}IdInput = z.strictObject({ id: z.uuid() });
@@ -44,45 +44,40 @@ export function serviceFile(n: ModuleNames): string {
  */
 import type { z } from 'zod';
 import type { PrismaClient } from '../../db/client.js';
-import { AppError } from '../../lib/errors.js';
-import { decodeCursor, type Page, rowsAfter, toPage } from '../../lib/pagination.js';
-import type { AuthUser } from '../auth/service.js';
+import { notFound } from '../../lib/errors.js';
+import { type Page, paginate, rowsAfter } from '../../lib/pagination.js';
+import { explainStaleWrite, writeAtVersion } from '../../lib/versioned-write.js';
+import type { AuthUser } from '../auth/types.js';
 import type { create${n.model}Input, list${n.pascal}Input, ${n.model}, update${n.model}Input } from './schemas.js';
 
 const ${n.entity}Select = { id: true, ownerId: true, name: true, version: true, createdAt: true, updatedAt: true } as const;
 
-const notFound = () => new AppError('NOT_FOUND', '${capitalFirst(n.words)} not found.');
-
 export function create${n.model}Service(db: PrismaClient, now: () => Date) {
-  /** Why a write matched no row: not the caller's (or not there) -> NOT_FOUND; theirs at another version -> CONFLICT. */
-  async function missedWrite(user: AuthUser, id: string): Promise<AppError> {
+  /** Why a write matched no row: not the caller's (or not there) -> NOT_FOUND; theirs at another version -> CONFLICT (STALE_VERSION). */
+  async function missedWrite(user: AuthUser, id: string) {
     const row = await db.${n.entity}.findFirst({ where: { id, ownerId: user.id }, select: { version: true } });
-    if (!row) return notFound();
-    return new AppError('CONFLICT', \`This ${n.words} was changed meanwhile (now version \${row.version}). Reload it and try again.\`, {
-      fieldErrors: { version: ['is stale'] },
-    });
+    return explainStaleWrite('${n.words}', row && { ownedByCaller: true, version: row.version });
   }
 
   return {
     async list(user: AuthUser, input: z.infer<typeof list${n.pascal}Input>): Promise<Page<${n.model}>> {
-      const after = input.cursor ? decodeCursor(input.cursor, 'date') : undefined;
-      const rows = await db.${n.entity}.findMany({
-        where: { ownerId: user.id, ...rowsAfter('createdAt', after, 'desc') },
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: input.limit + 1,
-        select: ${n.entity}Select,
-      });
-      return toPage(
-        rows,
-        input.limit,
+      return paginate(
+        input,
+        'date',
         (row) => ({ key: row.createdAt, id: row.id }),
-        (row) => row,
+        ({ after, take }) =>
+          db.${n.entity}.findMany({
+            where: { ownerId: user.id, ...rowsAfter('createdAt', after, 'desc') },
+            orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+            take,
+            select: ${n.entity}Select,
+          }),
       );
     },
 
     async byId(user: AuthUser, id: string): Promise<${n.model}> {
       const row = await db.${n.entity}.findFirst({ where: { id, ownerId: user.id }, select: ${n.entity}Select });
-      if (!row) throw notFound();
+      if (!row) throw notFound('${capitalFirst(n.words)}');
       return row;
     },
 
@@ -92,17 +87,18 @@ export function create${n.model}Service(db: PrismaClient, now: () => Date) {
 
     async update(user: AuthUser, input: z.infer<typeof update${n.model}Input>): Promise<${n.model}> {
       const { id, version, ...changes } = input;
-      const { count } = await db.${n.entity}.updateMany({
-        where: { id, ownerId: user.id, version },
-        data: { ...(changes.name === undefined ? {} : { name: changes.name }), version: { increment: 1 } },
-      });
-      if (count === 0) throw await missedWrite(user, id);
+      await writeAtVersion(
+        db.${n.entity}.updateMany({
+          where: { id, ownerId: user.id, version },
+          data: { ...(changes.name === undefined ? {} : { name: changes.name }), version: { increment: 1 } },
+        }),
+        () => missedWrite(user, id),
+      );
       return db.${n.entity}.findUniqueOrThrow({ where: { id }, select: ${n.entity}Select });
     },
 
     async delete(user: AuthUser, id: string, version: number): Promise<{ ok: true }> {
-      const { count } = await db.${n.entity}.deleteMany({ where: { id, ownerId: user.id, version } });
-      if (count === 0) throw await missedWrite(user, id);
+      await writeAtVersion(db.${n.entity}.deleteMany({ where: { id, ownerId: user.id, version } }), () => missedWrite(user, id));
       return { ok: true };
     },
   };
@@ -123,7 +119,7 @@ import {
   update${n.model}Input,
   versioned${n.model}IdInput,
   ${n.entity}IdInput,
-  ${n.entity}Page,
+  ${n.entity}PageSchema,
   ${n.entity}Schema,
 } from './schemas.js';
 
@@ -134,7 +130,7 @@ export const ${n.camel}Router = router({
   list: authedProcedure
     .meta(rest('GET', '${path}', 'Your ${n.pluralWords}, newest first'))
     .input(list${n.pascal}Input)
-    .output(${n.entity}Page)
+    .output(${n.entity}PageSchema)
     .query(({ ctx, input }) => ctx.services.${n.camel}.list(ctx.user, input)),
   byId: authedProcedure
     .meta(rest('GET', '${path}/{id}', 'One ${n.words}'))
@@ -164,13 +160,13 @@ export function testFile(n: ModuleNames): string {
   const c = `caller.${n.camel}`;
   return `/**
  * ${n.pascal} (generated by \`pnpm new:module ${n.kebab}\`): the starting cases. Add one for every rule
- * written in server/src/modules/${n.kebab}/service.ts. Run: pnpm vitest run tests/${n.kebab}
+ * written in server/src/modules/${n.kebab}/service.ts. Run: pnpm vitest run tests/modules/${n.kebab}
  */
 import { describe, expect, it } from 'vitest';
-import { callerFor } from '../support/caller.js';
-import { useTestDatabase } from '../support/database.js';
-import { codeOf, trpcErrorOf } from '../support/errors.js';
-import { createUser } from '../support/factories.js';
+import { callerFor } from '../../support/caller.js';
+import { useTestDatabase } from '../../support/database.js';
+import { codeOf, trpcErrorOf } from '../../support/errors.js';
+import { createUser } from '../../support/factories.js';
 
 const db = await useTestDatabase();
 const deps = db.deps();
@@ -252,7 +248,7 @@ model ${n.model} {
 `;
 }
 
-/** The lines to add to tests/domain/access.test.ts, printed (that test fails until they are there). */
+/** The lines to add to tests/modules/access.test.ts, printed (that test fails until they are there). */
 export function accessCases(n: ModuleNames): string[] {
   const row = `r.${n.entity}Id`;
   return [
