@@ -1,11 +1,21 @@
-import { createTRPCClient, httpBatchLink, httpLink, type Operation, splitLink, type TRPCClient, type TRPCLink } from '@trpc/client';
+import {
+  createTRPCClient,
+  httpBatchLink,
+  httpLink,
+  type Operation,
+  splitLink,
+  type TRPCClient,
+  TRPCClientError,
+  type TRPCLink,
+} from '@trpc/client';
+import { observable } from '@trpc/server/observable';
 import superjson from 'superjson';
 import { authLink, SENT_TOKEN } from './auth-link.js';
 import { isKeelError } from './errors.js';
 import { IDEMPOTENCY_KEY, idempotencyLink } from './idempotency-link.js';
 import { serviceRetryLink } from './service-link.js';
 import { serviceTokenSource } from './service-token.js';
-import { type AuthMode, Session, type SessionExpiredError } from './session.js';
+import { type AuthMode, type RefreshOutcome, Session, type SessionExpiredError } from './session.js';
 import { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 import { TRACE_HEADERS, traceLink } from './trace-link.js';
 import type { AppRouter, AuthResult, LoginResult, RouterInputs } from './types.js';
@@ -33,6 +43,20 @@ interface TransportOptions {
   maxURLLength?: number | undefined;
 }
 
+/** What a subscription transport gets from the client it is part of. */
+export interface SubscriptionContext {
+  /** The tRPC endpoint (`<url>/trpc`). */
+  url: string;
+  fetch: FetchLike;
+  credentials: RequestCredentials | undefined;
+  /** The headers of a request made now: custom ones and the current access token. */
+  headers(): Promise<Record<string, string>>;
+  session: { beforeCall(): Promise<RefreshOutcome | undefined>; refresh(): Promise<RefreshOutcome> };
+}
+
+/** Builds the links subscriptions go through: `keelSubscriptions()` from `@keel/client-sdk/live`. */
+export type SubscriptionTransport = (context: SubscriptionContext) => TRPCLink<AppRouter> | TRPCLink<AppRouter>[];
+
 export interface KeelClientOptions extends TransportOptions {
   /**
    * `bearer` (default): the client keeps both tokens in `storage`; for Node, React Native, tests.
@@ -55,6 +79,11 @@ export interface KeelClientOptions extends TransportOptions {
   onSessionExpired?: ((error: SessionExpiredError) => void) | undefined;
   /** Refresh this many seconds before the access token expires. */
   refreshMarginSeconds?: number | undefined;
+  /**
+   * Live updates (`projects.onChange`, `tasks.onChange`): pass `keelSubscriptions()` from
+   * `@keel/client-sdk/live`. Without it a subscription fails at once, and the client stays small.
+   */
+  subscriptions?: SubscriptionTransport | undefined;
 }
 
 /** The session helpers a `KeelClient` has beside its procedures. */
@@ -135,6 +164,18 @@ function transportLink(
   });
 }
 
+/** Subscriptions without a transport: a clear error, not a request the batch link cannot make. */
+const noSubscriptions: TRPCLink<AppRouter> = () => () =>
+  observable((observer) => {
+    observer.error(
+      TRPCClientError.from(
+        new Error(
+          'Subscriptions need a transport: createKeelClient({ subscriptions: keelSubscriptions() }) with keelSubscriptions from @keel/client-sdk/live.',
+        ),
+      ),
+    );
+  });
+
 /** Adds the helpers to the tRPC client without touching its procedures. */
 function withHelpers(client: TRPCClient<AppRouter>, helpers: KeelSessionHelpers): KeelClient {
   return new Proxy(client, {
@@ -181,7 +222,25 @@ export function createKeelClient(options: KeelClientOptions): KeelClient {
     onSessionExpired: options.onSessionExpired,
     refreshMarginMs: (options.refreshMarginSeconds ?? DEFAULT_REFRESH_MARGIN_SECONDS) * 1000,
   });
-  const client = createTRPCClient<AppRouter>({ links: [traceLink(), idempotencyLink(), authLink(session), transport] });
+  const baseFetch: FetchLike = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
+  const live = options.subscriptions?.({
+    url: trpcUrl(options.url),
+    fetch: baseFetch,
+    credentials: mode === 'cookie' ? 'include' : undefined,
+    headers: () => headersFor([]),
+    session,
+  });
+  const client = createTRPCClient<AppRouter>({
+    links: [
+      traceLink(),
+      idempotencyLink(),
+      splitLink({
+        condition: (op) => op.type === 'subscription',
+        true: live ?? noSubscriptions,
+        false: [authLink(session), transport],
+      }),
+    ],
+  });
 
   return withHelpers(client, {
     login: (input) => client.auth.login.mutate(input),

@@ -17,6 +17,8 @@ export {
   type KeelServiceGetTokenOptions,
   type KeelServiceTokenOptions,
   type KeelSessionHelpers,
+  type SubscriptionContext,
+  type SubscriptionTransport,
 } from './client.js';
 export {
   type ErrorReason,
@@ -29,7 +31,7 @@ export {
   type KeelErrorWithCode,
 } from './errors.js';
 export { DEFAULT_SERVICE_REFRESH_MARGIN_SECONDS, KeelTokenError } from './service-token.js';
-export type { AuthMode, SessionExpiredError } from './session.js';
+export type { AuthMode, RefreshOutcome, SessionExpiredError } from './session.js';
 export { type KeelTokens, memoryStorage, type TokenStorage } from './storage.js';
 export type {
   AdminUser,

@@ -249,6 +249,12 @@ export const envSchema = z.object({
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   SLOW_PROCEDURE_MS: int(0, 600_000).default(0),
   SLOW_QUERY_MS: int(0, 600_000).default(0),
+  LIVE_MAX_STREAMS_PER_USER: int(1, 1_000).default(10),
+  LIVE_MAX_STREAMS: int(1, 1_000_000).default(2_000),
+  LIVE_HEARTBEAT_SECONDS: int(1, 300).default(15),
+  LIVE_IDLE_TIMEOUT_SECONDS: int(1, 86_400).default(900),
+  LIVE_REPLAY_EVENTS: int(0, 1_000_000).default(5_000),
+  LIVE_REPLAY_SECONDS: int(1, 86_400).default(300),
 });
 
 /**
@@ -472,6 +478,21 @@ export const configSchema = envSchema.transform((e, ctx) => {
           : undefined,
       slowProcedureMs: e.SLOW_PROCEDURE_MS,
       slowQueryMs: e.SLOW_QUERY_MS,
+    },
+    /** Subscriptions over SSE (server/src/live, docs/decisions/0022-live-updates.md). */
+    live: {
+      /** Open streams per user on one instance; more are refused with TOO_MANY_REQUESTS. */
+      maxStreamsPerUser: e.LIVE_MAX_STREAMS_PER_USER,
+      /** Open streams on one instance, all users together. */
+      maxStreams: e.LIVE_MAX_STREAMS,
+      /** A ping on every stream this often, so proxies keep it and clients notice a dead one. */
+      heartbeatMs: e.LIVE_HEARTBEAT_SECONDS * 1000,
+      /** A stream that delivered no event for this long is ended; the client reconnects (and re-authenticates). */
+      idleTimeoutMs: e.LIVE_IDLE_TIMEOUT_SECONDS * 1000,
+      /** How many past events an instance keeps for clients that reconnect with `lastEventId`. */
+      replayEvents: e.LIVE_REPLAY_EVENTS,
+      /** And for how long: an older `lastEventId` gets a `resync` event. */
+      replayMs: e.LIVE_REPLAY_SECONDS * 1000,
     },
   };
 });

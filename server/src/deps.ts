@@ -7,6 +7,7 @@ import type { Database } from './db/client.js';
 import { BackgroundTasks } from './lib/background.js';
 import { createIdempotencyStore } from './lib/idempotency.js';
 import { Lifecycle } from './lib/lifecycle.js';
+import { LiveHub } from './live/hub.js';
 import type { Logger } from './logger.js';
 import { DevInbox, devInboxEnabled } from './mail/dev-inbox.js';
 import { createMailTransport, type MailTransport } from './mail/transport.js';
@@ -60,6 +61,8 @@ export interface AppDepsInput {
   /** The HTTP client toward OpenID Connect providers (tests); the global fetch by default. */
   oidcFetch?: OidcServiceDeps['fetch'];
   observability?: Observability | undefined;
+  /** Where live updates LISTEN when the config names no URL (the embedded database's). */
+  databaseUrl?: string;
 }
 
 export function createAppDeps(input: AppDepsInput): AppDeps {
@@ -139,12 +142,21 @@ export function createAppDeps(input: AppDepsInput): AppDeps {
       users: createUserService(database.prisma, sessionCache, now),
       serviceAccounts: createServiceAccountService(database.prisma, config.serviceAccounts, now),
       serviceTokens: createServiceTokens(keys, config.auth, config.serviceAccounts.tokenTtlSeconds, now),
+      live: new LiveHub({
+        url: config.database.directUrl ?? config.database.url ?? input.databaseUrl,
+        config: config.live,
+        applicationName: config.database.applicationName,
+        connectTimeoutMs: config.database.connectTimeoutMs,
+        logger,
+        now: () => now().getTime(),
+      }),
     },
   };
 }
 
 /** Lets background work finish, stops the mail worker and the limits' sharing (the pool is closed by its owner). */
 export async function stopAppDeps(deps: AppDeps): Promise<void> {
+  await deps.services.live.stop();
   await deps.background.drain();
   await deps.mailer.stop();
   await deps.rateLimits.stop();

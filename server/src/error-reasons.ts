@@ -5,6 +5,7 @@
  * lists it. Imports only the reason lists: anything may import this module.
  */
 import { GENERAL_REASONS } from './lib/reasons.js';
+import { LIVE_REASONS } from './live/reasons.js';
 import { ACCOUNT_REASONS } from './modules/account/reasons.js';
 import { PROJECT_REASONS } from './modules/projects/reasons.js';
 import { SERVICE_ACCOUNT_REASONS } from './modules/service-accounts/reasons.js';
@@ -16,5 +17,6 @@ export const ERROR_REASONS = [
   ...USER_REASONS,
   ...ACCOUNT_REASONS,
   ...SERVICE_ACCOUNT_REASONS,
+  ...LIVE_REASONS,
 ] as const;
 export type ErrorReason = (typeof ERROR_REASONS)[number];

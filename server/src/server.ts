@@ -72,9 +72,10 @@ export async function startServer(config: Config, logger: Logger): Promise<Runni
     if (shouldSeed(config)) await seed(database.prisma, config, step);
     if (!config.database.url) step(`Prisma Studio on this database: pnpm studio`);
     observability?.migrationsApplied(appliedAtStart);
-    const deps = createAppDeps({ config, database, logger, keys, observability });
+    const deps = createAppDeps({ config, database, logger, keys, observability, databaseUrl: handle.url });
     const app = await buildApp(deps);
     deps.mailer.start();
+    await deps.services.live.start();
     const url = await app.listen({ host: config.host, port: config.port });
     step(`listening on ${url} (tRPC at ${url}/trpc, health at ${url}/healthz)`);
     if (deps.devInbox) step(`development inbox: ${url}${DEV_INBOX_PATH} lists the mails sent, links clickable`);

@@ -3,6 +3,7 @@
  * tRPC context carries a reference to them. Types only, so `trpc/` need not import the root.
  */
 import type { IdempotencyStore } from './lib/idempotency.js';
+import type { LiveHub } from './live/hub.js';
 import type { AccountService } from './modules/account/service.js';
 import type { Authenticator } from './modules/auth/authenticate.js';
 import type { OidcService } from './modules/auth/oidc/service.js';
@@ -35,4 +36,6 @@ export interface Services {
   serviceAccounts: ServiceAccountService;
   /** Service access tokens: issued by POST /oauth/token, verified by the procedure middleware. */
   serviceTokens: ServiceTokens;
+  /** Live updates: the LISTEN connection and the open streams (server/src/live). */
+  live: LiveHub;
 }

@@ -122,6 +122,9 @@ const cases: Record<string, AccessCase> = {
   'tasks.update': { access: 'authed', input: (r) => ({ id: r.taskId, version: 1, title: 'renamed' }), ownedRow: true },
   'tasks.move': { access: 'authed', input: (r) => ({ id: r.taskId, version: 1, position: 0 }), ownedRow: true },
   'tasks.delete': { access: 'authed', input: (r) => ({ id: r.taskId, version: 1 }), ownedRow: true },
+  // Subscriptions: refused before any stream opens (ownership when subscribing; tests/live covers the stream).
+  'projects.onChange': { access: 'authed', input: () => undefined },
+  'tasks.onChange': { access: 'authed', input: (r) => ({ projectId: r.projectId }), ownedRow: true },
 
   'users.list': { access: 'admin', input: () => ({}), service: { scope: 'users:read', expect: 'ok' } },
   'users.byId': { access: 'admin', input: (r) => ({ id: r.userId }), service: { scope: 'users:read', expect: 'ok' } },

@@ -5,6 +5,7 @@ import cors from '@fastify/cors';
 import type { AnyRouter } from '@trpc/server';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, LogController } from 'fastify';
 import type { AppDeps } from '../deps.js';
+import { applySseOptions } from '../live/sse.js';
 import { LazyChildLogger, type Logger, unredacted } from '../logger.js';
 import { registerDevInbox } from '../mail/dev-inbox.js';
 import { registerOpenApi } from '../openapi/index.js';
@@ -114,7 +115,16 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     origin: (origin, callback) => callback(null, origin === undefined || config.http.corsOrigins.includes(origin)),
     credentials: true,
     methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
-    allowedHeaders: ['content-type', 'authorization', 'x-request-id', 'x-keel-auth', 'trpc-accept', 'x-trpc-source', 'idempotency-key'],
+    allowedHeaders: [
+      'content-type',
+      'authorization',
+      'x-request-id',
+      'x-keel-auth',
+      'trpc-accept',
+      'x-trpc-source',
+      'idempotency-key',
+      'last-event-id',
+    ],
     exposedHeaders: ['x-request-id', 'retry-after', 'idempotent-replayed'],
     maxAge: 600,
   });
@@ -152,6 +162,9 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   // Service accounts get their access tokens here (OAuth 2.0 client credentials).
   await registerOAuthToken(app, deps);
 
+  // Live streams never finish by themselves: end them first (their clients reconnect elsewhere).
+  applySseOptions(router, deps.config.live);
+  app.addHook('preClose', async () => deps.services.live.stop());
   await registerTrpcRoute(app, '/trpc', {
     router,
     maxBatchSize: config.http.maxBatchSize,

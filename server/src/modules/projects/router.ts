@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { projectsOnChange } from '../../live/procedures.js';
 import { restMeta } from '../../openapi/meta.js';
 import { authedProcedure, router } from '../../trpc/init.js';
 import {
@@ -44,4 +45,6 @@ export const projectsRouter = router({
     .input(versionedIdInput)
     .output(z.object({ ok: z.literal(true), deletedTasks: z.number().int().nonnegative() }))
     .mutation(({ ctx, input }) => ctx.services.projects.delete(ctx.user, input.id, input.version)),
+  /** Live changes over SSE (server/src/live). */
+  onChange: projectsOnChange,
 });

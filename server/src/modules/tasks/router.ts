@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { tasksOnChange } from '../../live/procedures.js';
 import { restMeta } from '../../openapi/meta.js';
 import { authedProcedure, router } from '../../trpc/init.js';
 import {
@@ -45,4 +46,6 @@ export const tasksRouter = router({
     .input(deleteTaskInput)
     .output(z.object({ ok: z.literal(true) }))
     .mutation(({ ctx, input }) => ctx.services.tasks.delete(ctx.user, input.id, input.version)),
+  /** Live changes over SSE (server/src/live). */
+  onChange: tasksOnChange,
 });
