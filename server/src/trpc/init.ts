@@ -77,9 +77,16 @@ async function authenticate(ctx: Context): Promise<AuthUser> {
     audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: 'missing' });
     throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
   }
-  const verify = looksLikeServiceToken(token)
-    ? authenticateService(ctx.services, ctx.config, token)
-    : ctx.services.authenticator.authenticate(token);
+  // User tokens first (a Map lookup once verified); a service token goes there only the first time
+  // it is seen, and is then known to the service verifier (docs/decisions/0016-service-identities.md).
+  const services = ctx.services;
+  const verify = services.serviceTokens.isKnown(token)
+    ? authenticateService(services, ctx.config, token)
+    : services.authenticator.authenticate(token).catch((error: unknown) => {
+        if (error instanceof AppError && error.code === 'UNAUTHORIZED' && looksLikeServiceToken(token))
+          return authenticateService(services, ctx.config, token);
+        throw error;
+      });
   const user = await verify.catch((error: unknown) => {
     if (error instanceof AppError && error.code === 'UNAUTHORIZED')
       audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: error.message });

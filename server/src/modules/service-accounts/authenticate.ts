@@ -26,6 +26,10 @@ export async function authenticateService(
   if (config.auth.strictSessions && !(await services.serviceAccounts.isActive(grant.accountId))) {
     throw new AppError('UNAUTHORIZED', 'This service account is revoked.');
   }
-  const { jti, ...service } = grant;
-  return { id: grant.accountId, role: 'USER', sessionId: jti, service };
+  return {
+    id: grant.accountId,
+    role: 'USER',
+    sessionId: grant.jti,
+    service: { accountId: grant.accountId, clientId: grant.clientId, scopes: grant.scopes },
+  };
 }

@@ -40,8 +40,22 @@ export function looksLikeServiceToken(token: string): boolean {
   }
 }
 
+/** Verified service tokens kept in memory (~1 KB each, so at most ~5 MB), as for user tokens. */
+const VERIFIED_CACHE_SIZE = 5_000;
+
+type Verified = ServiceGrant & { jti: string; exp: number };
+
 export function createServiceTokens(keys: KeySet, auth: Config['auth'], ttlSeconds: number, now: () => Date) {
+  /**
+   * A service sends the same token with every call for its lifetime: its signature is verified
+   * once, then its grant is kept (bounded, oldest evicted first); expiry is checked on every use.
+   */
+  const verified = new Map<string, Verified>();
+
   return {
+    /** Whether `token` is a service token verified before (and so, routed to `verify` first). */
+    isKnown: (token: string): boolean => verified.has(token),
+
     async issue(client: { id: string; clientId: string }, scopes: string[]): Promise<IssuedServiceToken> {
       const issuedAt = Math.floor(now().getTime() / 1000);
       const token = await new SignJWT({ client_id: client.clientId, scope: scopes.join(' ') })
@@ -58,6 +72,12 @@ export function createServiceTokens(keys: KeySet, auth: Config['auth'], ttlSecon
 
     /** The token's grant, or InvalidAccessTokenError (never anything else). */
     async verify(token: string): Promise<ServiceGrant & { jti: string }> {
+      const known = verified.get(token);
+      if (known) {
+        if (known.exp > Math.floor(now().getTime() / 1000) - CLOCK_SKEW_SECONDS) return known;
+        verified.delete(token);
+        throw new InvalidAccessTokenError('ERR_JWT_EXPIRED');
+      }
       if (!isCanonicalCompactJws(token)) throw new InvalidAccessTokenError('not canonical base64url');
       try {
         const { payload } = await jwtVerify(token, keys.verificationKeys, {
@@ -73,7 +93,10 @@ export function createServiceTokens(keys: KeySet, auth: Config['auth'], ttlSecon
         const claims = claimsSchema.safeParse(payload);
         if (!claims.success) throw new InvalidAccessTokenError('unexpected claims');
         const scopes = claims.data.scope.split(' ').filter(isScope);
-        return { accountId: claims.data.sub, clientId: claims.data.client_id, scopes, jti: claims.data.jti };
+        const grant = { accountId: claims.data.sub, clientId: claims.data.client_id, scopes, jti: claims.data.jti, exp: claims.data.exp };
+        if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
+        verified.set(token, grant);
+        return grant;
       } catch (error) {
         if (error instanceof InvalidAccessTokenError) throw error;
         if (error instanceof errors.JOSEError) throw new InvalidAccessTokenError(error.code);
