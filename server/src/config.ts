@@ -461,6 +461,8 @@ export const configSchema = envSchema.transform((e, ctx) => {
         e.OTEL_TRACES_EXPORTER !== 'none' &&
         (e.OTEL_EXPORTER_OTLP_ENDPOINT || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
           ? {
+              /** Where spans are posted: the traces endpoint as given, or the base endpoint's /v1/traces (OTLP's rule). */
+              url: e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? `${(e.OTEL_EXPORTER_OTLP_ENDPOINT as string).replace(/\/+$/, '')}/v1/traces`,
               protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
               sampler: e.OTEL_TRACES_SAMPLER,
               samplerArg: e.OTEL_TRACES_SAMPLER_ARG ?? 1,

@@ -10,6 +10,7 @@ describe('observability configuration', () => {
 
   it('traces when an OTLP endpoint is set, with the standard protocol and sampler variables', () => {
     expect(parse({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' }).tracing).toEqual({
+      url: 'http://127.0.0.1:4318/v1/traces',
       protocol: 'http/protobuf',
       sampler: 'parentbased_always_on',
       samplerArg: 1,
@@ -26,6 +27,7 @@ describe('observability configuration', () => {
         OTEL_BSP_MAX_QUEUE_SIZE: '100',
       }).tracing,
     ).toMatchObject({
+      url: 'http://collector:4318/v1/traces',
       protocol: 'http/json',
       sampler: 'parentbased_traceidratio',
       samplerArg: 0.1,

@@ -78,13 +78,14 @@ function withoutPrismaRoots(sampler: Sampler): Sampler {
   };
 }
 
-async function exporterFor(protocol: TracingConfig['protocol']): Promise<SpanExporter> {
+/** The exporter for Keel's validated endpoint; headers, timeout and compression come from the exporter's own variables. */
+async function exporterFor({ protocol, url }: TracingConfig): Promise<SpanExporter> {
   if (protocol === 'http/json') {
     const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
-    return new OTLPTraceExporter();
+    return new OTLPTraceExporter({ url });
   }
   const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
-  return new OTLPTraceExporter();
+  return new OTLPTraceExporter({ url });
 }
 
 /** Node's incoming headers as OpenTelemetry's propagators read them. */
@@ -128,7 +129,7 @@ export async function startTracing(config: TracingConfig): Promise<Tracing> {
   const provider = new TracerProvider({
     resource,
     sampler: withoutPrismaRoots(samplerFor(config.sampler, config.samplerArg)),
-    spanProcessors: [new BatchSpanProcessor({ exporter: await exporterFor(config.protocol), ...config.batch })],
+    spanProcessors: [new BatchSpanProcessor({ exporter: await exporterFor(config), ...config.batch })],
   });
   trace.setGlobalTracerProvider(provider);
   const prisma = new PrismaInstrumentation();
