@@ -193,6 +193,8 @@ describe('sign in with an OpenID Connect provider', () => {
     expect(session.factors).toEqual(['oidc']);
     const identity = await deps.database.prisma.oidcIdentity.findFirstOrThrow({ where: { userId: first.user.id } });
     expect(identity).toMatchObject({ issuer, subject: 'alice-sub', provider: 'test-op' });
+    const exported = await callerWith(deps, { authorization: `Bearer ${first.accessToken}` }).auth.exportData();
+    expect(exported.identities).toEqual([{ provider: 'test-op', email: 'alice@op.test', createdAt: expect.any(Date) }]);
 
     // The provider's email changes: the account is still found by its sub.
     accounts.set('alice-sub', { email: 'alice.new@op.test', email_verified: true, name: 'Alice' });

@@ -115,6 +115,7 @@ describe('auth.exportData', () => {
     expect(data.profile).toMatchObject({ id: user.id, email: user.email, name: 'Exporter', twoFactorEnabled: false });
     expect(data.sessions).toHaveLength(1);
     expect(data.sessions[0]).toMatchObject({ userAgent: 'vitest', factors: ['password'], revokedAt: null });
+    expect(data.identities).toEqual([]);
     expect(data.projects).toHaveLength(1);
     expect(data.projects[0]).toMatchObject({ id: project.id, name: 'Launch', description: 'the plan' });
     expect(data.projects[0]?.tasks.map((t) => t.title)).toEqual(['Write it', 'Ship it']);

@@ -1870,6 +1870,15 @@ export interface operations {
                             ip: string | null;
                             factors: string[];
                         }[];
+                        identities: {
+                            provider: string;
+                            email: string | null;
+                            /**
+                             * Format: date-time
+                             * @example 2026-01-15T09:30:00.000Z
+                             */
+                            createdAt: string;
+                        }[];
                         projects: {
                             /** Format: uuid */
                             id: string;

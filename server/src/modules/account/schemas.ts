@@ -60,6 +60,8 @@ export const accountExportSchema = z.object({
     updatedAt: z.date(),
   }),
   sessions: z.array(exportedSession),
+  /** Providers linked for sign-in (`auth.oidc.*`). */
+  identities: z.array(z.object({ provider: z.string(), email: z.string().nullable(), createdAt: z.date() })),
   projects: z.array(exportedProject),
 });
 export type AccountExport = z.infer<typeof accountExportSchema>;

@@ -157,6 +157,7 @@ export function createAccountService(deps: AccountServiceDeps) {
           createdAt: true,
           updatedAt: true,
           twoFactor: { select: { enabledAt: true } },
+          identities: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], select: { provider: true, email: true, createdAt: true } },
           sessions: {
             orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
             select: {
@@ -198,12 +199,13 @@ export function createAccountService(deps: AccountServiceDeps) {
         },
       });
       if (!row) throw new AppError('UNAUTHORIZED', 'This account no longer exists.');
-      const { twoFactor, sessions, projects, ...profile } = row;
+      const { twoFactor, sessions, identities, projects, ...profile } = row;
       audit(client.log, 'auth.account.exported', { userId: user.id, sessionId: user.sessionId, ip: client.ip });
       return {
         exportedAt,
         profile: { ...profile, twoFactorEnabled: Boolean(twoFactor?.enabledAt) },
-        sessions: sessions.map((s) => ({ ...s, factors: s.factors })),
+        sessions,
+        identities,
         projects,
       };
     },
