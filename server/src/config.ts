@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { keySetProblem } from './modules/auth/keys.js';
 
@@ -36,13 +37,22 @@ const list = z.string().transform((v) =>
     .filter((s) => s !== '' && s !== 'none'),
 );
 
-/** An address or a CIDR range (`10.0.0.0/8`, `fd00::/8`), or a name proxy-addr knows. */
+/**
+ * An address or a CIDR range (`10.0.0.0/8`, `fd00::/8`), or a name proxy-addr knows. Read with
+ * ipaddr.js, the parser proxy-addr (Fastify's `trustProxy`) uses, in the canonical notations only:
+ * what passes here, Fastify accepts at start.
+ */
 const isProxyAddress = (entry: string): boolean => {
   if (entry === 'loopback' || entry === 'linklocal' || entry === 'uniquelocal') return true;
   const [address = '', bits, ...rest] = entry.split('/');
   const family = isIP(address);
-  if (family === 0 || rest.length > 0) return false;
-  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+  if (family === 0 || rest.length > 0 || !ipaddr.isValid(address)) return false;
+  if (bits === undefined) return true;
+  try {
+    return /^\d{1,3}$/.test(bits) && ipaddr.parseCIDR(entry)[1] <= (family === 4 ? 32 : 128);
+  } catch {
+    return false;
+  }
 };
 
 /**

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { type Algorithm, hash, verify } from '@node-rs/argon2';
+import pLimit from 'p-limit';
 import type { Config } from '../config.js';
 import { hooks } from '../observability/hooks.js';
 
@@ -8,8 +9,8 @@ const ARGON2ID = 2 as Algorithm;
 
 export type PasswordParams = Config['passwords'];
 
-let active = 0;
-const waiting: (() => void)[] = [];
+/** The hashing slots: at most `concurrency` jobs run, the rest wait in order (p-limit). */
+const slots = pLimit(1);
 /** Password operations admitted and not yet finished (see `admitPasswordWork`). */
 let admitted = 0;
 /** Moving average of one hashing job's run time, for the Retry-After of a refused operation. */
@@ -19,22 +20,20 @@ let averageJobMs = 50;
  * At most `limit` hashes at once in this process. Hashing runs on libuv's thread pool (4 threads),
  * so the event loop keeps serving; but more hashes than cores only make them contend with the
  * event loop and each other, and each holds `memoryKib` of memory (19 MiB by default) while it runs.
- * A freed slot is handed straight to the next waiter, so the limit is never overshot.
+ * Waiters are served in order, and a freed slot goes to the next one, so the limit is never overshot.
  */
-export async function withHashingSlot<T>(limit: number, work: () => Promise<T>): Promise<T> {
+export function withHashingSlot<T>(limit: number, work: () => Promise<T>): Promise<T> {
+  if (slots.concurrency !== limit) slots.concurrency = limit;
   const asked = hooks.hashWaited === undefined ? 0 : performance.now();
-  if (active >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-  else active++;
-  const started = performance.now();
-  hooks.hashWaited?.(started - asked);
-  try {
-    return await work();
-  } finally {
-    averageJobMs = 0.9 * averageJobMs + 0.1 * (performance.now() - started);
-    const next = waiting.shift();
-    if (next) next();
-    else active--;
-  }
+  return slots(async () => {
+    const started = performance.now();
+    hooks.hashWaited?.(started - asked);
+    try {
+      return await work();
+    } finally {
+      averageJobMs = 0.9 * averageJobMs + 0.1 * (performance.now() - started);
+    }
+  });
 }
 
 export type PasswordAdmission = { admitted: true; release: () => void } | { admitted: false; retryAfterSeconds: number };
@@ -76,7 +75,7 @@ export function hashPassword(password: string, params: PasswordParams): Promise<
 
 /** Password operations now: hashing (`active`), waiting for a slot (`waiting`), admitted in all (`admitted`). */
 export function passwordWork(): { active: number; waiting: number; admitted: number } {
-  return { active, waiting: waiting.length, admitted };
+  return { active: slots.activeCount, waiting: slots.pendingCount, admitted };
 }
 
 export async function verifyPassword(

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { KeySet } from './keys.js';
@@ -81,10 +82,10 @@ export function createAccessTokens(keys: KeySet, config: Config['auth'], now: ()
   /**
    * A client sends the same token with every call for up to 15 minutes; verifying its Ed25519
    * signature each time was the largest single cost of an authenticated call (bench/run.ts).
-   * A verified token's claims are kept (bounded, oldest evicted first); the time checks still run
-   * on every use. Only tokens that passed the full verification are ever stored.
+   * A verified token's claims are kept (bounded, least recently used evicted first); the time
+   * checks still run on every use. Only tokens that passed the full verification are ever stored.
    */
-  const verified = new Map<string, AccessClaims>();
+  const verified = new LRUCache<string, AccessClaims>({ max: VERIFIED_CACHE_SIZE });
 
   return {
     async issue({ userId, sessionId, role }) {
@@ -123,7 +124,6 @@ export function createAccessTokens(keys: KeySet, config: Config['auth'], now: ()
         });
         const claims = claimsSchema.safeParse(payload);
         if (!claims.success) throw new InvalidAccessTokenError('unexpected claims');
-        if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
         verified.set(token, claims.data);
         return claims.data;
       } catch (error) {

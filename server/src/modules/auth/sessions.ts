@@ -4,6 +4,8 @@
  * stolen token, or a copy), except for the immediate predecessor inside a short grace window (a
  * retry after a lost response, two tabs): that caller gets the successor already issued.
  */
+
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../../config.js';
 import type { Db, PrismaClient } from '../../db/client.js';
 import { MAX_PAGE_SIZE, type Page, paginate, rowsAfter } from '../../lib/pagination.js';
@@ -207,18 +209,20 @@ export async function isSessionActive(db: Db, sessionId: string, policy: Session
  * `ttlSeconds` after another instance revoked it (at once on the instance that revoked it).
  */
 export class SessionCache {
-  private readonly entries = new Map<string, { active: boolean; until: number }>();
+  /** Bounded: the least recently checked sessions go first; each answer also expires by time. */
+  private readonly entries: LRUCache<string, { active: boolean; until: number }>;
 
   constructor(
     private readonly ttlSeconds: number,
-    private readonly maxEntries = 10_000,
-  ) {}
+    maxEntries = 10_000,
+  ) {
+    this.entries = new LRUCache({ max: maxEntries });
+  }
 
   async isActive(sessionId: string, now: Date, check: () => Promise<boolean>): Promise<boolean> {
     const hit = this.entries.get(sessionId);
     if (hit && hit.until > now.getTime()) return hit.active;
     const active = await check();
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
     this.entries.set(sessionId, { active, until: now.getTime() + this.ttlSeconds * 1000 });
     return active;
   }

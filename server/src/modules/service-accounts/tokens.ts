@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { decodeJwt, errors, jwtVerify, SignJWT } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import type { Config } from '../../config.js';
 import { ACCESS_TOKEN_TYPE, InvalidAccessTokenError, isCanonicalCompactJws } from '../auth/access-tokens.js';
@@ -48,9 +49,10 @@ type Verified = ServiceGrant & { jti: string; exp: number };
 export function createServiceTokens(keys: KeySet, auth: Config['auth'], ttlSeconds: number, now: () => Date) {
   /**
    * A service sends the same token with every call for its lifetime: its signature is verified
-   * once, then its grant is kept (bounded, oldest evicted first); expiry is checked on every use.
+   * once, then its grant is kept (bounded, least recently used evicted first); expiry is checked
+   * on every use.
    */
-  const verified = new Map<string, Verified>();
+  const verified = new LRUCache<string, Verified>({ max: VERIFIED_CACHE_SIZE });
 
   return {
     /** Whether `token` is a service token verified before (and so, routed to `verify` first). */
@@ -94,7 +96,6 @@ export function createServiceTokens(keys: KeySet, auth: Config['auth'], ttlSecon
         if (!claims.success) throw new InvalidAccessTokenError('unexpected claims');
         const scopes = claims.data.scope.split(' ').filter(isScope);
         const grant = { accountId: claims.data.sub, clientId: claims.data.client_id, scopes, jti: claims.data.jti, exp: claims.data.exp };
-        if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
         verified.set(token, grant);
         return grant;
       } catch (error) {
