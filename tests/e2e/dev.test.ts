@@ -17,6 +17,7 @@ import {
   spawnCommand,
   stopAllProcesses,
   stopOrphanedPostgres,
+  waitForGroupGone,
   waitForPidsGone,
 } from '../support/process.js';
 
@@ -123,6 +124,6 @@ describe('pnpm dev', () => {
     // Stopped (pg_ctl stop waited for it); its exit is reaped by init, so wait for the pid to go.
     expect(postmasterPid(dataDir)).toBeUndefined();
     await waitForPidsGone([postmaster]);
-    expect(groupAlive(dev.pid)).toBe(false);
+    await waitForGroupGone(dev.pid);
   }, 180_000);
 });

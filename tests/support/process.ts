@@ -133,6 +133,18 @@ export function spawnProgram(command: string, args: string[], options: SpawnOpti
   return track(options.name ?? command, child);
 }
 
+/**
+ * Waits until no process of group `pgid` is left (helpers such as tsx's esbuild service exit a
+ * moment after their parent); checks every 50 ms, up to `timeoutMs`.
+ */
+export async function waitForGroupGone(pgid: number, timeoutMs = EXIT_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (groupAlive(pgid)) {
+    if (Date.now() > deadline) throw new Error(`process group ${pgid} still has processes after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** The Keel server as `pnpm start` runs it, with JSON logs on stdout. */
 export function spawnServer(env: Record<string, string>, options: Omit<SpawnOptions, 'env'> = {}): SpawnedProcess {
   return spawnTsx(SERVER_ENTRY, [], { name: 'server', ...options, env: { LOG_PRETTY: 'false', ...env } });
