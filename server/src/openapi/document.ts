@@ -213,10 +213,13 @@ function errorStatuses(options: {
   pathParams: boolean;
   versioned: boolean;
   idempotent: boolean;
+  mutation: boolean;
   declared: number[];
 }) {
   const statuses = new Set<number>(options.declared);
   if (options.hasInput) statuses.add(400);
+  // A mutation that handles credentials refuses an Idempotency-Key with 400 (lib/idempotency.ts).
+  if (options.mutation) statuses.add(400);
   // An Idempotency-Key: 400 when malformed, 409 when its call still runs or came with another input.
   if (options.idempotent) {
     statuses.add(400);
@@ -253,6 +256,8 @@ export interface RestProcedure {
   created: string | undefined;
   /** A mutation that takes an `Idempotency-Key` (every mutation but those handling credentials). */
   idempotent: boolean;
+  /** A mutation, idempotent or not: the credential calls answer 400 to an `Idempotency-Key`. */
+  mutation: boolean;
   /** The scope a service token needs (`meta.scope`), if the procedure is open to services. */
   scope: Scope | undefined;
 }
@@ -267,6 +272,7 @@ export function restProcedures(router: AnyRouter): RestProcedure[] {
       ...getInputOutputParsers(procedure),
       created: meta.restCreated,
       idempotent: type === 'mutation' && meta.handlesSecrets !== true,
+      mutation: type === 'mutation',
       scope: meta.scope,
     });
   });
@@ -304,9 +310,17 @@ function buildDocument(router: AnyRouter): OpenAPIObject {
     idempotent: boolean;
   }[] = [];
   const scoped: { method: string; path: string; scope: Scope }[] = [];
-  for (const { path: procedurePath, openapi, inputParser, outputParser, hasInputsDefined, created, idempotent, scope } of restProcedures(
-    router,
-  )) {
+  for (const {
+    path: procedurePath,
+    openapi,
+    inputParser,
+    outputParser,
+    hasInputsDefined,
+    created,
+    idempotent,
+    mutation,
+    scope,
+  } of restProcedures(router)) {
     if (scope) scoped.push({ method: openapi.method.toLowerCase(), path: openapi.path, scope });
     annotateDates(inputParser);
     if (outputParser) annotateDates(outputParser);
@@ -321,6 +335,7 @@ function buildDocument(router: AnyRouter): OpenAPIObject {
         pathParams: getPathParameters(openapi.path).length > 0,
         versioned: hasVersionField(inputParser),
         idempotent,
+        mutation,
         declared,
       }),
       created,
