@@ -17,7 +17,7 @@ import type { RateLimits } from '../auth/rate-limits.js';
 import type { SessionCache } from '../auth/sessions.js';
 import type { TwoFactorService } from '../auth/two-factor/service.js';
 import type { AuthUser, ClientInfo } from '../auth/types.js';
-import { ADMIN_CHANGES_LOCK } from '../users/service.js';
+import { ADMIN_CHANGES_LOCK, adminUserSelect } from '../users/service.js';
 import type { AccountExport, deleteAccountInput } from './schemas.js';
 
 export interface AccountServiceDeps {
@@ -147,15 +147,8 @@ export function createAccountService(deps: AccountServiceDeps) {
       const row = await db.user.findUnique({
         where: { id: user.id },
         select: {
-          id: true,
-          email: true,
-          name: true,
-          role: true,
-          emailVerified: true,
-          active: true,
+          ...adminUserSelect,
           passwordChangedAt: true,
-          createdAt: true,
-          updatedAt: true,
           twoFactor: { select: { enabledAt: true } },
           identities: { orderBy: [{ createdAt: 'asc' }, { id: 'asc' }], select: { provider: true, email: true, createdAt: true } },
           sessions: {

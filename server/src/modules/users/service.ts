@@ -12,7 +12,8 @@ import { revokeUserSessions, type SessionCache } from '../auth/sessions.js';
 import type { UserReason } from './reasons.js';
 import type { AdminUser, listUsersInput } from './schemas.js';
 
-const adminUserSelect = {
+/** The columns of a user an admin sees (and the account export starts from). */
+export const adminUserSelect = {
   id: true,
   email: true,
   name: true,

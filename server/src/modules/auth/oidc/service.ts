@@ -17,6 +17,7 @@ import type { AccessTokens } from '../access-tokens.js';
 import { audit } from '../audit.js';
 import { hashToken } from '../opaque-tokens.js';
 import type { RateLimits } from '../rate-limits.js';
+import { authResult } from '../session-lifecycle.js';
 import { createSession, type SessionPolicy } from '../sessions.js';
 import { openChallenge } from '../two-factor/challenges.js';
 import type { LoginResult } from '../two-factor/schemas.js';
@@ -211,15 +212,8 @@ export function createOidcService(deps: OidcServiceDeps) {
       return outcome;
     }
     const { user, issued } = outcome;
-    const access = await accessTokens.issue({ userId, sessionId: issued.sessionId, role: user.role });
     audit(client.log, 'auth.oidc.signed_in', { userId, sessionId: issued.sessionId, ip: client.ip, provider });
-    return {
-      user,
-      accessToken: access.token,
-      accessTokenExpiresAt: access.expiresAt,
-      refreshToken: issued.refreshToken,
-      refreshTokenExpiresAt: issued.refreshTokenExpiresAt,
-    };
+    return authResult(accessTokens, user, issued);
   }
 
   return {

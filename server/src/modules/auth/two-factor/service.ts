@@ -12,10 +12,12 @@ import { AppError } from '../../../lib/errors.js';
 import { admitPasswordWork, verifyPassword } from '../../../lib/password.js';
 import { enqueueMail } from '../../../mail/outbox.js';
 import type { AccessTokens } from '../access-tokens.js';
+import { limited } from '../account-rules.js';
 import { audit } from '../audit.js';
 import { hashToken } from '../opaque-tokens.js';
 import type { RateLimits } from '../rate-limits.js';
 import type { AuthResult } from '../schemas.js';
+import { authResult } from '../session-lifecycle.js';
 import { createSession, type SessionPolicy } from '../sessions.js';
 import type { AuthUser, ClientInfo } from '../types.js';
 import { CHALLENGE_MAX_FAILURES, countChallengeFailure } from './challenges.js';
@@ -85,7 +87,7 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
 
   /** A code check on the account, counted by its sign-in backoff; a wrong code is a failure. */
   async function checked<T>(email: string, client: ClientInfo, procedure: string, check: () => Promise<T | false>): Promise<T> {
-    const attempt = await limited(client, procedure, () => rateLimits.beginPasswordAttempt(email));
+    const attempt = await limited(procedure, client, () => rateLimits.beginPasswordAttempt(email));
     let result: T | false;
     try {
       result = await check();
@@ -99,16 +101,6 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
     }
     await attempt.succeeded();
     return result;
-  }
-
-  async function limited<T>(client: ClientInfo, procedure: string, check: () => Promise<T>): Promise<T> {
-    try {
-      return await check();
-    } catch (error) {
-      if (error instanceof AppError && error.code === 'TOO_MANY_REQUESTS')
-        audit(client.log, 'auth.rate_limited', { ip: client.ip, procedure });
-      throw error;
-    }
   }
 
   async function replaceRecoveryCodes(tx: Db, userId: string): Promise<string[]> {
@@ -141,15 +133,8 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
     });
     if (!result) throw new AppError('UNAUTHORIZED', CHALLENGE_DEAD, { reason: 'TWO_FACTOR_CHALLENGE_INVALID' });
     const { user, issued } = result;
-    const access = await accessTokens.issue({ userId, sessionId: issued.sessionId, role: user.role });
     audit(client.log, 'auth.two_factor.succeeded', { userId, sessionId: issued.sessionId, ip: client.ip, factors });
-    return {
-      user,
-      accessToken: access.token,
-      accessTokenExpiresAt: access.expiresAt,
-      refreshToken: issued.refreshToken,
-      refreshTokenExpiresAt: issued.refreshTokenExpiresAt,
-    };
+    return authResult(accessTokens, user, issued);
   }
 
   return {
@@ -222,7 +207,7 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
         const row = await account(user.id);
         const factor = row.twoFactor;
         if (!factor?.enabledAt) throw new AppError('CONFLICT', 'Two-factor sign-in is not on.', { reason: 'TWO_FACTOR_NOT_ENABLED' });
-        const attempt = await limited(client, 'twoFactor.disable', () => rateLimits.beginPasswordAttempt(row.email));
+        const attempt = await limited('twoFactor.disable', client, () => rateLimits.beginPasswordAttempt(row.email));
         let outcome: 'password' | 'code' | 'ok';
         try {
           if (!(await verifyPassword(row.passwordHash, input.password, config.passwords))) outcome = 'password';
