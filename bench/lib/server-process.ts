@@ -53,6 +53,7 @@ export async function productionEnv(options: ProductionEnvOptions): Promise<Reco
     SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
     APP_URL: 'https://app.example.com',
     TWO_FACTOR_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
+    SERVICE_SECRET_HASH_KEY: randomBytes(32).toString('base64url'),
     CORS_ORIGINS: 'none',
     LOG_LEVEL: options.logLevel ?? 'warn',
     LOG_PRETTY: 'false',

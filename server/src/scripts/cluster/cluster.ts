@@ -4,6 +4,7 @@
  * each from deploy/'s configuration files. `pnpm cluster` runs it for trying; the long e2e tests
  * and `pnpm bench:cluster` start it with their own database and settings.
  */
+import { randomBytes } from 'node:crypto';
 import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -84,7 +85,14 @@ export const PGBOUNCER_SERVER_POOL = 20;
 export const poolSizeFor = (instances: number): number => Math.max(1, Math.min(10, Math.floor(PGBOUNCER_SERVER_POOL / instances)));
 
 /** The keel.service settings that matter behind HAProxy, and a development mode that needs no SMTP. */
-function instanceEnv(options: { pooledUrl: string; directUrl: string; port: number; instances: number; jwtKeys: string }) {
+function instanceEnv(options: {
+  pooledUrl: string;
+  directUrl: string;
+  port: number;
+  instances: number;
+  jwtKeys: string;
+  twoFactorKeys: string;
+}) {
   return {
     NODE_ENV: 'development',
     LOG_PRETTY: 'false',
@@ -100,6 +108,9 @@ function instanceEnv(options: { pooledUrl: string; directUrl: string; port: numb
     SHUTDOWN_DRAIN_MS: '5000',
     SHUTDOWN_TIMEOUT_MS: '10000',
     JWT_KEYS: options.jwtKeys,
+    // One key for every instance: a secret sealed by one must open on the others (each instance
+    // would otherwise make its own in development, racing for one key file).
+    TWO_FACTOR_ENCRYPTION_KEYS: options.twoFactorKeys,
     MAIL_TRANSPORT: 'log',
   };
 }
@@ -220,6 +231,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
     // 3. Keel instances, all at once (migrations are applied once, under their lock, on the direct URL)
     const jwtKeys = JSON.stringify(await generateJwkSet('EdDSA'));
+    const twoFactorKeys = randomBytes(32).toString('base64');
     const entry = options.entry ?? 'tsx';
     const script = entry === 'built' ? join(PROJECT_ROOT, 'server/dist/main.js') : join(PROJECT_ROOT, 'server/src/main.ts');
     const instances: Instance[] = [];
@@ -227,7 +239,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       const name = `keel${i}`;
       const port = await freePort();
       const env = childEnv({
-        ...instanceEnv({ pooledUrl, directUrl, port, instances: count, jwtKeys }),
+        ...instanceEnv({ pooledUrl, directUrl, port, instances: count, jwtKeys, twoFactorKeys }),
         ...options.env,
         PORT: String(port),
       });
