@@ -7,7 +7,18 @@
  * email the provider says it verified and no account uses.
  */
 import { randomBytes } from 'node:crypto';
-import * as oidc from 'openid-client';
+import type * as Oidc from 'openid-client';
+
+/**
+ * openid-client, loaded at the first provider sign-in: it and its dependencies hold ~9 MiB, which
+ * an instance without providers (most of them) should not carry (the 200 MiB RSS budget).
+ */
+let openidClient: Promise<typeof Oidc> | undefined;
+const loadOpenidClient = (): Promise<typeof Oidc> => {
+  openidClient ??= import('openid-client');
+  return openidClient;
+};
+
 import type { z } from 'zod';
 import type { Config, OidcProviderConfig } from '../../../config.js';
 import type { PrismaClient } from '../../../db/client.js';
@@ -34,7 +45,7 @@ export interface OidcServiceDeps {
   rateLimits: RateLimits;
   now: () => Date;
   /** The HTTP client toward providers (tests put a proxy in between); the global fetch by default. */
-  fetch?: oidc.CustomFetch;
+  fetch?: Oidc.CustomFetch;
 }
 
 const userSelect = { id: true, email: true, name: true, role: true, emailVerified: true, createdAt: true, active: true } as const;
@@ -69,7 +80,7 @@ export function createOidcService(deps: OidcServiceDeps) {
   const { db, config, accessTokens, rateLimits, now } = deps;
   const policy: SessionPolicy = config.auth;
   const providers = new Map(config.accounts.oidcProviders.map((p) => [p.id, p]));
-  const discovered = new Map<string, Promise<oidc.Configuration>>();
+  const discovered = new Map<string, Promise<Oidc.Configuration>>();
 
   function providerOf(id: string): OidcProviderConfig {
     const provider = providers.get(id);
@@ -78,17 +89,19 @@ export function createOidcService(deps: OidcServiceDeps) {
   }
 
   /** The provider's discovery document and keys, read once (again after a failure). */
-  function configurationOf(provider: OidcProviderConfig): Promise<oidc.Configuration> {
+  function configurationOf(provider: OidcProviderConfig): Promise<Oidc.Configuration> {
     let configuration = discovered.get(provider.id);
     if (!configuration) {
       const issuer = new URL(provider.issuer);
       // Plain http only to a provider on this machine outside production (tests, local development).
       const insecure = issuer.protocol === 'http:' && isLoopback(issuer) && !config.isProduction;
-      configuration = oidc
-        .discovery(issuer, provider.clientId, provider.clientSecret, undefined, {
-          ...(deps.fetch ? { [oidc.customFetch]: deps.fetch } : {}),
-          ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
-        })
+      configuration = loadOpenidClient()
+        .then((oidc) =>
+          oidc.discovery(issuer, provider.clientId, provider.clientSecret, undefined, {
+            ...(deps.fetch ? { [oidc.customFetch]: deps.fetch } : {}),
+            ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
+          }),
+        )
         .catch((error: unknown) => {
           discovered.delete(provider.id);
           throw new AppError('SERVICE_UNAVAILABLE', `The sign-in provider ${provider.id} cannot be reached. Try again later.`, {
@@ -106,6 +119,7 @@ export function createOidcService(deps: OidcServiceDeps) {
     // Each start stores a row: counted with the sign-ins of the address.
     await rateLimits.consumeIp('login', client.ip);
     const configuration = await configurationOf(provider);
+    const oidc = await loadOpenidClient();
     const state = oidc.randomState();
     const nonce = oidc.randomNonce();
     const codeVerifier = oidc.randomPKCECodeVerifier();
@@ -158,11 +172,12 @@ export function createOidcService(deps: OidcServiceDeps) {
     await rateLimits.refundIp('tokenFailures', client.ip);
     const provider = providerOf(login.provider);
     const configuration = await configurationOf(provider);
+    const oidc = await loadOpenidClient();
     const callback = new URL(login.redirect_uri);
     callback.searchParams.set('code', input.code);
     callback.searchParams.set('state', input.state);
     if (input.iss !== undefined) callback.searchParams.set('iss', input.iss);
-    let claims: oidc.IDToken | undefined;
+    let claims: Oidc.IDToken | undefined;
     try {
       const tokens = await oidc.authorizationCodeGrant(configuration, callback, {
         pkceCodeVerifier: login.code_verifier,

@@ -4,7 +4,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
-import QRCode from 'qrcode';
 
 export const TOTP_PERIOD_SECONDS = 30;
 /** Steps either side of the current one a code may belong to (clock drift, a code typed late). */
@@ -33,6 +32,8 @@ export function describeSecret(secret: Buffer, label: string, issuer: string): {
 }
 
 export async function qrCodeSvgDataUrl(uri: string): Promise<string> {
+  // Loaded at the first setup: qrcode and its dependencies hold ~10 MiB that sign-ins never need.
+  const { default: QRCode } = await import('qrcode');
   const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
   return `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`;
 }
