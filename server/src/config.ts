@@ -564,6 +564,19 @@ export function loadConfig(options: { envFile?: string; overrides?: RawEnv } = {
   return parseConfig({ ...process.env, ...options.overrides });
 }
 
+/** What a process entry (the server, `pnpm dev`) does first: the config, or its problems on stderr and exit 1. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`[keel] ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
 /** Reads the project's `.env` (if present) without overriding variables that are already set. */
 export function loadDotEnv(envFile = resolve(PROJECT_ROOT, '.env')): void {
   if (existsSync(envFile)) process.loadEnvFile(envFile);

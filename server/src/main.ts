@@ -1,19 +1,10 @@
 /** Process entry: config, logger, server, signals. `pnpm dev` / `pnpm start` run this file. */
-import { ConfigError, loadConfig } from './config.js';
+import { loadConfigOrExit } from './config.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
 
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`[keel] ${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config);
   const fail = (what: string) => (error: unknown) => {
     logger.fatal({ err: error }, what);

@@ -4,30 +4,18 @@
  * over CORS with credentials. The refresh token stays in the HttpOnly cookie; an access token that
  * expires (the server's clock moves) is refreshed through that cookie without the page noticing.
  */
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { build } from 'esbuild';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { launchChromium } from '../support/chromium.js';
 import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { startTestServer } from '../support/http.js';
 import { REPO_ROOT } from '../support/process.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** Flags that work as root on these machines (docs: environment.md). */
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const TTL_SECONDS = 60;
 const BROWSER_TIMEOUT_MS = 60_000;
 
@@ -78,13 +66,7 @@ let context: BrowserContext | undefined;
 
 /** Started by the first test; a missing Chromium fails each test with how to install it (never a skip). */
 function launchBrowser(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `${CHROMIUM} is missing: this test needs Debian's Chromium. Install it with ` +
-        '`apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium` (.ci/run does).',
-    );
-  }
-  browser ??= chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, timeout: BROWSER_TIMEOUT_MS });
+  browser ??= launchChromium(BROWSER_TIMEOUT_MS);
   return browser;
 }
 afterAll(async () => {

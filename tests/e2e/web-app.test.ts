@@ -6,32 +6,21 @@
  * and the subscription's resume.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { promisify } from 'node:util';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createKeelClient } from '../../client-sdk/src/index.js';
+import { launchChromium } from '../support/chromium.js';
 import { movableClock } from '../support/clock.js';
 import { useTestDatabase } from '../support/database.js';
 import { startTestServer } from '../support/http.js';
 import { REPO_ROOT } from '../support/process.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-/** Flags that work as root on these machines (docs: environment.md). */
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const TTL_SECONDS = 60;
 const TEST_TIMEOUT_MS = 120_000;
 const WEB = join(REPO_ROOT, 'examples/web');
@@ -87,8 +76,7 @@ describe('examples/web in headless Chromium', () => {
   it(
     "signs up, creates and renames, sees another session's change live, survives an access-token expiry, revokes a session and signs out",
     async () => {
-      if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
-      browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, timeout: TEST_TIMEOUT_MS });
+      browser = await launchChromium(TEST_TIMEOUT_MS);
       const page: Page = await (await browser.newContext({ viewport: { width: 1000, height: 760 } })).newPage();
       const errors: string[] = [];
       page.on('pageerror', (error) => errors.push(error.message));

@@ -12,7 +12,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { type FSWatcher, watch } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, PROJECT_ROOT } from '../config.js';
+import { loadConfigOrExit, PROJECT_ROOT } from '../config.js';
 import { type DatabaseHandle, ensureDatabase } from '../db/embedded.js';
 import { redactUrl } from '../db/wait.js';
 import { createLogger } from '../logger.js';
@@ -24,16 +24,7 @@ const RESTARTS = (file: string) => /\.(ts|json)$/.test(file) && !/\.test\.ts$/.t
 const DEBOUNCE_MS = 150;
 
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`[keel] ${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  }
+  const config = loadConfigOrExit();
   const logger = createLogger(config).child({ name: 'dev' });
   const log = (message: string) => logger.info(message);
 
