@@ -160,6 +160,8 @@ export const envSchema = z.object({
   KEEP_ALIVE_TIMEOUT_MS: int(1_000, 120_000).default(5_000),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(10_000),
   SHUTDOWN_DRAIN_MS: int(0, 600_000).optional(),
+  REFUSAL_DELAY_MS: int(0, 60_000).optional(),
+  REFUSAL_DELAY_MAX_HELD: int(0, 1_000_000).default(4_096),
 
   ARGON2_MEMORY_KIB: int(19_456, 4_194_304).default(19_456),
   ARGON2_ITERATIONS: int(2, 20).default(2),
@@ -384,6 +386,14 @@ export const configSchema = envSchema.transform((e, ctx) => {
       /** After SIGTERM, how long /readyz answers 503 while requests are still served, before the listener closes. */
       // A balancer needs a few probe periods to see /readyz fail; nothing balances a developer's server.
       shutdownDrainMs: e.SHUTDOWN_DRAIN_MS ?? (e.NODE_ENV === 'production' ? 5_000 : 0),
+      /**
+       * How long a 429 answer is held before it is sent, at most (never past its Retry-After):
+       * a client that never waits costs about one request per hold (http/refusal-pacing.ts).
+       * Off in tests, whose limits are counted in loops; tests of the pacing turn it on.
+       */
+      refusalDelayMs: e.REFUSAL_DELAY_MS ?? (e.NODE_ENV === 'test' ? 0 : 1_000),
+      /** 429 answers held at once, at most; past that they are sent at once. */
+      refusalMaxHeld: e.REFUSAL_DELAY_MAX_HELD,
     },
     auth: {
       /** A JWK set (JSON) of private keys; undefined in development/test means: generate and keep in `keysFile`. */

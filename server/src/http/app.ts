@@ -13,6 +13,7 @@ import { appRouter } from '../router.js';
 import { errorHeaders, logProcedureError } from '../trpc/error-edge.js';
 import { beforeHandlerError } from './client-errors.js';
 import { registerOAuthToken } from './oauth-token.js';
+import { createRefusalPacer, retryAfterOf } from './refusal-pacing.js';
 import { contextFor } from './request-facts.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { registerTrpcRoute } from './trpc-route.js';
@@ -106,6 +107,19 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
       },
       'request',
     );
+    done();
+  });
+
+  // 429 answers are held a moment before they go (http/refusal-pacing.ts); all sent at once on close.
+  const pacer = createRefusalPacer({ delayMs: config.http.refusalDelayMs, maxHeld: config.http.refusalMaxHeld });
+  app.decorate('refusalPacer', pacer);
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    const held = reply.statusCode === 429 ? pacer.hold(retryAfterOf(reply.getHeader('retry-after'))) : undefined;
+    if (held === undefined) done(null, payload);
+    else void held.then(() => done(null, payload));
+  });
+  app.addHook('preClose', (done) => {
+    pacer.releaseAll();
     done();
   });
 
