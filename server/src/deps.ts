@@ -14,6 +14,7 @@ import { createMailTransport, type MailTransport } from './mail/transport.js';
 import { MailWorker } from './mail/worker.js';
 import { createAccountService } from './modules/account/service.js';
 import { type AccessTokens, createAccessTokens } from './modules/auth/access-tokens.js';
+import { flushAuditRepeats } from './modules/auth/audit.js';
 import { createAuthenticator } from './modules/auth/authenticate.js';
 import type { KeySet } from './modules/auth/keys.js';
 import { createOidcService, type OidcServiceDeps } from './modules/auth/oidc/service.js';
@@ -161,4 +162,5 @@ export async function stopAppDeps(deps: AppDeps): Promise<void> {
   await deps.mailer.stop();
   await deps.rateLimits.stop();
   deps.services.idempotency.stop();
+  flushAuditRepeats();
 }

@@ -211,7 +211,7 @@ const statusText = (status: number): string => String(status);
 /** The limit a refusal names (`api-ip`, `api-user`), or the procedure whose own limit refused. */
 function limitName(fields: Readonly<Record<string, unknown>>): string {
   if (typeof fields.limit === 'string') return fields.limit;
-  if (typeof fields.procedure === 'string') return fields.procedure;
+  if (typeof fields.operation === 'string') return fields.operation;
   return 'other';
 }
 

@@ -9,6 +9,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { admitPasswordWork } from '../../../server/src/lib/password.js';
+import { flushAuditRepeats } from '../../../server/src/modules/auth/audit.js';
 import { callerWith, signIn } from '../../support/caller.js';
 import { useTestDatabase } from '../../support/database.js';
 import { trpcErrorOf } from '../../support/errors.js';
@@ -84,12 +85,31 @@ describe('password work past the queue', () => {
     // Neither the address's login budget nor the account's failures moved.
     expect(await deps.database.prisma.rateLimit.count()).toBe(rateLimitRows);
     // The refusal is logged with the client's address.
-    await logs.waitFor((line) => line.audit === 'auth.shed' && line.ip === ip && line.procedure === 'login');
+    await logs.waitFor((line) => line.audit === 'auth.shed' && line.ip === ip && line.operation === 'login');
 
     release();
     release = undefined;
     const ok = await mutate(server.url, 'auth.login', { email: user.email, password: KNOWN_PASSWORD }, { 'x-forwarded-for': ip });
     expect(ok.status).toBe(200);
+  });
+
+  it('logs the first refusal of an address in full and its repeats as one line with their count', async () => {
+    const user = await createUser(deps);
+    const ip = '192.0.2.83';
+    release = fillPasswordWork();
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        mutate(server.url, 'auth.login', { email: user.email, password: 'a wrong password' }, { 'x-forwarded-for': ip }),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(20).fill(429));
+    const shedLines = () => logs.lines().filter((line) => line.audit === 'auth.shed' && line.ip === ip);
+    expect(shedLines()).toHaveLength(1);
+    expect(shedLines()[0]?.repeated).toBeUndefined();
+
+    flushAuditRepeats(); // what the window's end (or a stop) does
+    expect(shedLines()).toHaveLength(2);
+    expect(shedLines()[1]).toMatchObject({ audit: 'auth.shed', ip, operation: 'login', repeated: 19, msg: 'auth.shed (repeated)' });
   });
 
   it('refuses registration, password change and reset the same way, before any query', async () => {

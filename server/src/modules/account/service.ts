@@ -9,9 +9,10 @@ import type { z } from 'zod';
 import type { Config } from '../../config.js';
 import type { Db, PrismaClient } from '../../db/client.js';
 import { AppError } from '../../lib/errors.js';
-import { admitPasswordWork, verifyPassword } from '../../lib/password.js';
+import { verifyPassword } from '../../lib/password.js';
 import type { Log } from '../../logger.js';
 import { enqueueMail } from '../../mail/outbox.js';
+import { withPasswordWork } from '../auth/account-rules.js';
 import { audit } from '../auth/audit.js';
 import type { RateLimits } from '../auth/rate-limits.js';
 import type { SessionCache } from '../auth/sessions.js';
@@ -95,13 +96,7 @@ export function createAccountService(deps: AccountServiceDeps) {
 
     /** The owner deletes the account: the password (and a current code when two-factor sign-in is on). */
     async deleteOwn(user: AuthUser, input: z.infer<typeof deleteAccountInput>, client: ClientInfo): Promise<{ deleted: true }> {
-      const admission = admitPasswordWork(config.passwords);
-      if (!admission.admitted) {
-        throw new AppError('TOO_MANY_REQUESTS', `The server is busy checking passwords. Retry in ${admission.retryAfterSeconds} s.`, {
-          retryAfterSeconds: admission.retryAfterSeconds,
-        });
-      }
-      try {
+      return withPasswordWork(config, 'deleteAccount', client, async () => {
         const row = await db.user.findUnique({ where: { id: user.id }, select: { email: true, passwordHash: true } });
         if (!row) throw new AppError('UNAUTHORIZED', 'This account no longer exists.');
         const attempt = await rateLimits.beginPasswordAttempt(row.email);
@@ -131,9 +126,7 @@ export function createAccountService(deps: AccountServiceDeps) {
         await attempt.succeeded();
         await db.$transaction((tx) => deleteRows(tx, user.id));
         return finish(user.id, client.log, { by: 'self', sessionId: user.sessionId, ip: client.ip });
-      } finally {
-        admission.release();
-      }
+      });
     },
 
     /** An admin deletes another account (or their own, unless they are the last admin). */

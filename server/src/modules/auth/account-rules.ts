@@ -60,7 +60,7 @@ export async function withPasswordWork<T>(
   const admission = admitPasswordWork(config.passwords);
   if (!admission.admitted) {
     const { retryAfterSeconds } = admission;
-    audit(client.log, 'auth.shed', { ip: client.ip, procedure, retryAfterSeconds });
+    audit(client.log, 'auth.shed', { ip: client.ip, operation: procedure, retryAfterSeconds });
     throw new AppError('TOO_MANY_REQUESTS', `The server is busy checking passwords. Retry in ${retryAfterSeconds} s.`, {
       retryAfterSeconds,
     });
@@ -78,7 +78,7 @@ export async function limited<T>(procedure: string, client: ClientInfo, check: (
     return await check();
   } catch (error) {
     if (error instanceof AppError && error.code === 'TOO_MANY_REQUESTS')
-      audit(client.log, 'auth.rate_limited', { ip: client.ip, procedure });
+      audit(client.log, 'auth.rate_limited', { ip: client.ip, operation: procedure });
     throw error;
   }
 }

@@ -69,7 +69,7 @@ export function createAccountTokens(deps: AuthServiceDeps) {
     await limited(procedure, client, () => rateLimits.consumeIp('tokenFailures', client.ip));
     const row = await usableUserToken(token, kind);
     if (!row) {
-      audit(client.log, 'auth.token.invalid', { ip: client.ip, procedure });
+      audit(client.log, 'auth.token.invalid', { ip: client.ip, operation: procedure });
       throw fieldError('token', [INVALID_LINK]);
     }
     await rateLimits.refundIp('tokenFailures', client.ip);
@@ -106,7 +106,7 @@ export function createAccountTokens(deps: AuthServiceDeps) {
         const user = await db.user.findUnique({ where: { email: input.email }, select: { id: true, email: true, active: true } });
         if (!user?.active) return;
         if (!(await rateLimits.allowResetMail(user.email))) {
-          audit(client.log, 'auth.rate_limited', { userId: user.id, ip: client.ip, procedure: 'requestPasswordReset' });
+          audit(client.log, 'auth.rate_limited', { userId: user.id, ip: client.ip, operation: 'requestPasswordReset' });
           return;
         }
         await db.$transaction(async (tx) => {

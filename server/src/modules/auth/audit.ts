@@ -1,3 +1,4 @@
+import { Repeats } from '../../lib/repeats.js';
 import type { Log } from '../../logger.js';
 import { hooks } from '../../observability/hooks.js';
 
@@ -48,9 +49,49 @@ const WARN = new Set<AuditEvent>([
   'auth.two_factor.failed',
 ]);
 
+/**
+ * Refusals a client can provoke once per request, as fast as it sends them (a flood of sign-ins
+ * past the hashing queue or a limit, of bad tokens): per event, address, user and operation, the
+ * first of each 10 s is written in full, the rest counted and written as one line with
+ * `repeated` when the window ends (lib/repeats.ts). Metrics still count every one.
+ */
+const REPEATING = new Set<AuditEvent>(['auth.shed', 'auth.rate_limited', 'auth.access_token.rejected']);
+export const AUDIT_REPEAT_WINDOW_MS = 10_000;
+const repeats = new Repeats({ windowMs: AUDIT_REPEAT_WINDOW_MS });
+let sweeper: NodeJS.Timeout | undefined;
+
+/** Closes the windows that ended while no refusal came to close them (every window's length). */
+function sweepLater(): void {
+  sweeper ??= setInterval(() => {
+    repeats.flush();
+    if (repeats.size === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  }, AUDIT_REPEAT_WINDOW_MS).unref();
+}
+
 /** Security events: one structured line each, never a token or a password (the logger redacts them anyway). */
 export function audit(log: Log, event: AuditEvent, fields: AuditFields): void {
-  const level = WARN.has(event) ? 'warn' : 'info';
-  log[level]({ audit: event, ...fields }, event);
   hooks.audit?.(event, fields);
+  const level = WARN.has(event) ? 'warn' : 'info';
+  if (REPEATING.has(event)) {
+    const key = `${event} ${fields.ip ?? ''} ${fields.userId ?? ''} ${String(fields.operation ?? fields.limit ?? fields.reason ?? '')}`;
+    const first = repeats.occur(key, (repeated, window) =>
+      log[level](
+        { audit: event, ...fields, repeated, since: new Date(window.first).toISOString(), until: new Date(window.last).toISOString() },
+        `${event} (repeated)`,
+      ),
+    );
+    if (!first) {
+      sweepLater();
+      return;
+    }
+  }
+  log[level]({ audit: event, ...fields }, event);
+}
+
+/** Writes the summaries of every open window now (a stopping process, tests). */
+export function flushAuditRepeats(): void {
+  repeats.flush(true);
 }

@@ -9,10 +9,10 @@ import type { z } from 'zod';
 import type { Config } from '../../../config.js';
 import type { Db, PrismaClient } from '../../../db/client.js';
 import { AppError } from '../../../lib/errors.js';
-import { admitPasswordWork, verifyPassword } from '../../../lib/password.js';
+import { verifyPassword } from '../../../lib/password.js';
 import { enqueueMail } from '../../../mail/outbox.js';
 import type { AccessTokens } from '../access-tokens.js';
-import { limited } from '../account-rules.js';
+import { limited, withPasswordWork } from '../account-rules.js';
 import { audit } from '../audit.js';
 import { hashToken } from '../opaque-tokens.js';
 import type { RateLimits } from '../rate-limits.js';
@@ -197,13 +197,7 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
 
     /** Needs the password and a current code: a stolen session alone cannot take the factor off. */
     async disable(user: AuthUser, input: z.infer<typeof disableInput>, client: ClientInfo): Promise<{ ok: true }> {
-      const admission = admitPasswordWork(config.passwords);
-      if (!admission.admitted) {
-        throw new AppError('TOO_MANY_REQUESTS', `The server is busy checking passwords. Retry in ${admission.retryAfterSeconds} s.`, {
-          retryAfterSeconds: admission.retryAfterSeconds,
-        });
-      }
-      try {
+      return withPasswordWork(config, 'twoFactor.disable', client, async () => {
         const row = await account(user.id);
         const factor = row.twoFactor;
         if (!factor?.enabledAt) throw new AppError('CONFLICT', 'Two-factor sign-in is not on.', { reason: 'TWO_FACTOR_NOT_ENABLED' });
@@ -235,9 +229,7 @@ export function createTwoFactorService(deps: TwoFactorServiceDeps) {
         deps.mailQueued();
         audit(client.log, 'auth.two_factor.disabled', { userId: user.id, sessionId: user.sessionId, ip: client.ip });
         return { ok: true };
-      } finally {
-        admission.release();
-      }
+      });
     },
 
     async regenerateRecoveryCodes(user: AuthUser, input: z.infer<typeof regenerateInput>, client: ClientInfo) {
