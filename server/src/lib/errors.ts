@@ -33,6 +33,22 @@ export interface AppErrorOptions {
   reason?: ErrorReason;
 }
 
+/**
+ * Refusals a caller caused (4xx): their stack says nothing an operator needs (they are never
+ * logged with one), and capturing it was a tenth of what a shed sign-in cost under a flood.
+ * Faults (INTERNAL, SERVICE_UNAVAILABLE, TIMEOUT) keep theirs.
+ */
+const WITHOUT_STACK = new Set<AppErrorCode>([
+  'BAD_REQUEST',
+  'UNAUTHORIZED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'CONFLICT',
+  'PRECONDITION_FAILED',
+  'UNPROCESSABLE_CONTENT',
+  'TOO_MANY_REQUESTS',
+]);
+
 export class AppError extends Error {
   readonly fieldErrors: FieldErrors | undefined;
   readonly retryAfterSeconds: number | undefined;
@@ -43,7 +59,10 @@ export class AppError extends Error {
     message: string,
     options: AppErrorOptions = {},
   ) {
+    const stackTraceLimit = Error.stackTraceLimit;
+    if (WITHOUT_STACK.has(code)) Error.stackTraceLimit = 0;
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    Error.stackTraceLimit = stackTraceLimit;
     this.name = 'AppError';
     this.fieldErrors = options.fieldErrors;
     this.retryAfterSeconds = options.retryAfterSeconds;
