@@ -250,6 +250,32 @@ describe('three Keel instances behind HAProxy, through PgBouncer in transaction 
   });
 
   // Last: once the address's budget is spent, it cannot sign in any more.
+  it('issues service tokens from every instance: the token endpoint's limits send no named statement PgBouncer cannot carry', async () => {
+    const admin = await register();
+    await direct.query(`UPDATE users SET role = 'ADMIN' WHERE id = $1::uuid`, [admin.user.id]);
+    const login = await mutate(cluster.url, 'auth.login', { email: admin.email, password: PASSWORD });
+    const created = await mutate(
+      cluster.url,
+      'serviceAccounts.create',
+      { name: `cluster-${Date.now()}`, scopes: ['projects:read'] },
+      bearer((login.data as AuthBody).accessToken),
+    );
+    expect(created.error).toBeUndefined();
+    const { clientId, clientSecret } = created.data as { clientId: string; clientSecret: string };
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, async () => {
+        const response = await fetch(`${cluster.url}/oauth/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret }),
+        });
+        return { status: response.status, server: response.headers.get('x-keel-server') };
+      }),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(12).fill(200));
+    expect(new Set(answers.map((a) => a.server)).size).toBeGreaterThan(1);
+  });
+
   it('shares the failed-login limit per address across the instances', async () => {
     const outcomes = [];
     for (let i = 0; i < LOGIN_FAILURES_PER_IP + 4; i++) {

@@ -123,6 +123,23 @@ describe('per-address limits', () => {
     expect((await mutate(server.url, 'auth.login', input, '192.0.2.11')).status).toBe(200);
   });
 
+  it('refuses an address past its budget from memory: the flood behind it adds nothing to the shared count', async () => {
+    const user = await createUser(deps);
+    const input = { email: user.email, password: KNOWN_PASSWORD };
+    const ip = '192.0.2.12';
+    for (let i = 0; i < LOGIN_PER_IP; i += 1) expect((await mutate(server.url, 'auth.login', input, ip)).status).toBe(200);
+    const shared = () => deps.database.prisma.rateLimit.findUnique({ where: { key: `ip-login:${ip}` } });
+    // The first refusal is the shared count's (one past the budget); it blocks the address in this process.
+    expect((await mutate(server.url, 'auth.login', input, ip)).status).toBe(429);
+    const counted = (await shared())?.points;
+    expect(counted).toBe(LOGIN_PER_IP + 1);
+
+    const refusals = await Promise.all(Array.from({ length: 10 }, () => mutate(server.url, 'auth.login', input, ip)));
+    expect(refusals.map((r) => r.status)).toEqual(Array(10).fill(429));
+    for (const refusal of refusals) expect(refusal.retryAfterSeconds).toBeGreaterThan(0);
+    expect((await shared())?.points).toBe(counted);
+  });
+
   it('counts the address the trusted proxy saw: a client cannot escape by writing its own X-Forwarded-For entries', async () => {
     const user = await createUser(deps);
     const input = { email: user.email, password: KNOWN_PASSWORD };

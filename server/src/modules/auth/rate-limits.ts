@@ -66,6 +66,30 @@ export interface RateLimits {
 const MAX_BACKOFF_SECONDS = 15 * 60;
 const TABLE = 'rate_limits';
 
+/**
+ * rate-limiter-flexible's PostgreSQL limiters over `pool`, for every limit shared by the instances
+ * (these, and the token endpoint's in service-accounts/limits.ts): windows in `rate_limits`.
+ * `blockInMemory`: a key past its budget is refused from this process's memory until its window
+ * ends, with no query (the shared count can only have grown meanwhile), so a flood behind one
+ * address costs no database work. A point given back (a refund after a right password) does not
+ * lift it: such limits are checked before the attempt, so a refused key earns none back anyway.
+ */
+export function postgresLimiters(pool: pg.Pool) {
+  // Unnamed: the library names its statements, which PgBouncer in transaction mode cannot carry.
+  const storeClient = unnamedStatements(pool);
+  return (keyPrefix: string, points: number, duration: number, blockInMemory = false) =>
+    new RateLimiterPostgres({
+      storeClient,
+      storeType: 'pool',
+      tableName: TABLE,
+      tableCreated: true,
+      keyPrefix,
+      points,
+      duration,
+      ...(blockInMemory ? { inMemoryBlockOnConsumed: points + 1 } : {}),
+    });
+}
+
 const tooMany = (msBeforeNext: number) => {
   const retryAfterSeconds = Math.max(1, Math.ceil(msBeforeNext / 1000));
   return new AppError('TOO_MANY_REQUESTS', `Too many attempts. Retry in ${retryAfterSeconds} s.`, { retryAfterSeconds });
@@ -106,16 +130,13 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit'], opt
       allowResetMail: async () => true,
     };
   }
-  // Unnamed: the library names its statements, which PgBouncer in transaction mode cannot carry.
-  const storeClient = unnamedStatements(pool);
-  const limiter = (keyPrefix: string, points: number, duration: number) =>
-    new RateLimiterPostgres({ storeClient, storeType: 'pool', tableName: TABLE, tableCreated: true, keyPrefix, points, duration });
+  const limiter = postgresLimiters(pool);
   const ipLimiters: Record<IpLimit, RateLimiterPostgres> = {
-    login: limiter('ip-login', config.loginPerIp, 15 * 60),
-    register: limiter('ip-register', config.registerPerIp, 60 * 60),
-    passwordReset: limiter('ip-reset', config.resetPerIp, 60 * 60),
-    loginFailures: limiter('ip-login-fail', config.loginFailuresPerIp, 15 * 60),
-    tokenFailures: limiter('ip-token-fail', config.tokenFailuresPerIp, 60 * 60),
+    login: limiter('ip-login', config.loginPerIp, 15 * 60, true),
+    register: limiter('ip-register', config.registerPerIp, 60 * 60, true),
+    passwordReset: limiter('ip-reset', config.resetPerIp, 60 * 60, true),
+    loginFailures: limiter('ip-login-fail', config.loginFailuresPerIp, 15 * 60, true),
+    tokenFailures: limiter('ip-token-fail', config.tokenFailuresPerIp, 60 * 60, true),
   };
   const api = createApiLimiter({
     pool,

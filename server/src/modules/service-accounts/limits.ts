@@ -6,9 +6,10 @@
  * so a runaway service cannot mint without bound (counted only after its secret proved it).
  */
 import type pg from 'pg';
-import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
+import { type RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../../config.js';
 import { addressKey } from '../auth/address-key.js';
+import { postgresLimiters } from '../auth/rate-limits.js';
 
 const WINDOW_SECONDS = 15 * 60;
 
@@ -30,19 +31,10 @@ export interface TokenLimits {
 export function createTokenLimits(pool: pg.Pool, rateLimit: Config['rateLimit'], config: Config['serviceAccounts']): TokenLimits {
   if (!rateLimit.enabled)
     return { request: async () => {}, failure: async () => {}, refundFailure: async () => {}, issued: async () => {} };
-  const limiter = (keyPrefix: string, points: number) =>
-    new RateLimiterPostgres({
-      storeClient: pool,
-      storeType: 'pool',
-      tableName: 'rate_limits',
-      tableCreated: true,
-      keyPrefix,
-      points,
-      duration: WINDOW_SECONDS,
-    });
-  const perIp = limiter('oauth-ip', config.tokenPerIp);
-  const failures = limiter('oauth-ip-fail', rateLimit.loginFailuresPerIp);
-  const perClient = limiter('oauth-client', config.tokenPerClient);
+  const limiter = postgresLimiters(pool);
+  const perIp = limiter('oauth-ip', config.tokenPerIp, WINDOW_SECONDS, true);
+  const failures = limiter('oauth-ip-fail', rateLimit.loginFailuresPerIp, WINDOW_SECONDS, true);
+  const perClient = limiter('oauth-client', config.tokenPerClient, WINDOW_SECONDS, true);
   const consume = async (l: RateLimiterPostgres, key: string) => {
     try {
       await l.consume(key);
