@@ -5,15 +5,20 @@
  * The server runs as a child process in production mode (rate limits off, logs at warn) on
  * DATABASE_URL if set, else on a fresh embedded PostgreSQL in a temp directory. Load comes from
  * this process over loopback. Measured, and printed as a table and to bench/results/auth.json:
- *   1. the raw argon2id verify rate of this machine (same library and parameters, one verify in
- *      flight per libuv thread-pool thread): the ceiling for logins;
- *   2. auth.login throughput (autocannon), and its ratio to (1) (goal >= 0.9);
+ *   1. the raw argon2id verify rate of this machine (same library and parameters): with as many
+ *      verifies in flight as the server has hashing slots (PASSWORD_HASH_CONCURRENCY, one core
+ *      fewer than the machine has: one stays for everything else), the ceiling for logins; and
+ *      with one per libuv thread-pool thread, the machine's;
+ *   2. auth.login throughput (autocannon), and its ratio to (1) at the server's slots (goal >= 0.9);
  *   3. p50/p99 latency of auth.me (a cheap authenticated query) sampled at a steady pace while a
  *      flood of `--flood` concurrent wrong-password logins from `--flood-addresses` client
- *      addresses runs (goal p99 <= 50 ms), next to the same sample on an idle server. The flood
- *      never waits between answers (a 429 is followed at once by the next attempt, as an attacker
- *      does); the server sheds what its hashing queue cannot take. The sampler runs in a process
- *      of its own, so the load generator's event loop is not in its figures;
+ *      addresses runs (goal p99 <= 50 ms), next to the same sample on an idle server; twice: with
+ *      the limits off (load shedding alone refuses the excess) and on a second server with the
+ *      production limits on. The flood never waits between answers (a 429 is followed at once by
+ *      the next attempt, as an attacker does); the server sheds what its hashing queue cannot take
+ *      and holds its refusals (REFUSAL_DELAY_MS). The sampler runs in a process of its own, so the
+ *      load generator's event loop is not in its figures; the server's CPU per flood answer is read
+ *      from /proc;
  *   4. auth.refresh throughput. Every refresh needs a live refresh token: the run signs in a pool
  *      of sessions first (4 per connection), each request takes a token from the pool and its
  *      answer puts the rotated successor back, so no token is ever presented twice (no reuse).
@@ -24,7 +29,8 @@ import { parseArgs } from 'node:util';
 import { parseConfig } from '../server/src/config.js';
 import { measureVerifyRate } from './lib/argon2.js';
 import { type BenchDatabase, benchDatabase } from './lib/database.js';
-import { type LoadRequest, loadAutocannon, mapConcurrent, runLoad } from './lib/load.js';
+import { type LatencySample, type LoadRequest, type LoadResult, loadAutocannon, mapConcurrent, runLoad } from './lib/load.js';
+import { measureProcess, type WindowStats } from './lib/process-stats.js';
 import { fmt, machine, printTable, type Row, writeResults } from './lib/report.js';
 import { sampleLatencyInChild } from './lib/sampler-process.js';
 import { productionEnv, type ServerProcess, startServerProcess } from './lib/server-process.js';
@@ -80,8 +86,8 @@ async function main(): Promise<void> {
     return;
   }
   const threadpool = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-  // Generous: set-up, four measured phases of `duration` s each, and the argon2 run.
-  const deadlineSeconds = 120 + opts.duration * 5 + opts.argon2Seconds + Math.ceil(opts.users / 10);
+  // Generous: set-up, five measured phases of `duration` s each, two servers, and the argon2 runs.
+  const deadlineSeconds = 180 + opts.duration * 6 + 2 * opts.argon2Seconds + Math.ceil(opts.users / 10);
 
   let database: BenchDatabase | undefined;
   let server: ServerProcess | undefined;
@@ -106,14 +112,18 @@ async function main(): Promise<void> {
     database = await benchDatabase({ url: process.env.DATABASE_URL, log });
     // Behind a trusted proxy on loopback, so the flood comes from a few client addresses (in the logs).
     const env = await productionEnv({ databaseUrl: database.url, extra: { TRUST_PROXY: 'loopback' } });
-    const passwords = parseConfig(env).passwords;
+    const config = parseConfig(env);
+    const passwords = config.passwords;
 
     log(
-      `1/4 raw argon2id verify: ${threadpool} in flight for ${opts.argon2Seconds} s (m=${passwords.memoryKib}, t=${passwords.iterations}, p=${passwords.parallelism})`,
+      `1/5 raw argon2id verify (m=${passwords.memoryKib}, t=${passwords.iterations}, p=${passwords.parallelism}): ` +
+        `${passwords.concurrency} in flight (the server's hashing slots), then ${threadpool} (the thread pool), ${opts.argon2Seconds} s each`,
     );
-    const raw = await measureVerifyRate(passwords, threadpool, opts.argon2Seconds * 1000);
+    const raw = await measureVerifyRate(passwords, passwords.concurrency, opts.argon2Seconds * 1000);
+    const rawMachine =
+      threadpool === passwords.concurrency ? raw : await measureVerifyRate(passwords, threadpool, opts.argon2Seconds * 1000);
 
-    log(`starting the server (${opts.entry}, production) on ${database.description}`);
+    log(`starting the server (${opts.entry}, production, limits off) on ${database.description}`);
     server = await startServerProcess({ env, entry: opts.entry });
     const base = server.url;
     log(`server ready at ${base} (pid ${server.pid})`);
@@ -141,37 +151,33 @@ async function main(): Promise<void> {
       },
     };
 
-    log(`2/4 auth.login: ${opts.connections} connections for ${opts.duration} s`);
+    log(`2/5 auth.login: ${opts.connections} connections for ${opts.duration} s`);
     const login = await runLoad({ url: base, connections: opts.connections, duration: opts.duration, requests: [loginRequest] });
     const loginRatio = login.okPerSecond / raw.verifiesPerSecond;
 
     const me = await trpcMutation<AuthAnswer>(base, 'auth.login', { email: emails[0], password: PASSWORD });
-    const meSampler = { url: `${base}/trpc/auth.me`, headers: { authorization: `Bearer ${me.accessToken}` }, intervalMs: 20 };
-    log(
-      `3/4 auth.me latency: idle, then during a flood of ${opts.flood} concurrent wrong-password logins from ${opts.floodAddresses} addresses`,
-    );
-    const meIdle = await sampleLatencyInChild({ ...meSampler, durationMs: 3_000 });
-    const floodAddresses = Array.from({ length: opts.floodAddresses }, (_, i) => `198.18.0.${i + 1}`);
     const floodBodies = emails.map((email) => trpcBody({ email, password: 'not the password' }));
-    let nextFlood = 0;
-    const floodRequest: LoadRequest = {
-      method: 'POST',
-      path: '/trpc/auth.login',
-      headers: { 'content-type': 'application/json' },
-      setupRequest: (request) => {
-        nextFlood += 1;
-        return {
-          ...request,
-          headers: { ...request.headers, 'x-forwarded-for': floodAddresses[nextFlood % floodAddresses.length] as string },
-          body: floodBodies[nextFlood % floodBodies.length] as string,
-        };
-      },
-    };
-    const flood = runLoad({ url: base, connections: opts.flood, duration: opts.duration + 1, requests: [floodRequest] });
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    const meFlood = await sampleLatencyInChild({ ...meSampler, durationMs: opts.duration * 1000 });
-    const floodResult = await flood;
-    const floodAnswered = (status: string) => floodResult.statuses[status] ?? 0;
+    const flood = (url: string, pid: number) =>
+      floodPhase({
+        url,
+        pid,
+        accessToken: me.accessToken,
+        bodies: floodBodies,
+        connections: opts.flood,
+        addresses: opts.floodAddresses,
+        seconds: opts.duration,
+      });
+
+    log(
+      `3/5 auth.me latency: idle, then during a flood of ${opts.flood} concurrent wrong-password logins from ${opts.floodAddresses} addresses (limits off)`,
+    );
+    const meIdle = await sampleLatencyInChild({
+      url: `${base}/trpc/auth.me`,
+      headers: { authorization: `Bearer ${me.accessToken}` },
+      intervalMs: 20,
+      durationMs: 3_000,
+    });
+    const shedOnly = await flood(base, server.pid);
 
     // A pool of live refresh tokens: each request takes one, its answer returns the successor.
     const poolSize = Math.max(32, 4 * opts.connections);
@@ -197,17 +203,57 @@ async function main(): Promise<void> {
         if (next) pool.push(next);
       },
     };
-    log(`4/4 auth.refresh: ${opts.connections} connections for ${opts.duration} s (pool of ${poolSize} sessions)`);
+    log(`4/5 auth.refresh: ${opts.connections} connections for ${opts.duration} s (pool of ${poolSize} sessions)`);
     const refresh = await runLoad({ url: base, connections: opts.connections, duration: opts.duration, requests: [refreshRequest] });
 
     await server.stop();
     server = undefined;
+    log('5/5 the same flood on a server with the production limits on (per address, per account, the general limit)');
+    server = await startServerProcess({ env: { ...env, RATE_LIMIT_ENABLED: 'true' }, entry: opts.entry });
+    const limited = await flood(server.url, server.pid);
+    await server.stop();
+    server = undefined;
+
+    const floodRows = (label: string, phase: FloodPhase): Row[] => {
+      const { result, stats, me: sample } = phase;
+      const answers = Object.values(result.statuses).reduce((sum, n) => sum + n, 0);
+      const per = (status: string) => fmt((result.statuses[status] ?? 0) / result.durationSeconds);
+      return [
+        {
+          measure: `auth.me p50, login flood (${label})`,
+          value: `${fmt(sample.p50, 2)} ms`,
+          note: `p90 ${fmt(sample.p90, 2)} ms, ${sample.samples} samples, ${sample.failures} failed`,
+        },
+        {
+          measure: `auth.me p99, login flood (${label})`,
+          value: `${fmt(sample.p99, 2)} ms`,
+          goal: `<= ${GOAL_ME_P99_MS} ms`,
+          verdict: sample.p99 <= GOAL_ME_P99_MS ? 'met' : 'missed',
+          note: `max ${fmt(sample.max, 2)} ms`,
+        },
+        {
+          measure: `login flood (${label}): answers`,
+          value: `${fmt(answers / result.durationSeconds)} /s`,
+          note: `checked (401) ${per('401')} /s, refused (429) ${per('429')} /s; ${result.errors} errors, ${result.timeouts} timeouts; p50 ${result.latencyP50} ms, p99 ${result.latencyP99} ms`,
+        },
+        {
+          measure: `login flood (${label}): server CPU per answer`,
+          value: `${fmt(stats.allCpuUs / Math.max(1, answers), 0)} µs`,
+          note: `event loop ${fmt(stats.mainCpuUs / Math.max(1, answers), 0)} µs; the server used ${fmt(stats.allCpuUs / 1e6 / result.durationSeconds, 2)} cores`,
+        },
+      ];
+    };
 
     const rows: Row[] = [
       {
-        measure: 'argon2id verify, raw (this process)',
+        measure: `argon2id verify, raw, ${raw.concurrency} in flight`,
         value: `${fmt(raw.verifiesPerSecond)} /s`,
-        note: `${raw.verifies} verifies in ${fmt(raw.seconds)} s, ${raw.concurrency} in flight`,
+        note: `${raw.verifies} verifies in ${fmt(raw.seconds)} s: the server's hashing slots`,
+      },
+      {
+        measure: `argon2id verify, raw, ${rawMachine.concurrency} in flight`,
+        value: `${fmt(rawMachine.verifiesPerSecond)} /s`,
+        note: `${rawMachine.verifies} verifies in ${fmt(rawMachine.seconds)} s: the whole machine`,
       },
       {
         measure: 'auth.login',
@@ -215,33 +261,19 @@ async function main(): Promise<void> {
         note: `p50 ${login.latencyP50} ms, p99 ${login.latencyP99} ms, ${login.ok} ok, ${login.non2xx} non-2xx, ${login.errors} errors`,
       },
       {
-        measure: 'auth.login / raw verify',
+        measure: `auth.login / raw verify (${raw.concurrency} in flight)`,
         value: fmt(loginRatio, 2),
         goal: `>= ${GOAL_LOGIN_RATIO}`,
         verdict: loginRatio >= GOAL_LOGIN_RATIO ? 'met' : 'missed',
+        note: `${fmt(login.okPerSecond / rawMachine.verifiesPerSecond, 2)} of the whole machine's`,
       },
       {
         measure: 'auth.me p50, idle server',
         value: `${fmt(meIdle.p50, 2)} ms`,
         note: `p99 ${fmt(meIdle.p99, 2)} ms, ${meIdle.samples} samples`,
       },
-      {
-        measure: 'auth.me p50, login flood',
-        value: `${fmt(meFlood.p50, 2)} ms`,
-        note: `${meFlood.samples} samples, ${meFlood.failures} failed`,
-      },
-      {
-        measure: 'auth.me p99, login flood',
-        value: `${fmt(meFlood.p99, 2)} ms`,
-        goal: `<= ${GOAL_ME_P99_MS} ms`,
-        verdict: meFlood.p99 <= GOAL_ME_P99_MS ? 'met' : 'missed',
-        note: `max ${fmt(meFlood.max, 2)} ms`,
-      },
-      {
-        measure: `login flood (${opts.flood} connections, ${opts.floodAddresses} addresses)`,
-        value: `${fmt((floodAnswered('401') + floodAnswered('429')) / floodResult.durationSeconds)} /s`,
-        note: `checked (401) ${fmt(floodAnswered('401') / floodResult.durationSeconds)} /s, shed (429) ${fmt(floodAnswered('429') / floodResult.durationSeconds)} /s; ${floodResult.errors} errors, ${floodResult.timeouts} timeouts; p99 ${floodResult.latencyP99} ms`,
-      },
+      ...floodRows('limits off', shedOnly),
+      ...floodRows('production limits', limited),
       {
         measure: 'auth.refresh',
         value: `${fmt(refresh.okPerSecond)} /s`,
@@ -255,12 +287,25 @@ async function main(): Promise<void> {
     );
     printTable(rows);
 
+    const floodResults = (phase: FloodPhase) => ({
+      ...phase.me,
+      goalP99Ms: GOAL_ME_P99_MS,
+      met: phase.me.p99 <= GOAL_ME_P99_MS,
+      flood: phase.result,
+      serverStats: phase.stats,
+    });
     const file = writeResults('auth', {
       benchmark: 'auth',
       finishedAt: new Date().toISOString(),
       machine: { ...after, loadAverageBefore: before.loadAverage },
       setup: {
-        server: { entry: opts.entry, mode: 'production', rateLimits: false, logLevel: 'warn' },
+        server: {
+          entry: opts.entry,
+          mode: 'production',
+          rateLimits: 'off, then on for the second flood',
+          logLevel: 'warn',
+          refusalDelayMs: config.http.refusalDelayMs,
+        },
         database: database.description,
         users: opts.users,
         connections: opts.connections,
@@ -271,9 +316,11 @@ async function main(): Promise<void> {
       },
       results: {
         argon2RawVerify: raw,
+        argon2RawVerifyMachine: rawMachine,
         login: { ...login, ratioToRawVerify: loginRatio, goal: `>= ${GOAL_LOGIN_RATIO}`, met: loginRatio >= GOAL_LOGIN_RATIO },
         meIdle,
-        meDuringLoginFlood: { ...meFlood, goalP99Ms: GOAL_ME_P99_MS, met: meFlood.p99 <= GOAL_ME_P99_MS, flood: floodResult },
+        meDuringLoginFlood: floodResults(shedOnly),
+        meDuringLoginFloodWithLimits: floodResults(limited),
         refresh: { ...refresh, poolSize, starvedRequests: starved },
       },
     });
@@ -287,6 +334,55 @@ async function main(): Promise<void> {
     clearTimeout(deadline);
     await cleanup();
   }
+}
+
+interface FloodPhase {
+  result: LoadResult;
+  stats: WindowStats;
+  me: LatencySample;
+}
+
+/**
+ * `connections` wrong-password logins that never pause, from `addresses` client addresses, for
+ * `seconds` (+1), with auth.me sampled beside them from its own process after half a second; the
+ * server's CPU over the whole flood.
+ */
+async function floodPhase(options: {
+  url: string;
+  pid: number;
+  accessToken: string;
+  bodies: string[];
+  connections: number;
+  addresses: number;
+  seconds: number;
+}): Promise<FloodPhase> {
+  const addresses = Array.from({ length: options.addresses }, (_, i) => `198.18.0.${i + 1}`);
+  let next = 0;
+  const request: LoadRequest = {
+    method: 'POST',
+    path: '/trpc/auth.login',
+    headers: { 'content-type': 'application/json' },
+    setupRequest: (r) => {
+      next += 1;
+      return {
+        ...r,
+        headers: { ...r.headers, 'x-forwarded-for': addresses[next % addresses.length] as string },
+        body: options.bodies[next % options.bodies.length] as string,
+      };
+    },
+  };
+  const { result, stats } = await measureProcess(options.pid, undefined, async () => {
+    const flood = runLoad({ url: options.url, connections: options.connections, duration: options.seconds + 1, requests: [request] });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const me = await sampleLatencyInChild({
+      url: `${options.url}/trpc/auth.me`,
+      headers: { authorization: `Bearer ${options.accessToken}` },
+      intervalMs: 20,
+      durationMs: options.seconds * 1000,
+    });
+    return { me, flood: await flood };
+  });
+  return { result: result.flood, stats, me: result.me };
 }
 
 await main();

@@ -3,7 +3,8 @@
  * and where its main thread's time went during the load, by package and by function (self time,
  * and time with callees). `--heap`: V8's sampling heap profiler instead, counting collected objects
  * too: where the bytes a request allocates come from. For finding what to change; `pnpm bench`
- * measures the result. Scenarios: list (default, as bench (b)), rest, create, health, batch, login.
+ * measures the result. Scenarios: list (default, as bench (b)), rest, create, health, batch, login, flood (200
+ * connections of wrong-password logins, nearly all shed).
  * Writes the profile under bench/results/profile/ (open it in Chrome DevTools for the call tree).
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -162,6 +163,13 @@ async function main(): Promise<void> {
         headers: { 'content-type': 'application/json' },
         body: trpcBody({ email, password: 'a profiling passphrase' }),
       },
+      // Wrong-password logins from 200 connections: nearly all shed (429) before any query.
+      flood: {
+        url: `${server.url}/trpc/auth.login`,
+        method: 'POST' as const,
+        headers: { 'content-type': 'application/json' },
+        body: trpcBody({ email, password: 'not the password' }),
+      },
       create: {
         url: `${server.url}/trpc/projects.create`,
         requests: [
@@ -173,11 +181,11 @@ async function main(): Promise<void> {
         ],
       },
     }[scenario];
-    if (!load) throw new Error(`unknown scenario ${scenario}: list, batch, rest, create, health or login`);
+    if (!load) throw new Error(`unknown scenario ${scenario}: list, batch, rest, create, health, login or flood`);
     log('warming up');
     await runLoad({ ...load, connections: 8, duration: 3 });
     // Logins beyond the hashing queue are refused (429): profile the ones that are served.
-    const connections = scenario === 'login' ? 8 : 32;
+    const connections = scenario === 'login' ? 8 : scenario === 'flood' ? 200 : 32;
     log(`${scenario}: ${SECONDS} s at ${connections} connections${heap ? ', sampling allocations' : ''}`);
     // The CPU profile's clock is the machine's monotonic clock, as hrtime's: only the load window counts.
     window.start = Number(process.hrtime.bigint() / 1000n);
@@ -185,7 +193,7 @@ async function main(): Promise<void> {
       runLoad({ ...load, connections, duration: SECONDS }),
     );
     window.end = Number(process.hrtime.bigint() / 1000n);
-    requests = result.ok;
+    requests = scenario === 'flood' ? result.ok + result.non2xx : result.ok;
     log(`${fmt(result.okPerSecond, 0)} req/s, ${result.non2xx + result.errors} errors`);
     if (heap) {
       const deadline = Date.now() + 30_000;
