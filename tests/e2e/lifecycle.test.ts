@@ -39,6 +39,12 @@ async function startServer(env: Record<string, string> = {}, nodeArgs: string[] 
   return { server, port };
 }
 
+/**
+ * How long a wait below gives before it fails naming what never came: a backstop for a busy
+ * machine (the e2e project's own timeout is 180 s), never a figure the test checks.
+ */
+const BACKSTOP_MS = 60_000;
+
 /** A raw HTTP/1.1 client connection whose bytes we control, collecting everything the server sends. */
 function openConnection(
   port: number,
@@ -62,8 +68,8 @@ function openConnection(
         waitFor: (text) =>
           new Promise<void>((ok, fail) => {
             const timer = setTimeout(
-              () => fail(new Error(`no "${JSON.stringify(text)}" from the server within 10 s; got ${JSON.stringify(data)}`)),
-              10_000,
+              () => fail(new Error(`no "${JSON.stringify(text)}" from the server within ${BACKSTOP_MS} ms; got ${JSON.stringify(data)}`)),
+              BACKSTOP_MS,
             );
             const check = () => {
               if (!data.includes(text)) return;
@@ -158,7 +164,7 @@ describe('graceful shutdown', () => {
     expect(server.hasExited()).toBe(false);
 
     client.socket.end(body.slice(half));
-    await within(client.closed, 10_000, 'the response to the in-flight request');
+    await within(client.closed, BACKSTOP_MS, 'the response to the in-flight request');
     const response = client.received().slice('HTTP/1.1 100 Continue\r\n\r\n'.length);
     const split = response.indexOf('\r\n\r\n');
     const head = response.slice(0, split);
@@ -203,7 +209,7 @@ function onNewConnection(port: number, method: 'GET' | 'POST', path: string, bod
           connection: 'close',
           ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
         },
-        timeout: 10_000,
+        timeout: BACKSTOP_MS,
       },
       (res) => {
         let text = '';
@@ -215,7 +221,7 @@ function onNewConnection(port: number, method: 'GET' | 'POST', path: string, bod
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path} within 10 s`)));
+    req.on('timeout', () => req.destroy(new Error(`no answer to ${method} ${path} within ${BACKSTOP_MS} ms`)));
     req.on('error', reject);
     req.end(payload);
   });

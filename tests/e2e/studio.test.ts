@@ -43,7 +43,7 @@ async function startStudio(env: Record<string, string>): Promise<{ studio: Spawn
 }
 
 async function expectStudioServes(url: string): Promise<void> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  const response = await fetch(url, { signal: AbortSignal.timeout(60_000) });
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toMatch(/text\/html/);
 }
