@@ -250,7 +250,7 @@ describe('three Keel instances behind HAProxy, through PgBouncer in transaction 
   });
 
   // Last: once the address's budget is spent, it cannot sign in any more.
-  it('issues service tokens from every instance: the token endpoint's limits send no named statement PgBouncer cannot carry', async () => {
+  it("issues service tokens from every instance: the token endpoint's limits send no named statement PgBouncer cannot carry", async () => {
     const admin = await register();
     await direct.query(`UPDATE users SET role = 'ADMIN' WHERE id = $1::uuid`, [admin.user.id]);
     const login = await mutate(cluster.url, 'auth.login', { email: admin.email, password: PASSWORD });
@@ -263,7 +263,8 @@ describe('three Keel instances behind HAProxy, through PgBouncer in transaction 
     expect(created.error).toBeUndefined();
     const { clientId, clientSecret } = created.data as { clientId: string; clientSecret: string };
     const answers = await Promise.all(
-      Array.from({ length: 12 }, async () => {
+      // Fewer than the failure budget per address: each request counts as a failure until its secret checks.
+      Array.from({ length: 6 }, async () => {
         const response = await fetch(`${cluster.url}/oauth/token`, {
           method: 'POST',
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -272,7 +273,7 @@ describe('three Keel instances behind HAProxy, through PgBouncer in transaction 
         return { status: response.status, server: response.headers.get('x-keel-server') };
       }),
     );
-    expect(answers.map((a) => a.status)).toEqual(Array(12).fill(200));
+    expect(answers.map((a) => a.status)).toEqual(Array(6).fill(200));
     expect(new Set(answers.map((a) => a.server)).size).toBeGreaterThan(1);
   });
 

@@ -326,6 +326,20 @@ describe('per-address failure budgets', () => {
     expect(owner.status).toBe(200);
   });
 
+  it('lets an address sign in again once concurrent right logins that crowded its failure budget are refunded', async () => {
+    // Each attempt counts as a failure until its password checks: one more than the budget at once
+    // may refuse one (a refused attempt stays counted); once the others are refunded, the address
+    // is well within its budget again, on this instance too.
+    const users = await Promise.all(Array.from({ length: FAILURES_PER_IP + 1 }, () => createUser(stuffing)));
+    const ip = '203.0.113.111';
+    const statuses = await Promise.all(
+      users.map(async (u) => (await mutate(stuffingServer.url, 'auth.login', { email: u.email, password: KNOWN_PASSWORD }, ip)).status),
+    );
+    for (const status of statuses) expect([200, 429]).toContain(status);
+    const later = await mutate(stuffingServer.url, 'auth.login', { email: users[0]?.email, password: KNOWN_PASSWORD }, ip);
+    expect(later.status).toBe(200);
+  });
+
   it('gives a successful login its attempt back: people behind one address who sign in fine are not limited', async () => {
     const user = await createUser(stuffing);
     const ip = '203.0.113.110';

@@ -71,8 +71,9 @@ const TABLE = 'rate_limits';
  * (these, and the token endpoint's in service-accounts/limits.ts): windows in `rate_limits`.
  * `blockInMemory`: a key past its budget is refused from this process's memory until its window
  * ends, with no query (the shared count can only have grown meanwhile), so a flood behind one
- * address costs no database work. A point given back (a refund after a right password) does not
- * lift it: such limits are checked before the attempt, so a refused key earns none back anyway.
+ * address costs no database work. Not for budgets that give points back (failures refunded after
+ * a right password): concurrent right attempts can pass the budget for a moment and be refunded
+ * below it, and the memory block would outlive that moment by the whole window.
  */
 export function postgresLimiters(pool: pg.Pool) {
   // Unnamed: the library names its statements, which PgBouncer in transaction mode cannot carry.
@@ -135,8 +136,8 @@ export function createRateLimits(pool: pg.Pool, config: Config['rateLimit'], opt
     login: limiter('ip-login', config.loginPerIp, 15 * 60, true),
     register: limiter('ip-register', config.registerPerIp, 60 * 60, true),
     passwordReset: limiter('ip-reset', config.resetPerIp, 60 * 60, true),
-    loginFailures: limiter('ip-login-fail', config.loginFailuresPerIp, 15 * 60, true),
-    tokenFailures: limiter('ip-token-fail', config.tokenFailuresPerIp, 60 * 60, true),
+    loginFailures: limiter('ip-login-fail', config.loginFailuresPerIp, 15 * 60),
+    tokenFailures: limiter('ip-token-fail', config.tokenFailuresPerIp, 60 * 60),
   };
   const api = createApiLimiter({
     pool,

@@ -33,7 +33,7 @@ export function createTokenLimits(pool: pg.Pool, rateLimit: Config['rateLimit'],
     return { request: async () => {}, failure: async () => {}, refundFailure: async () => {}, issued: async () => {} };
   const limiter = postgresLimiters(pool);
   const perIp = limiter('oauth-ip', config.tokenPerIp, WINDOW_SECONDS, true);
-  const failures = limiter('oauth-ip-fail', rateLimit.loginFailuresPerIp, WINDOW_SECONDS, true);
+  const failures = limiter('oauth-ip-fail', rateLimit.loginFailuresPerIp, WINDOW_SECONDS);
   const perClient = limiter('oauth-client', config.tokenPerClient, WINDOW_SECONDS, true);
   const consume = async (l: RateLimiterPostgres, key: string) => {
     try {
