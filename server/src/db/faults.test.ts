@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { Prisma } from '../generated/prisma/client.js';
-import { classifyDatabaseError, DatabaseConnectionError, faultOfSqlState } from './faults.js';
+import { classifyDatabaseError, DatabaseConnectionError, faultOfSqlState, isRefusedValue } from './faults.js';
 
 /** A server error as pg reports it (pg-protocol's DatabaseError), with its SQLSTATE. */
 function pgError(code: string, message = 'whatever the server said'): pg.DatabaseError {
@@ -103,5 +103,30 @@ describe('classifyDatabaseError', () => {
     const b = new Error('b', { cause: a });
     a.cause = b;
     expect(classifyDatabaseError(a)).toBeUndefined();
+  });
+});
+
+describe('isRefusedValue', () => {
+  it("recognises a value the database refused: SQLSTATE class 22 from pg or the adapter, and Prisma's codes for it", () => {
+    expect(isRefusedValue(pgError('22003'))).toBe(true); // numeric value out of range
+    expect(isRefusedValue(new Error('wrapped', { cause: pgError('22P02') }))).toBe(true); // invalid text representation
+    expect(isRefusedValue(adapterError({ kind: 'ValueOutOfRange', originalCode: '22003' }))).toBe(true);
+    expect(
+      isRefusedValue(prismaError('P2020', { driverAdapterError: adapterError({ kind: 'ValueOutOfRange', originalCode: '22003' }) })),
+    ).toBe(true);
+    for (const code of ['P2000', 'P2006', 'P2007', 'P2033']) expect(isRefusedValue(prismaError(code)), code).toBe(true);
+  });
+
+  it('leaves everything else alone: constraint violations, faults, other Prisma codes, plain errors', () => {
+    for (const error of [
+      pgError('23505'),
+      pgError('57014'),
+      pgError('40001'),
+      prismaError('P2002'),
+      prismaError('P2025'),
+      new Error('22003'),
+    ]) {
+      expect(isRefusedValue(error)).toBe(false);
+    }
   });
 });

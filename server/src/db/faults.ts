@@ -167,3 +167,29 @@ export function classifyDatabaseError(error: unknown): DatabaseFault | undefined
   }
   return undefined;
 }
+
+/**
+ * Prisma's codes for a value its column cannot hold: too long (P2000), invalid (P2006), failed
+ * validation (P2007), out of range (P2020), not fitting 64 bits (P2033).
+ */
+const PRISMA_VALUE_ERRORS = new Set(['P2000', 'P2006', 'P2007', 'P2020', 'P2033']);
+
+function sqlStateOf(value: Fields): string | undefined {
+  const adapterCause = adapterErrorCause(value);
+  if (adapterCause) return stringField(adapterCause, 'originalCode') ?? stringField(adapterCause, 'code');
+  return value instanceof pg.DatabaseError ? value.code : undefined;
+}
+
+/**
+ * Whether the database refused a value the call carried (SQLSTATE class 22, data exception: out
+ * of range, too long, not a valid uuid or date; or Prisma's codes for the same): the input, not
+ * the server, was wrong. Input schemas bound what their columns hold, so this is the net under a
+ * bound that is missing; the error edge answers 400 and logs it at warn, so the gap gets closed.
+ */
+export function isRefusedValue(error: unknown): boolean {
+  return related(error).some((value) =>
+    value instanceof Prisma.PrismaClientKnownRequestError
+      ? PRISMA_VALUE_ERRORS.has(value.code)
+      : sqlStateOf(value)?.startsWith('22') === true,
+  );
+}

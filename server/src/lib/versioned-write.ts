@@ -4,7 +4,14 @@
  * -> NOT_FOUND; visible but someone else's -> FORBIDDEN; the caller's own at another version ->
  * CONFLICT with reason STALE_VERSION.
  */
+import { z } from 'zod';
 import { AppError, notFound } from './errors.js';
+
+/**
+ * The `version` a client names in an update: a positive PostgreSQL `integer`. Unbounded, a larger
+ * number reached the database, which refused it (22003) and the call answered 500.
+ */
+export const versionInput = z.number().int().min(1).max(2_147_483_647);
 
 /** What the second read saw of the row: undefined when it is not there for the caller. */
 export interface SeenRow {

@@ -21,6 +21,18 @@ describe('toTRPCError', () => {
     expect(toTRPCError(internal(new AppError('INTERNAL', 'boom'))).code).toBe('INTERNAL_SERVER_ERROR');
   });
 
+  it('maps a value the database refused (out of range, too long, malformed) to BAD_REQUEST, not INTERNAL', () => {
+    const outOfRange = prismaError('P2020', {
+      driverAdapterError: { name: 'DriverAdapterError', cause: { kind: 'ValueOutOfRange', originalCode: '22003' } },
+    });
+    const mapped = toTRPCError(internal(outOfRange));
+    expect(mapped.code).toBe('BAD_REQUEST');
+    expect(mapped.message).toMatch(/does not fit its field/);
+    const fromPg = Object.assign(new pg.DatabaseError('invalid input syntax for type uuid', 0, 'error'), { code: '22P02' });
+    expect(toTRPCError(internal(fromPg)).code).toBe('BAD_REQUEST');
+    expect(describeError(mapped, { production: true, requestId: 'r' })).toMatchObject({ status: 400, code: 'BAD_REQUEST' });
+  });
+
   it('maps a unique violation to CONFLICT naming the field', () => {
     const mapped = toTRPCError(internal(prismaError('P2002', { target: ['email'] })));
     expect(mapped.code).toBe('CONFLICT');

@@ -9,7 +9,7 @@ import { TRPCError } from '@trpc/server';
 import { getHTTPStatusCodeFromError } from '@trpc/server/http';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 import { ZodError } from 'zod';
-import { classifyDatabaseError, type DatabaseFault } from '../db/faults.js';
+import { classifyDatabaseError, type DatabaseFault, isRefusedValue } from '../db/faults.js';
 import type { ErrorReason } from '../error-reasons.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { AppError, type AppErrorCode, type FieldErrors } from '../lib/errors.js';
@@ -73,8 +73,15 @@ export function toTRPCError(error: TRPCError): TRPCError {
     }
   }
   const fault = classifyDatabaseError(error.cause);
-  return fault ? fromDatabaseFault(fault, error.cause) : error;
+  if (fault) return fromDatabaseFault(fault, error.cause);
+  if (isRefusedValue(error.cause)) {
+    const appError = new AppError('BAD_REQUEST', REFUSED_VALUE, { cause: error.cause });
+    return new TRPCError({ code: 'BAD_REQUEST', message: REFUSED_VALUE, cause: appError });
+  }
+  return error;
 }
+
+const REFUSED_VALUE = 'A value in the input does not fit its field (out of range, too long or malformed).';
 
 function fromPrismaError(error: Prisma.PrismaClientKnownRequestError): TRPCError | undefined {
   switch (error.code) {
@@ -181,8 +188,13 @@ export function errorHeaders(errors: readonly TRPCError[]): Record<string, strin
   return headers;
 }
 
-/** One log line per failed call: an unexpected error with its cause (error level), a refusal at debug. */
+/**
+ * One log line per failed call: an unexpected error with its cause (error level), a value the
+ * database refused (warn: an input schema lacks a bound), any other refusal at debug.
+ */
 export function logProcedureError(log: Log, error: TRPCError, path: string | undefined): void {
   if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path }, 'procedure failed');
+  else if (error.message === REFUSED_VALUE)
+    log.warn({ err: error.cause, path }, 'the database refused a value of the input: its schema lacks a bound');
   else log.debug({ code: error.code, path }, 'procedure rejected');
 }

@@ -254,14 +254,14 @@ describe('three Keel instances behind HAProxy, through PgBouncer in transaction 
     const admin = await register();
     await direct.query(`UPDATE users SET role = 'ADMIN' WHERE id = $1::uuid`, [admin.user.id]);
     const login = await mutate(cluster.url, 'auth.login', { email: admin.email, password: PASSWORD });
-    const created = await mutate(
+    const created = await mutate<{ clientId: string; clientSecret: string }>(
       cluster.url,
       'serviceAccounts.create',
       { name: `cluster-${Date.now()}`, scopes: ['projects:read'] },
       bearer((login.data as AuthBody).accessToken),
     );
     expect(created.error).toBeUndefined();
-    const { clientId, clientSecret } = created.data as { clientId: string; clientSecret: string };
+    const { clientId, clientSecret } = created.data ?? { clientId: '', clientSecret: '' };
     const answers = await Promise.all(
       // Fewer than the failure budget per address: each request counts as a failure until its secret checks.
       Array.from({ length: 6 }, async () => {

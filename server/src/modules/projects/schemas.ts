@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { pageInput, pageOf } from '../../lib/pagination.js';
 import { text } from '../../lib/text.js';
+import { versionInput } from '../../lib/versioned-write.js';
 
 const name = text().trim().min(1, { message: 'must not be empty' }).max(100);
 const description = text().trim().max(2000).nullable();
-const version = z.number().int().min(1);
+const version = versionInput;
 
 export const projectSchema = z.object({
   id: z.uuid(),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { pageInput, pageOf } from '../../lib/pagination.js';
 import { text } from '../../lib/text.js';
+import { versionInput } from '../../lib/versioned-write.js';
 
 export const taskStatusSchema = z.enum(['TODO', 'IN_PROGRESS', 'DONE']);
 
@@ -13,7 +14,7 @@ const dueAt = z
   // What PostgreSQL can store, and what a due date can sensibly be.
   .refine((date) => date.getUTCFullYear() >= 1900 && date.getUTCFullYear() <= 9999, { message: 'must be a date from 1900 to 9999' })
   .nullable();
-const version = z.number().int().min(1);
+const version = versionInput;
 
 export const taskSchema = z.object({
   id: z.uuid(),

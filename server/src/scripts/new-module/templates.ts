@@ -10,9 +10,10 @@ export function schemasFile(n: ModuleNames): string {
 import { z } from 'zod';
 import { pageInput, pageOf } from '../../lib/pagination.js';
 import { text } from '../../lib/text.js';
+import { versionInput } from '../../lib/versioned-write.js';
 
 const name = text().trim().min(1, { message: 'must not be empty' }).max(100);
-const version = z.number().int().min(1);
+const version = versionInput;
 
 /** What every procedure returns for one ${n.words}: never a Prisma row. */
 export const ${n.entity}Schema = z.object({
