@@ -197,6 +197,27 @@ describe('hostile input', () => {
     }
   });
 
+  it('answers every OPTIONS with 204 on every route: CORS headers for an allowed origin only, never a 4xx or text/plain', async () => {
+    for (const path of [
+      '/trpc/projects.list',
+      '/trpc/auth.login',
+      '/api/projects',
+      '/api/projects/00000000-0000-4000-8000-000000000000',
+      '/healthz',
+    ]) {
+      const preflight: [string, string][] = [['access-control-request-method', 'POST']];
+      const allowed = await rawRequest('OPTIONS', path, [['origin', ORIGIN], ...preflight]);
+      expect({ path, status: allowed.status }).toEqual({ path, status: 204 });
+      expect(allowed.headers['access-control-allow-origin'], path).toBe(ORIGIN);
+      const refused = await rawRequest('OPTIONS', path, [['origin', 'https://evil.example'], ...preflight]);
+      expect({ path, status: refused.status, body: refused.body }).toEqual({ path, status: 204, body: '' });
+      expect(refused.headers['access-control-allow-origin'], path).toBeUndefined();
+      const bare = await rawRequest('OPTIONS', path);
+      expect({ path, status: bare.status, body: bare.body }).toEqual({ path, status: 204, body: '' });
+      expect(bare.headers['x-request-id'], path).toBeDefined();
+    }
+  });
+
   it('answers a well-formed call with superjson input normally (the bounds cost nothing to honest clients)', async () => {
     const input = encodeURIComponent(JSON.stringify(superjson.serialize({ limit: 5 })));
     const answer = await rawRequest('GET', `/trpc/projects.list?input=${input}`, [['authorization', `Bearer ${accessToken}`]]);

@@ -141,6 +141,15 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     ],
     exposedHeaders: ['x-request-id', 'retry-after', 'idempotent-replayed'],
     maxAge: 600,
+    // An OPTIONS without Origin is not a preflight; the strict default answered it 400 in text/plain.
+    strictPreflight: false,
+  });
+  // Every OPTIONS the CORS plugin did not answer (a preflight from an origin it refuses): 204 with
+  // no CORS header on every route alike, so the browser refuses the call. Before this, the answer
+  // depended on the route (tRPC's 405 or 415, a 404 elsewhere).
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.method === 'OPTIONS') return reply.code(204).header('content-length', '0').send();
+    done();
   });
 
   app.setErrorHandler<FastifyError>((error, req, reply) => {
