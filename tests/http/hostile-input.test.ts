@@ -218,6 +218,22 @@ describe('hostile input', () => {
     }
   });
 
+  it('answers a POST to a subscription with 405 and Allow: GET in JSON, not an event stream carrying the error', async () => {
+    const answer = await rawRequest(
+      'POST',
+      '/trpc/projects.onChange',
+      [
+        ['authorization', `Bearer ${accessToken}`],
+        ['content-type', 'application/json'],
+      ],
+      '{}',
+    );
+    expect(answer.status).toBe(405);
+    expect(answer.headers.allow).toBe('GET');
+    expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(trpcErrorOf(answer.body).data.code).toBe('METHOD_NOT_SUPPORTED');
+  });
+
   it('answers a well-formed call with superjson input normally (the bounds cost nothing to honest clients)', async () => {
     const input = encodeURIComponent(JSON.stringify(superjson.serialize({ limit: 5 })));
     const answer = await rawRequest('GET', `/trpc/projects.list?input=${input}`, [['authorization', `Bearer ${accessToken}`]]);

@@ -247,6 +247,15 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
     } catch (cause) {
       return sendRequestError(req, reply, cause, undefined, 'unknown');
     }
+    if (info.type === 'subscription' && method !== 'GET') {
+      // tRPC's handler would open an event stream (200) only to send this error down it.
+      reply.header('allow', 'GET');
+      const error = new TRPCError({
+        code: 'METHOD_NOT_SUPPORTED',
+        message: `Unsupported ${method}-request to a subscription: open it with GET`,
+      });
+      return sendRequestError(req, reply, error, undefined, 'subscription');
+    }
     if (info.type === 'subscription' || (info.batch && info.accept === 'application/jsonl')) return standard(req, reply, req.params.path);
     if (!info.batch && info.accept === 'application/jsonl') {
       const error = new TRPCError({ code: 'BAD_REQUEST', message: 'Streaming requests must be batched (you can do a batch of 1)' });
