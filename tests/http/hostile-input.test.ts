@@ -234,6 +234,24 @@ describe('hostile input', () => {
     expect(trpcErrorOf(answer.body).data.code).toBe('METHOD_NOT_SUPPORTED');
   });
 
+  it('answers a method a known path does not take with 405 and Allow on every route (REST, token, health), and an unknown path with 404', async () => {
+    const cases: [string, string, string][] = [
+      ['PUT', '/api/projects', 'GET, HEAD, POST'],
+      ['TRACE', '/api/projects/00000000-0000-4000-8000-000000000000', 'DELETE, GET, HEAD, PATCH'],
+      ['GET', '/oauth/token', 'POST'],
+      ['POST', '/healthz', 'GET, HEAD'],
+      ['DELETE', '/.well-known/jwks.json', 'GET, HEAD'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const answer = await rawRequest(method, path, [['x-request-id', 'hostile-405-0001']]);
+      expect({ method, path, status: answer.status, allow: answer.headers.allow }).toEqual({ method, path, status: 405, allow });
+      expect(JSON.parse(answer.body)).toMatchObject({ code: 'METHOD_NOT_SUPPORTED', requestId: 'hostile-405-0001' });
+    }
+    const unknown = await rawRequest('PUT', '/api/nothing-here');
+    expect(unknown.status).toBe(404);
+    expect(JSON.parse(unknown.body)).toMatchObject({ code: 'NOT_FOUND' });
+  });
+
   it('answers a well-formed call with superjson input normally (the bounds cost nothing to honest clients)', async () => {
     const input = encodeURIComponent(JSON.stringify(superjson.serialize({ limit: 5 })));
     const answer = await rawRequest('GET', `/trpc/projects.list?input=${input}`, [['authorization', `Bearer ${accessToken}`]]);

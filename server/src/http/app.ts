@@ -11,6 +11,7 @@ import { registerDevInbox } from '../mail/dev-inbox.js';
 import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
 import { errorHeaders, logProcedureError } from '../trpc/error-edge.js';
+import { createAllowedMethods } from './allowed-methods.js';
 import { beforeHandlerError } from './client-errors.js';
 import { registerOAuthToken } from './oauth-token.js';
 import { createRefusalPacer, retryAfterOf } from './refusal-pacing.js';
@@ -76,6 +77,10 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   });
   // Node's defaults (60 s for headers) leave slow-loris connections open far too long.
   app.server.headersTimeout = config.http.headersTimeoutMs;
+
+  // Which methods each path takes, for the 405 a known path gives to any other (not-found handler).
+  const allowedMethods = createAllowedMethods({ maxParamLength: 16_384 });
+  app.addHook('onRoute', (route) => allowedMethods.add(route.url ?? route.path, route.method));
 
   app.decorateRequest('facts', undefined);
   // Traces and metrics (server/src/observability): hooks only when configured.
@@ -164,7 +169,19 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     return reply.status(status).send({ ...known, requestId: req.id });
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.status(404).send({ code: 'NOT_FOUND', message: `No route for ${req.method} ${req.url.split('?', 1)[0]}.`, requestId: req.id });
+    const path = req.url.split('?', 1)[0] as string;
+    const allow = allowedMethods.of(path);
+    if (allow) {
+      return reply
+        .status(405)
+        .header('allow', allow.join(', '))
+        .send({
+          code: 'METHOD_NOT_SUPPORTED',
+          message: `${req.method} is not supported on ${path}: use ${allow.join(', ')}.`,
+          requestId: req.id,
+        });
+    }
+    reply.status(404).send({ code: 'NOT_FOUND', message: `No route for ${req.method} ${path}.`, requestId: req.id });
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
