@@ -81,6 +81,7 @@ describe('slow logs and metrics', () => {
     expect(text).toContain('keel_procedure_calls_total{path="fast",type="query",code="OK"} 2');
     expect(text).toContain('keel_procedure_calls_total{path="fast",type="query",code="TOO_MANY_REQUESTS"} 1');
     expect(text).toContain('keel_rate_limit_refusals_total{limit="api-ip"} 1');
+    expect(text).toContain('keel_refusals_held 0'); // tests send refusals at once (REFUSAL_DELAY_MS=0)
     expect(text).toContain('keel_http_requests_total{route="/trpc/:path",method="GET",status="429"} 1');
     expect(text).toContain('keel_http_requests_total{route="/trpc/:path",method="GET",status="200"} 3');
     expect(text).toMatch(/keel_db_pool_connections\{state="total"\} [1-9]/);

@@ -44,6 +44,8 @@ export function httpObservation(options: {
           else done();
         });
       }
+      // Read at scrape time: the pacer is decorated on the app after this runs.
+      metrics?.watchHeldRefusals(() => app.refusalPacer.held);
       if (metrics && options.metricsOnMainPort) {
         app.get('/metrics', async (req, reply) => {
           reply.header('cache-control', 'no-store');

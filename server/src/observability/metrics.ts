@@ -53,6 +53,8 @@ export interface Metrics {
   hashWaited(seconds: number): void;
   audit(event: string, fields: Readonly<Record<string, unknown>>): void;
   migrationsAppliedAtStart(count: number): void;
+  /** Where the gauge of held 429 answers reads its value (the app's refusal pacer). */
+  watchHeldRefusals(held: () => number): void;
   /** Pool gauges and acquire times, outbox backlog, migrations in the database. */
   watchDatabase(pool: pg.Pool, migrationsTable: string): void;
   /** The text of a scrape. */
@@ -124,6 +126,15 @@ export function createMetrics(token: string | undefined): Metrics {
     labelNames: ['limit'],
     registers: [registry],
   });
+  let heldRefusals: () => number = () => 0;
+  new Gauge({
+    name: 'keel_refusals_held',
+    help: '429 answers held before they are sent (REFUSAL_DELAY_MS); at REFUSAL_DELAY_MAX_HELD, the rest go at once.',
+    registers: [registry],
+    collect() {
+      this.set(heldRefusals());
+    },
+  });
   const reuse = new Counter({
     name: 'keel_refresh_token_reuse_detected_total',
     help: 'Refresh tokens presented again after rotation (the session family is revoked).',
@@ -157,6 +168,9 @@ export function createMetrics(token: string | undefined): Metrics {
       else if (event === 'auth.shed') refusals.inc({ limit: 'password-shed' });
     },
     migrationsAppliedAtStart: (count) => migrationsAtStart.set(count),
+    watchHeldRefusals(held) {
+      heldRefusals = held;
+    },
     watchDatabase(pool, migrationsTable) {
       watchPool(pool, registry);
       watchDatabaseTables(pool, registry, migrationsTable);
