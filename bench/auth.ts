@@ -140,16 +140,7 @@ async function main(): Promise<void> {
       trpcMutation(base, 'auth.login', { email, password: PASSWORD }),
     );
 
-    let nextUser = 0;
-    const loginRequest: LoadRequest = {
-      method: 'POST',
-      path: '/trpc/auth.login',
-      headers: { 'content-type': 'application/json' },
-      setupRequest: (request) => {
-        nextUser = (nextUser + 1) % loginBodies.length;
-        return { ...request, body: loginBodies[nextUser] as string };
-      },
-    };
+    const loginRequest = loginLoad(loginBodies, []);
 
     log(`2/5 auth.login: ${opts.connections} connections for ${opts.duration} s`);
     const login = await runLoad({ url: base, connections: opts.connections, duration: opts.duration, requests: [loginRequest] });
@@ -336,6 +327,25 @@ async function main(): Promise<void> {
   }
 }
 
+/** auth.login calls, each with the next of `bodies` and, when there are any, the next of `addresses` as X-Forwarded-For. */
+function loginLoad(bodies: string[], addresses: string[]): LoadRequest {
+  let next = 0;
+  return {
+    method: 'POST',
+    path: '/trpc/auth.login',
+    headers: { 'content-type': 'application/json' },
+    setupRequest: (request) => {
+      next += 1;
+      const address = addresses[next % Math.max(1, addresses.length)];
+      return {
+        ...request,
+        headers: address === undefined ? request.headers : { ...request.headers, 'x-forwarded-for': address },
+        body: bodies[next % bodies.length] as string,
+      };
+    },
+  };
+}
+
 interface FloodPhase {
   result: LoadResult;
   stats: WindowStats;
@@ -357,20 +367,7 @@ async function floodPhase(options: {
   seconds: number;
 }): Promise<FloodPhase> {
   const addresses = Array.from({ length: options.addresses }, (_, i) => `198.18.0.${i + 1}`);
-  let next = 0;
-  const request: LoadRequest = {
-    method: 'POST',
-    path: '/trpc/auth.login',
-    headers: { 'content-type': 'application/json' },
-    setupRequest: (r) => {
-      next += 1;
-      return {
-        ...r,
-        headers: { ...r.headers, 'x-forwarded-for': addresses[next % addresses.length] as string },
-        body: options.bodies[next % options.bodies.length] as string,
-      };
-    },
-  };
+  const request = loginLoad(options.bodies, addresses);
   const { result, stats } = await measureProcess(options.pid, undefined, async () => {
     const flood = runLoad({ url: options.url, connections: options.connections, duration: options.seconds + 1, requests: [request] });
     await new Promise((resolve) => setTimeout(resolve, 500));

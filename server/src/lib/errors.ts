@@ -4,7 +4,8 @@
  */
 import type { ErrorReason } from '../error-reasons.js';
 
-export const APP_ERROR_CODES = [
+/** Refusals the caller caused (4xx). */
+const CALLER_ERROR_CODES = [
   'BAD_REQUEST',
   'UNAUTHORIZED',
   'FORBIDDEN',
@@ -13,10 +14,9 @@ export const APP_ERROR_CODES = [
   'PRECONDITION_FAILED',
   'UNPROCESSABLE_CONTENT',
   'TOO_MANY_REQUESTS',
-  'SERVICE_UNAVAILABLE',
-  'TIMEOUT',
-  'INTERNAL',
 ] as const;
+
+export const APP_ERROR_CODES = [...CALLER_ERROR_CODES, 'SERVICE_UNAVAILABLE', 'TIMEOUT', 'INTERNAL'] as const;
 
 export type AppErrorCode = (typeof APP_ERROR_CODES)[number];
 
@@ -38,16 +38,7 @@ export interface AppErrorOptions {
  * logged with one), and capturing it was a tenth of what a shed sign-in cost under a flood.
  * Faults (INTERNAL, SERVICE_UNAVAILABLE, TIMEOUT) keep theirs.
  */
-const WITHOUT_STACK = new Set<AppErrorCode>([
-  'BAD_REQUEST',
-  'UNAUTHORIZED',
-  'FORBIDDEN',
-  'NOT_FOUND',
-  'CONFLICT',
-  'PRECONDITION_FAILED',
-  'UNPROCESSABLE_CONTENT',
-  'TOO_MANY_REQUESTS',
-]);
+const WITHOUT_STACK = new Set<AppErrorCode>(CALLER_ERROR_CODES);
 
 export class AppError extends Error {
   readonly fieldErrors: FieldErrors | undefined;
