@@ -12,21 +12,25 @@ import { admitPasswordWork } from '../../server/src/lib/password.js';
 import { useTestDatabase } from '../support/database.js';
 import { createUser } from '../support/factories.js';
 import { startTestServer } from '../support/http.js';
+import { withCapturedLogs } from '../support/log-capture.js';
 import { mutate } from '../support/trpc-http.js';
 
 const db = await useTestDatabase();
-const deps = db.deps({
-  config: {
-    TRUST_PROXY: 'loopback',
-    REFUSAL_DELAY_MS: '60000',
-    REFUSAL_DELAY_MAX_HELD: '2',
-    PASSWORD_HASH_CONCURRENCY: '1',
-    PASSWORD_HASH_QUEUE: '0',
-    // The general limit: one call a minute per address, counted in memory (no sync during the test).
-    RATE_LIMIT_API_PER_IP: '1',
-    RATE_LIMIT_API_SYNC_MS: '60000',
-  },
-});
+const { deps, logs } = withCapturedLogs(
+  db.deps({
+    config: {
+      LOG_LEVEL: 'info',
+      TRUST_PROXY: 'loopback',
+      REFUSAL_DELAY_MS: '60000',
+      REFUSAL_DELAY_MAX_HELD: '2',
+      PASSWORD_HASH_CONCURRENCY: '1',
+      PASSWORD_HASH_QUEUE: '0',
+      // The general limit: one call a minute per address, counted in memory (no sync during the test).
+      RATE_LIMIT_API_PER_IP: '1',
+      RATE_LIMIT_API_SYNC_MS: '60000',
+    },
+  }),
+);
 const server = await startTestServer(deps);
 
 /** Every password-work place taken, as a flood leaves them: the next sign-in is shed. */
@@ -47,6 +51,27 @@ async function isSettled(promise: Promise<unknown>): Promise<boolean> {
 }
 
 describe('429 answers are held before they are sent', () => {
+  it('frees the place of a held answer whose client leaves, and logs its request as aborted', async () => {
+    const user = await createUser(deps);
+    const leaving = new AbortController();
+    const answer = fetch(`${server.url}/trpc/auth.login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '198.18.9.9', 'x-request-id': 'pacing-abort-01' },
+      body: JSON.stringify({ json: { email: user.email, password: 'a wrong password' } }),
+      signal: leaving.signal,
+    });
+    await heldAnswers(1);
+    leaving.abort();
+    await expect(answer).rejects.toThrow();
+    const line = await logs.waitFor((l) => l.reqId === 'pacing-abort-01' && l.msg === 'request');
+    expect(line).toMatchObject({ status: 429, aborted: true, ip: '198.18.9.9', path: '/trpc/auth.login' });
+    expect(server.app.refusalPacer.held).toBe(0);
+    // One line for it, and no error from the answer that had nowhere to go.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(logs.lines().filter((l) => l.reqId === 'pacing-abort-01' && l.msg === 'request')).toHaveLength(1);
+    expect(logs.lines().filter((l) => l.level === 'error' || l.level === 'fatal')).toEqual([]);
+  });
+
   it('holds a shed sign-in (tRPC) and a general-limit refusal (REST); past the cap answers at once; a stop sends the held', async () => {
     expect(admission.admitted).toBe(true);
     const user = await createUser(deps);

@@ -118,10 +118,23 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   // 429 answers are held a moment before they go (http/refusal-pacing.ts); all sent at once on close.
   const pacer = createRefusalPacer({ delayMs: config.http.refusalDelayMs, maxHeld: config.http.refusalMaxHeld });
   app.decorate('refusalPacer', pacer);
-  app.addHook('onSend', (_req, reply, payload, done) => {
+  app.addHook('onSend', (req, reply, payload, done) => {
     const held = reply.statusCode === 429 ? pacer.hold(retryAfterOf(reply.getHeader('retry-after'))) : undefined;
-    if (held === undefined) done(null, payload);
-    else void held.then(() => done(null, payload));
+    if (held === undefined) return done(null, payload);
+    // A client that leaves before its refusal is sent frees the place at once, and its request
+    // still gets its line (a response that never finishes has none from onResponse).
+    const gone = () => {
+      held.cancel();
+      requestLog.info(
+        { reqId: req.id, method: req.method, path: req.url.split('?', 1)[0], status: 429, aborted: true, ip: req.ip },
+        'request',
+      );
+    };
+    reply.raw.once('close', gone);
+    void held.released.then(() => {
+      reply.raw.off('close', gone);
+      done(null, payload);
+    });
   });
   app.addHook('preClose', (done) => {
     pacer.releaseAll();

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createRefusalPacer, retryAfterOf } from './refusal-pacing.js';
+import { createRefusalPacer, type HeldAnswer, retryAfterOf } from './refusal-pacing.js';
 
 /** Whether a promise has settled, after the microtasks already queued ran. */
 async function settled(promise: Promise<void>): Promise<boolean> {
@@ -23,9 +23,9 @@ describe('refusal pacing', () => {
   it('holds a refusal between half and all of the delay, spread by the random draw', async () => {
     let draw = 0;
     const pacer = createRefusalPacer({ delayMs: 1_000, maxHeld: 10, random: () => draw });
-    const soonest = pacer.hold(5) as Promise<void>;
+    const soonest = (pacer.hold(5) as HeldAnswer).released;
     draw = 0.999_999;
-    const latest = pacer.hold(5) as Promise<void>;
+    const latest = (pacer.hold(5) as HeldAnswer).released;
     expect(pacer.held).toBe(2);
 
     vi.advanceTimersByTime(499);
@@ -40,7 +40,7 @@ describe('refusal pacing', () => {
 
   it('never holds past the answer’s own Retry-After', async () => {
     const pacer = createRefusalPacer({ delayMs: 10_000, maxHeld: 10, random: () => 0.999_999 });
-    const held = pacer.hold(1) as Promise<void>;
+    const held = (pacer.hold(1) as HeldAnswer).released;
     vi.advanceTimersByTime(1_000);
     expect(await settled(held)).toBe(true);
     // Retry-After: 0 asks for an immediate retry: nothing to hold.
@@ -50,19 +50,29 @@ describe('refusal pacing', () => {
   it('answers at once when off, and when `maxHeld` answers are already held', () => {
     expect(createRefusalPacer({ delayMs: 0, maxHeld: 10 }).hold(5)).toBeUndefined();
     const pacer = createRefusalPacer({ delayMs: 1_000, maxHeld: 2 });
-    expect(pacer.hold(5)).toBeInstanceOf(Promise);
-    expect(pacer.hold(undefined)).toBeInstanceOf(Promise);
+    expect(pacer.hold(5)?.released).toBeInstanceOf(Promise);
+    expect(pacer.hold(undefined)?.released).toBeInstanceOf(Promise);
     expect(pacer.hold(5)).toBeUndefined();
     expect(pacer.held).toBe(2);
   });
 
   it('sends every held answer on releaseAll, and holds none after it', async () => {
     const pacer = createRefusalPacer({ delayMs: 60_000, maxHeld: 10 });
-    const held = [pacer.hold(60), pacer.hold(60)] as Promise<void>[];
+    const held = [pacer.hold(60), pacer.hold(60)].map((h) => (h as HeldAnswer).released);
     pacer.releaseAll();
     for (const answer of held) expect(await settled(answer)).toBe(true);
     expect(pacer.held).toBe(0);
     expect(pacer.hold(60)).toBeUndefined();
+  });
+
+  it('frees the place of a cancelled hold at once (its client left), and sends it then', async () => {
+    const pacer = createRefusalPacer({ delayMs: 60_000, maxHeld: 1 });
+    const held = pacer.hold(60) as HeldAnswer;
+    expect(pacer.hold(60)).toBeUndefined(); // full
+    held.cancel();
+    expect(await settled(held.released)).toBe(true);
+    expect(pacer.held).toBe(0);
+    expect(pacer.hold(60)).toBeDefined(); // the place is free again
   });
 
   it('reads Retry-After headers as whole seconds, and nothing else', () => {

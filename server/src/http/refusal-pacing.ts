@@ -24,12 +24,18 @@ export interface RefusalPacerOptions {
   random?: () => number;
 }
 
+/** One held answer: `released` resolves when it may be sent; `cancel` frees its place at once (its client left). */
+export interface HeldAnswer {
+  released: Promise<void>;
+  cancel(): void;
+}
+
 export interface RefusalPacer {
   /**
-   * When a refusal with this Retry-After (seconds) may be sent: a promise, or undefined for now
-   * (pacing off, or `maxHeld` answers already held).
+   * Holds a refusal with this Retry-After (seconds), or undefined for "send it now" (pacing off,
+   * or `maxHeld` answers already held).
    */
-  hold(retryAfterSeconds: number | undefined): Promise<void> | undefined;
+  hold(retryAfterSeconds: number | undefined): HeldAnswer | undefined;
   /** Sends every held answer now (shutdown). Later refusals are answered at once. */
   releaseAll(): void;
   /** Answers held now. */
@@ -40,6 +46,13 @@ export function createRefusalPacer(options: RefusalPacerOptions): RefusalPacer {
   const random = options.random ?? Math.random;
   const waiting = new Map<NodeJS.Timeout, () => void>();
   let stopped = false;
+  const release = (timer: NodeJS.Timeout) => {
+    const resolve = waiting.get(timer);
+    if (!resolve) return;
+    clearTimeout(timer);
+    waiting.delete(timer);
+    resolve();
+  };
   return {
     hold(retryAfterSeconds) {
       if (stopped || options.delayMs <= 0 || waiting.size >= options.maxHeld) return undefined;
@@ -47,21 +60,16 @@ export function createRefusalPacer(options: RefusalPacerOptions): RefusalPacer {
       const ceiling = Math.min(options.delayMs, (retryAfterSeconds ?? Number.POSITIVE_INFINITY) * 1000);
       const ms = Math.round(ceiling * (0.5 + random() / 2));
       if (ms <= 0) return undefined;
-      return new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          waiting.delete(timer);
-          resolve();
-        }, ms);
+      let timer: NodeJS.Timeout | undefined;
+      const released = new Promise<void>((resolve) => {
+        timer = setTimeout(() => release(timer as NodeJS.Timeout), ms);
         waiting.set(timer, resolve);
       });
+      return { released, cancel: () => release(timer as NodeJS.Timeout) };
     },
     releaseAll() {
       stopped = true;
-      for (const [timer, resolve] of waiting) {
-        clearTimeout(timer);
-        resolve();
-      }
-      waiting.clear();
+      for (const timer of [...waiting.keys()]) release(timer);
     },
     get held() {
       return waiting.size;
