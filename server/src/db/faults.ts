@@ -125,17 +125,22 @@ function adapterErrorCause(value: Fields): Fields | undefined {
   return value.name === 'DriverAdapterError' && isObject(value.cause) && typeof value.cause.kind === 'string' ? value.cause : undefined;
 }
 
+/** The SQLSTATE a server error carries: pg's own, or the one the driver adapter passes on. */
+function sqlStateOf(value: Fields): string | undefined {
+  const adapterCause = adapterErrorCause(value);
+  if (adapterCause) return stringField(adapterCause, 'originalCode') ?? stringField(adapterCause, 'code');
+  return value instanceof pg.DatabaseError ? value.code : undefined;
+}
+
 function faultOf(value: Fields): DatabaseFault | undefined {
   if (value instanceof DatabaseConnectionError) return CONNECTION_FAULTS[value.failure];
   if (value instanceof Prisma.PrismaClientKnownRequestError) return PRISMA_FAULTS[value.code];
   const adapterCause = adapterErrorCause(value);
-  if (adapterCause) {
-    const kind = adapterCause.kind as string;
-    if (kind in ADAPTER_FAULTS) return ADAPTER_FAULTS[kind];
-    const code = stringField(adapterCause, 'originalCode') ?? stringField(adapterCause, 'code');
-    return code === undefined ? undefined : faultOfSqlState(code);
-  }
-  if (value instanceof pg.DatabaseError && value.code !== undefined) return faultOfSqlState(value.code);
+  const kind = adapterCause?.kind as string | undefined;
+  if (kind !== undefined && kind in ADAPTER_FAULTS) return ADAPTER_FAULTS[kind];
+  const sqlState = sqlStateOf(value);
+  if (sqlState !== undefined) return faultOfSqlState(sqlState);
+  if (adapterCause) return undefined;
   const code = stringField(value, 'code');
   if (code !== undefined && typeof value.syscall === 'string' && SOCKET_ERRORS.has(code)) return 'unavailable';
   return undefined;
@@ -173,12 +178,6 @@ export function classifyDatabaseError(error: unknown): DatabaseFault | undefined
  * validation (P2007), out of range (P2020), not fitting 64 bits (P2033).
  */
 const PRISMA_VALUE_ERRORS = new Set(['P2000', 'P2006', 'P2007', 'P2020', 'P2033']);
-
-function sqlStateOf(value: Fields): string | undefined {
-  const adapterCause = adapterErrorCause(value);
-  if (adapterCause) return stringField(adapterCause, 'originalCode') ?? stringField(adapterCause, 'code');
-  return value instanceof pg.DatabaseError ? value.code : undefined;
-}
 
 /**
  * Whether the database refused a value the call carried (SQLSTATE class 22, data exception: out

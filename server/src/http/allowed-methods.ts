@@ -14,7 +14,7 @@ export interface AllowedMethods {
 }
 
 export function createAllowedMethods(options: { maxParamLength: number }): AllowedMethods {
-  const router = FindMyWay({ maxParamLength: options.maxParamLength, ignoreDuplicateSlashes: false });
+  const router = FindMyWay({ maxParamLength: options.maxParamLength });
   const byUrl = new Map<string, Set<string>>();
   return {
     add(url, method) {

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import cookie from '@fastify/cookie';
 import cors from '@fastify/cors';
 import type { AnyRouter } from '@trpc/server';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, LogController } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import type { AppDeps } from '../deps.js';
 import { applySseOptions } from '../live/sse.js';
 import { LazyChildLogger, type Logger, unredacted } from '../logger.js';
@@ -18,6 +18,15 @@ import { createRefusalPacer, retryAfterOf } from './refusal-pacing.js';
 import { contextFor } from './request-facts.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { registerTrpcRoute } from './trpc-route.js';
+
+/**
+ * A GET batch puts every procedure path into the one `/trpc/:path` param (50 calls are ~1 KB):
+ * Node's 16 KiB header limit already bounds the request line, so this only must not be smaller.
+ */
+const MAX_PARAM_LENGTH = 16_384;
+
+/** A request's path, without its query (tRPC GET inputs travel there and may hold personal data). */
+const pathOf = (req: FastifyRequest): string => req.url.split('?', 1)[0] as string;
 
 /** Incoming request ids are kept only when they look like ids (no log injection, bounded size). */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -54,9 +63,7 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     connectionTimeout: config.http.requestTimeoutMs + config.http.headersTimeoutMs,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    // A GET batch puts every procedure path into the one `/trpc/:path` param (50 calls are ~1 KB):
-    // Node's 16 KiB header limit already bounds the request line, so this only must not be smaller.
-    routerOptions: { maxParamLength: 16_384 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Errors Fastify raises before routing (a URL with a bad percent-encoding): no hook has run yet,
     // so the answer gets Keel's headers and error shape here instead of Fastify's, which echoed the URL.
     frameworkErrors: (error, req, res) => {
@@ -79,7 +86,7 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   app.server.headersTimeout = config.http.headersTimeoutMs;
 
   // Which methods each path takes, for the 405 a known path gives to any other (not-found handler).
-  const allowedMethods = createAllowedMethods({ maxParamLength: 16_384 });
+  const allowedMethods = createAllowedMethods({ maxParamLength: MAX_PARAM_LENGTH });
   app.addHook('onRoute', (route) => allowedMethods.add(route.url ?? route.path, route.method));
 
   app.decorateRequest('facts', undefined);
@@ -95,23 +102,26 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   // line), unredacted: these fields are fixed, and the path is written without its query (tRPC GET
   // inputs travel there and may hold personal data).
   const requestLog = unredacted(logger);
-  app.addHook('onResponse', (req, reply, done) => {
-    const traced = observed?.end(req, reply);
+  /** The request's one line; `aborted` when its client left before the answer was sent. */
+  const logRequest = (req: FastifyRequest, reply: FastifyReply, traced: { traceId: string; spanId: string } | undefined, aborted?: true) =>
     requestLog.info(
       {
         reqId: req.id,
         method: req.method,
-        path: req.url.split('?', 1)[0],
+        path: pathOf(req),
         status: reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 10) / 10,
         userId: req.facts?.userId,
         // Refused requests name their client, so an operator can see who is knocking.
         ip: reply.statusCode === 401 || reply.statusCode === 403 || reply.statusCode === 429 ? req.ip : undefined,
+        aborted,
         trace_id: traced?.traceId,
         span_id: traced?.spanId,
       },
       'request',
     );
+  app.addHook('onResponse', (req, reply, done) => {
+    logRequest(req, reply, observed?.end(req, reply));
     done();
   });
 
@@ -125,10 +135,7 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     // still gets its line (a response that never finishes has none from onResponse).
     const gone = () => {
       held.cancel();
-      requestLog.info(
-        { reqId: req.id, method: req.method, path: req.url.split('?', 1)[0], status: 429, aborted: true, ip: req.ip },
-        'request',
-      );
+      logRequest(req, reply, undefined, true);
     };
     reply.raw.once('close', gone);
     void held.released.then(() => {
@@ -182,7 +189,7 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     return reply.status(status).send({ ...known, requestId: req.id });
   });
   app.setNotFoundHandler((req, reply) => {
-    const path = req.url.split('?', 1)[0] as string;
+    const path = pathOf(req);
     const allow = allowedMethods.of(path);
     if (allow) {
       return reply

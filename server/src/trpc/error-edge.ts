@@ -194,7 +194,7 @@ export function errorHeaders(errors: readonly TRPCError[]): Record<string, strin
  */
 export function logProcedureError(log: Log, error: TRPCError, path: string | undefined): void {
   if (error.code === 'INTERNAL_SERVER_ERROR') log.error({ err: error.cause ?? error, path }, 'procedure failed');
-  else if (error.message === REFUSED_VALUE)
+  else if (error.code === 'BAD_REQUEST' && isRefusedValue(error.cause))
     log.warn({ err: error.cause, path }, 'the database refused a value of the input: its schema lacks a bound');
   else log.debug({ code: error.code, path }, 'procedure rejected');
 }

@@ -56,7 +56,7 @@ const WARN = new Set<AuditEvent>([
  * `repeated` when the window ends (lib/repeats.ts). Metrics still count every one.
  */
 const REPEATING = new Set<AuditEvent>(['auth.shed', 'auth.rate_limited', 'auth.access_token.rejected']);
-export const AUDIT_REPEAT_WINDOW_MS = 10_000;
+const AUDIT_REPEAT_WINDOW_MS = 10_000;
 const repeats = new Repeats({ windowMs: AUDIT_REPEAT_WINDOW_MS });
 let sweeper: NodeJS.Timeout | undefined;
 
