@@ -149,11 +149,15 @@ describe('three Keel instances behind HAProxy, through PgBouncer in transaction 
       // Prepared on the server connection PgBouncer lent for this statement ...
       expect(await sql.rows(listProjects, input)).toEqual([]);
       // ... which another client now holds in a transaction (PgBouncer lends the last used first),
-      await other.query('BEGIN');
-      await other.query('SELECT 1');
       // so the next execution lands on a connection that never prepared it: 26000, then unnamed.
-      expect(await sql.rows(listProjects, input)).toEqual([]);
-      await other.query('COMMIT');
+      // The instances share this PgBouncer, so their traffic can reorder its connections between
+      // two steps: the move is tried again (a few times at most) until it lands elsewhere.
+      for (let attempt = 0; attempt < 10 && warnings === 0; attempt++) {
+        await other.query('BEGIN');
+        await other.query('SELECT 1');
+        expect(await sql.rows(listProjects, input)).toEqual([]);
+        await other.query('COMMIT');
+      }
       expect(warnings).toBe(1);
       const reads = await Promise.all(Array.from({ length: 12 }, () => sql.rows(listProjects, input)));
       expect(reads).toEqual(Array(12).fill([]));
