@@ -72,10 +72,17 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i;
  * batch verifies its token once.
  */
 async function authenticate(ctx: Context): Promise<AuthUser> {
-  const token = ctx.request.authorization ? BEARER.exec(ctx.request.authorization)?.[1] : undefined;
-  if (!token) {
+  const header = ctx.request.authorization;
+  if (!header) {
     audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: 'missing' });
     throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Missing access token.' });
+  }
+  const token = BEARER.exec(header)?.[1];
+  if (!token) {
+    // Sent, but not as `Bearer <JWT>` (another scheme, a cut or padded token): saying "missing"
+    // would send its author looking for the wrong fault.
+    audit(ctx.log, 'auth.access_token.rejected', { ip: ctx.request.ip, reason: 'malformed' });
+    throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Malformed Authorization header: send `Bearer <access token>`.' });
   }
   // User tokens first (a Map lookup once verified); a service token goes there only the first time
   // it is seen, and is then known to the service verifier (docs/decisions/0016-service-identities.md).

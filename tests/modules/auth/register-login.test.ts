@@ -127,10 +127,20 @@ describe('auth.me and procedure-level auth', () => {
     expect(me).toMatchObject({ id: user.id, email: 'me@example.test', role: 'USER' });
   });
 
-  it('answers UNAUTHORIZED without a token, with a malformed header, and with a garbage token', async () => {
-    for (const authorization of [undefined, 'Basic abc', 'Bearer not-a-jwt']) {
+  it('answers UNAUTHORIZED without a token, with a malformed header, and with a garbage token, each in its own words', async () => {
+    const malformed = 'Malformed Authorization header: send `Bearer <access token>`.';
+    const cases: [string | undefined, string][] = [
+      [undefined, 'Missing access token.'],
+      ['', 'Missing access token.'],
+      ['Basic abc', malformed],
+      ['Bearer not-a-jwt', malformed],
+      [`Bearer ${'a'.repeat(5_000)}`, malformed],
+      ['Bearer a.b.c', 'Invalid or expired access token.'],
+    ];
+    for (const [authorization, message] of cases) {
       const error = await trpcErrorOf(callerWith(deps, { authorization }).auth.me());
-      expect(error.code).toBe('UNAUTHORIZED');
+      expect(error.code, authorization?.slice(0, 20)).toBe('UNAUTHORIZED');
+      expect(error.message, authorization?.slice(0, 20)).toBe(message);
     }
   });
 });
