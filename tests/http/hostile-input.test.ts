@@ -197,6 +197,37 @@ describe('hostile input', () => {
     }
   });
 
+  it('refuses a lone surrogate in stored text and in a new password with 400 naming the field, over tRPC and REST (it was stored as U+FFFD)', async () => {
+    const auth: [string, string][] = [
+      ['authorization', `Bearer ${accessToken}`],
+      ['content-type', 'application/json'],
+    ];
+    const json: [string, string][] = [['content-type', 'application/json']];
+    const lone = 'a\ud800b';
+    const surrogate = [expect.stringMatching(/lone surrogate/)];
+    const viaTrpc = await rawRequest('POST', '/trpc/projects.create', auth, JSON.stringify(superjson.serialize({ name: lone })));
+    expect(viaTrpc.status).toBe(400);
+    expect(trpcErrorOf(viaTrpc.body).data.fieldErrors).toEqual({ name: surrogate });
+    const viaRest = await rawRequest('POST', '/api/projects', auth, JSON.stringify({ name: 'ok', description: `x${lone}` }));
+    expect(viaRest.status).toBe(400);
+    expect(JSON.parse(viaRest.body)).toMatchObject({ code: 'BAD_REQUEST', fieldErrors: { description: surrogate } });
+    const register = await rawRequest(
+      'POST',
+      '/trpc/auth.register',
+      json,
+      JSON.stringify(superjson.serialize({ email: 'surrogate@example.test', password: `correct horse battery ${lone}` })),
+    );
+    expect(register.status).toBe(400);
+    expect(trpcErrorOf(register.body).data.fieldErrors).toEqual({ password: surrogate });
+    // A surrogate pair is one character (an emoji): stored and answered exactly as sent.
+    const emoji = 'rocket \u{1F680}';
+    const created = await rawRequest('POST', '/trpc/projects.create', auth, JSON.stringify(superjson.serialize({ name: emoji })));
+    expect(created.status).toBe(200);
+    expect(
+      superjson.deserialize<{ name: string }>((JSON.parse(created.body) as { result: { data: SuperJsonEnvelope } }).result.data).name,
+    ).toBe(emoji);
+  });
+
   it('answers every OPTIONS with 204 on every route: CORS headers for an allowed origin only, never a 4xx or text/plain', async () => {
     for (const path of [
       '/trpc/projects.list',

@@ -1,6 +1,7 @@
 import { ZxcvbnFactory } from '@zxcvbn-ts/core';
 import { adjacencyGraphs, dictionary } from '@zxcvbn-ts/language-common';
 import { z } from 'zod';
+import { wellFormed } from '../../lib/text.js';
 
 let common: Set<string> | undefined;
 
@@ -10,11 +11,10 @@ export function isCommonPassword(password: string): boolean {
   return common.has(password.toLowerCase());
 }
 
-/** Length per OWASP ASVS: at least 8, and long passphrases allowed (128). */
-export const passwordSchema = z
-  .string()
-  .min(8, { message: 'must be at least 8 characters' })
-  .max(128, { message: 'must be at most 128 characters' });
+/** Length per OWASP ASVS: at least 8, and long passphrases allowed (128); any character that is one. */
+export const passwordSchema = wellFormed(
+  z.string().min(8, { message: 'must be at least 8 characters' }).max(128, { message: 'must be at most 128 characters' }),
+);
 
 /**
  * The estimator runs on the event loop, and its time grows steeply with length and with symbols it
