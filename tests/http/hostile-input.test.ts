@@ -2,7 +2,8 @@
  * Requests that no client library writes: each gets a clear, typed answer in Keel's words, never
  * a 500, a stack trace or a library's text, on the tRPC and the REST surface alike.
  */
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, STATUS_CODES } from 'node:http';
+import { connect } from 'node:net';
 import superjson from 'superjson';
 import { describe, expect, it } from 'vitest';
 import { signIn } from '../support/caller.js';
@@ -226,6 +227,39 @@ describe('hostile input', () => {
     expect(
       superjson.deserialize<{ name: string }>((JSON.parse(created.body) as { result: { data: SuperJsonEnvelope } }).result.data).name,
     ).toBe(emoji);
+  });
+
+  it('answers a request the HTTP parser refuses (headers over the limit, a malformed header line) in Keel error shape, with its headers, then closes', async () => {
+    const url = new URL(server.url);
+    const exchange = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(url.port), url.hostname, () => socket.end(request));
+        let answer = '';
+        socket.setEncoding('utf8').on('data', (chunk: string) => {
+          answer += chunk;
+        });
+        socket.on('close', () => resolve(answer)).on('error', reject);
+      });
+    const cases = [
+      { request: `GET /trpc/system.health?input=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, status: 431 },
+      { request: 'GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n', status: 400 },
+    ];
+    for (const { request, status } of cases) {
+      const answer = await exchange(request);
+      const [head = '', body = ''] = answer.split('\r\n\r\n');
+      expect(head.split('\r\n')[0]).toBe(`HTTP/1.1 ${status} ${STATUS_CODES[status]}`);
+      expect(head).toMatch(/^content-type: application\/json; charset=utf-8$/m);
+      expect(head).toMatch(/^x-content-type-options: nosniff$/m);
+      expect(head).toMatch(/^connection: close$/m);
+      expect(JSON.parse(body)).toEqual({ code: 'BAD_REQUEST', message: expect.any(String) });
+      expect(body).not.toMatch(/statusCode|aaaa/);
+    }
+    const logged = main.logs.lines().filter((line) => line.msg.startsWith('request refused by the HTTP parser'));
+    expect(logged.map((line) => [line.status, line.parserError])).toEqual([
+      [431, 'HPE_HEADER_OVERFLOW'],
+      [400, 'HPE_INVALID_HEADER_TOKEN'],
+    ]);
+    expect(logged.every((line) => line.ip === '127.0.0.1')).toBe(true);
   });
 
   it('answers every OPTIONS with 204 on every route: CORS headers for an allowed origin only, never a 4xx or text/plain', async () => {

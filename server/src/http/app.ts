@@ -12,7 +12,7 @@ import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
 import { errorHeaders, logProcedureError } from '../trpc/error-edge.js';
 import { createAllowedMethods } from './allowed-methods.js';
-import { beforeHandlerError } from './client-errors.js';
+import { beforeHandlerError, parserRefusalHandler } from './client-errors.js';
 import { registerOAuthToken } from './oauth-token.js';
 import { createRefusalPacer, retryAfterOf } from './refusal-pacing.js';
 import { contextFor } from './request-facts.js';
@@ -64,6 +64,7 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    clientErrorHandler: parserRefusalHandler(logger, SECURITY_HEADERS),
     // Errors Fastify raises before routing (a URL with a bad percent-encoding): no hook has run yet,
     // so the answer gets Keel's headers and error shape here instead of Fastify's, which echoed the URL.
     frameworkErrors: (error, req, res) => {

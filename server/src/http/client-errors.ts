@@ -1,8 +1,10 @@
 /**
- * Errors Fastify raises before any handler runs (body parsing, size, media type), in Keel's
+ * Errors raised before any handler runs (body parsing, size, media type; the HTTP parser), in Keel's
  * vocabulary: clients see the codes they see everywhere else, never Fastify's internal ones
  * (`FST_ERR_CTP_BODY_TOO_LARGE`).
  */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
 
 interface ClientError {
@@ -19,4 +21,53 @@ const BEFORE_HANDLER: Record<number, ClientError> = {
 /** The code and message for a 4xx that Fastify raised; undefined when it is not one of them. */
 export function beforeHandlerError(status: number | undefined): ClientError | undefined {
   return status === undefined ? undefined : BEFORE_HANDLER[status];
+}
+
+/** What Node's HTTP parser refused, by its error code: status, Keel code, message. */
+function parserRefusal(code: string | undefined): ClientError & { status: number } {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return {
+        status: 431,
+        code: 'BAD_REQUEST',
+        message: 'The request line and headers are too large (16 KiB in all): send large inputs in a POST body.',
+      };
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, code: 'TIMEOUT', message: 'The request did not arrive in time.' };
+    default:
+      return { status: 400, code: 'BAD_REQUEST', message: 'The request is not valid HTTP/1.1.' };
+  }
+}
+
+interface ParserRefusalLogger {
+  info(fields: Record<string, unknown>, message: string): void;
+}
+
+/**
+ * Fastify's clientErrorHandler: a request Node's HTTP parser refused (headers over the limit, a
+ * malformed request line or header, a request too slow to arrive) never reaches a route or a hook,
+ * so it gets its answer here, written on the socket: Keel's error shape and security headers
+ * (Fastify's default answer had its own shape), then the connection closes, since the parser
+ * cannot find where the next request would start. One log line, with the client address.
+ */
+export function parserRefusalHandler(logger: ParserRefusalLogger, securityHeaders: Readonly<Record<string, string>>) {
+  const headerLines = Object.entries(securityHeaders)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  return (error: Error & { code?: string }, socket: Socket): void => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const refusal = parserRefusal(error.code);
+    logger.info(
+      { ip: socket.remoteAddress, status: refusal.status, parserError: error.code },
+      `request refused by the HTTP parser: ${refusal.message}`,
+    );
+    if (socket.writable) {
+      const body = JSON.stringify({ code: refusal.code, message: refusal.message });
+      socket.write(
+        `HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status]}\r\n${headerLines}cache-control: no-store\r\n` +
+          `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  };
 }
