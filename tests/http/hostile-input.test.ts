@@ -133,6 +133,35 @@ describe('hostile input', () => {
     expect(trpcErrorOf(fine.body).message).toBe('Invalid input.');
   });
 
+  it('refuses a __proto__ key anywhere in an input with 400 saying so, over tRPC (body and query) and REST: it was dropped without a word', async () => {
+    const json: [string, string][] = [
+      ['authorization', `Bearer ${accessToken}`],
+      ['content-type', 'application/json'],
+    ];
+    const refused = 'Malformed request: the input has a key named __proto__, which Keel refuses.';
+    for (const body of [
+      '{"json":{"name":"p","__proto__":{"ownerId":"x"}}}',
+      '{"json":{"name":"p","description":null},"meta":{"__proto__":{}}}',
+    ]) {
+      const answer = await rawRequest('POST', '/trpc/projects.create', json, body);
+      expect(answer.status, body).toBe(400);
+      expect(trpcErrorOf(answer.body).message, body).toBe(refused);
+    }
+    const query = await rawRequest('GET', `/trpc/projects.list?input=${encodeURIComponent('{"json":{"__proto__":{"limit":1}}}')}`, json);
+    expect(query.status).toBe(400);
+    expect(trpcErrorOf(query.body).message).toBe(refused);
+    const rest = await rawRequest('POST', '/api/projects', json, '{"name":"p","__proto__":{"ownerId":"x"}}');
+    expect(rest.status).toBe(400);
+    expect(JSON.parse(rest.body)).toMatchObject({ code: 'BAD_REQUEST', message: refused });
+    // constructor.prototype is an ordinary own key after JSON.parse: an unknown key, as any other.
+    const constructor = await rawRequest('POST', '/api/projects', json, '{"name":"p","constructor":{"prototype":{"a":1}}}');
+    expect(constructor.status).toBe(400);
+    expect(JSON.parse(constructor.body)).toMatchObject({ fieldErrors: { _: ['Unrecognized key: "constructor"'] } });
+    // "__proto__" as a value, or "proto" as a key, is ordinary input.
+    const named = await rawRequest('POST', '/trpc/projects.create', json, '{"json":{"name":"__proto__"}}');
+    expect(named.status).toBe(200);
+  });
+
   it('answers every JSON error as application/json, the early ones (415, batch limits) included', async () => {
     const cases = [
       await rawRequest('POST', '/trpc/auth.login', [['content-type', 'text/plain']], '{"json":{}}'),

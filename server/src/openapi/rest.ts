@@ -18,7 +18,7 @@ import { beforeHandlerError } from '../http/client-errors.js';
 import { contextFor } from '../http/request-facts.js';
 import { describeError, logProcedureError } from '../trpc/error-edge.js';
 import type { Meta } from '../trpc/init.js';
-import { MAX_INPUT_DEPTH, malformedInput, nestedDeeperThan } from '../trpc/transformer.js';
+import { inputProblem, MAX_INPUT_DEPTH, malformedInput } from '../trpc/transformer.js';
 import { REST_PREFIX, type RestErrorBody } from './document.js';
 
 /** Keel's Fastify host. */
@@ -80,6 +80,16 @@ function sendError(reply: FastifyReply, error: TRPCError, production: boolean, r
 export function registerRestRoutes(api: FastifyInstance, deps: AppDeps, router: AnyRouter): void {
   // JSON only: Fastify would otherwise hand a text/plain body to the procedure as a string.
   api.removeContentTypeParser('text/plain');
+  // Plain JSON.parse, as tRPC's route: a `__proto__` key then reaches the input check below and is
+  // refused in the same words on both surfaces (Fastify's parser refused it as "not valid JSON").
+  api.removeContentTypeParser('application/json');
+  api.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(Object.assign(new Error('The request body is not valid JSON.'), { statusCode: 400 }), undefined);
+    }
+  });
   api.setErrorHandler<FastifyError>((error, req, reply) => {
     const known = beforeHandlerError(error.statusCode);
     // Anything else goes on to the host's handler, which hides unexpected errors.
@@ -114,8 +124,8 @@ export function registerRestRoutes(api: FastifyInstance, deps: AppDeps, router: 
             type,
             ctx,
             getRawInput: async () => {
-              if (nestedDeeperThan(input, MAX_INPUT_DEPTH))
-                throw malformedInput(`the input is nested more than ${MAX_INPUT_DEPTH} levels deep.`);
+              const problem = inputProblem(input, MAX_INPUT_DEPTH);
+              if (problem !== undefined) throw malformedInput(problem);
               return input;
             },
             signal: undefined,

@@ -135,18 +135,25 @@ export function serialize(value: unknown): SuperJSONResult {
 /** Deeper inputs are refused before anything walks them: no procedure takes more than a few levels. */
 export const MAX_INPUT_DEPTH = 32;
 
-/** True when `value` nests objects or arrays more than `max` levels deep (iterative: no stack to blow). */
-export function nestedDeeperThan(value: unknown, max: number): boolean {
+/**
+ * Why an input is refused before anything else walks it, or undefined: it nests objects or arrays
+ * more than `maxDepth` levels deep, or has a `__proto__` key (JSON.parse makes it an own property,
+ * which every later copy drops without a word: the caller would never learn that it was ignored).
+ * Iterative: no stack to blow.
+ */
+export function inputProblem(value: unknown, maxDepth: number): string | undefined {
   const stack: [unknown, number][] = [[value, 1]];
   for (let entry = stack.pop(); entry !== undefined; entry = stack.pop()) {
     const [node, depth] = entry;
     if (typeof node !== 'object' || node === null) continue;
-    if (depth > max) return true;
-    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+    if (depth > maxDepth) return `the input is nested more than ${MAX_INPUT_DEPTH} levels deep.`;
+    const array = Array.isArray(node);
+    if (!array && Object.hasOwn(node, '__proto__')) return 'the input has a key named __proto__, which Keel refuses.';
+    for (const child of array ? node : Object.values(node)) {
       if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
     }
   }
-  return false;
+  return undefined;
 }
 
 /** A refused input, in Keel's words rather than the parser's (which may name library internals). */
@@ -154,11 +161,13 @@ export const malformedInput = (reason: string, cause?: unknown) =>
   new TRPCError({ code: 'BAD_REQUEST', message: `Malformed request: ${reason}`, ...(cause === undefined ? {} : { cause }) });
 
 /**
- * superjson's `deserialize` for inputs, bounded: too deep an input, or one superjson refuses (an
- * unknown class in its meta, a forbidden key), is a BAD_REQUEST that says so.
+ * superjson's `deserialize` for inputs, bounded: too deep an input, a `__proto__` key, or one
+ * superjson refuses (an unknown class in its meta, a forbidden key), is a BAD_REQUEST that says so.
  */
 export function deserializeInput(payload: unknown): unknown {
-  if (nestedDeeperThan(payload, MAX_INPUT_DEPTH + 1)) throw malformedInput(`the input is nested more than ${MAX_INPUT_DEPTH} levels deep.`);
+  // One more level than a procedure's input: superjson's envelope.
+  const problem = inputProblem(payload, MAX_INPUT_DEPTH + 1);
+  if (problem !== undefined) throw malformedInput(problem);
   try {
     return superjson.deserialize(payload as SuperJSONResult);
   } catch (cause) {
