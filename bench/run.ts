@@ -25,7 +25,9 @@
  *   pnpm bench -- --only b              # the paired (b)/raw rounds only
  */
 import { spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import superjson from 'superjson';
+import { envSchema } from '../server/src/config.js';
 import { startBaseline } from './lib/baseline-process.js';
 import { benchDatabase } from './lib/database.js';
 import { type LoadOptions, type LoadResult, runLoad } from './lib/load.js';
@@ -33,6 +35,9 @@ import { measureProcess, median, memoryOf, PROBE_MODULE, probeFileFor, type Wind
 import { fmt, machine, printTable, type Row, writeResults } from './lib/report.js';
 import { productionEnv, REPO_ROOT, startServerProcess } from './lib/server-process.js';
 import { trpcBody, trpcMutation } from './lib/trpc.js';
+
+/** argon2id's memory per hash, MiB, as the server is configured by default (ARGON2_MEMORY_KIB). */
+const ARGON2_MIB = Math.round(envSchema.shape.ARGON2_MEMORY_KIB.parse(undefined) / 1024);
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -281,8 +286,28 @@ function report(scenarios: Scenario[], context: { database: string; logLevel: st
   }
   const errors = scenarios.reduce((n, s) => n + s.errors, 0);
   goals.push({ measure: 'errors, all scenarios', value: String(errors), goal: '0', verdict: verdict(errors === 0) });
-  const peak = Math.max(...scenarios.filter((s) => s !== raw).map((s) => s.rssPeakMiB));
-  goals.push({ measure: 'server RSS peak', value: `${fmt(peak, 0)} MiB`, goal: '<= 200 MiB', verdict: verdict(peak <= 200) });
+  // Peaks are the process's high-water mark when each scenario ended; logins run last.
+  const logins = find('d.');
+  const peak = Math.max(...scenarios.filter((s) => s !== raw && s !== logins).map((s) => s.rssPeakMiB));
+  goals.push({
+    measure: 'server RSS peak, request scenarios',
+    value: `${fmt(peak, 0)} MiB`,
+    goal: '<= 200 MiB',
+    verdict: verdict(peak <= 200),
+  });
+  if (logins) {
+    // Each hashing slot holds argon2id's memory (OWASP's minimum, 19 MiB) while its hash runs: a
+    // cost per slot, and slots follow the cores (PASSWORD_HASH_CONCURRENCY), so no flat figure holds.
+    const slots = Math.max(1, availableParallelism() - 1);
+    const allowance = 200 + slots * ARGON2_MIB;
+    goals.push({
+      measure: 'server RSS peak, logins included',
+      value: `${fmt(logins.rssPeakMiB, 0)} MiB`,
+      goal: `<= ${allowance} MiB`,
+      verdict: verdict(logins.rssPeakMiB <= allowance),
+      note: `200 MiB + ${slots} hashing slot(s) x ${ARGON2_MIB} MiB of argon2id memory, held only while a hash runs`,
+    });
+  }
   const singles = find('c1.');
   const batched = find('c2.');
   const distinct = find('c3.');
