@@ -154,9 +154,9 @@ describe('hostile input', () => {
     expect(rest.status).toBe(400);
     expect(JSON.parse(rest.body)).toMatchObject({ code: 'BAD_REQUEST', message: refused });
     // constructor.prototype is an ordinary own key after JSON.parse: an unknown key, as any other.
-    const constructor = await rawRequest('POST', '/api/projects', json, '{"name":"p","constructor":{"prototype":{"a":1}}}');
-    expect(constructor.status).toBe(400);
-    expect(JSON.parse(constructor.body)).toMatchObject({ fieldErrors: { _: ['Unrecognized key: "constructor"'] } });
+    const constructorKey = await rawRequest('POST', '/api/projects', json, '{"name":"p","constructor":{"prototype":{"a":1}}}');
+    expect(constructorKey.status).toBe(400);
+    expect(JSON.parse(constructorKey.body)).toMatchObject({ fieldErrors: { _: ['Unrecognized key: "constructor"'] } });
     // "__proto__" as a value, or "proto" as a key, is ordinary input.
     const named = await rawRequest('POST', '/trpc/projects.create', json, '{"json":{"name":"__proto__"}}');
     expect(named.status).toBe(200);
