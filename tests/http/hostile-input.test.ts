@@ -162,6 +162,23 @@ describe('hostile input', () => {
     expect(named.status).toBe(200);
   });
 
+  it('refuses a protocol query parameter sent twice (input, batch) with 400, subscriptions included: a proxy could read the other one', async () => {
+    const auth: [string, string][] = [['authorization', `Bearer ${accessToken}`]];
+    const input = encodeURIComponent(JSON.stringify(superjson.serialize({ limit: 1 })));
+    const cases = [
+      [`/trpc/projects.list?input=${input}&input=${input}`, 'input'],
+      [`/trpc/projects.list?batch=1&batch=1&input=${encodeURIComponent('{}')}`, 'batch'],
+      [`/trpc/projects.onChange?input=${input}&input=${input}`, 'input'],
+    ] as const;
+    for (const [path, name] of cases) {
+      const answer = await rawRequest('GET', path, auth);
+      expect(answer.status, path).toBe(400);
+      expect(answer.headers['content-type'], path).toBe('application/json; charset=utf-8');
+      expect(trpcErrorOf(answer.body).message, path).toBe(`Send the query parameter ${name} once, not several times.`);
+    }
+    expect((await rawRequest('GET', `/trpc/projects.list?input=${input}`, auth)).status).toBe(200);
+  });
+
   it('answers every JSON error as application/json, the early ones (415, batch limits) included', async () => {
     const cases = [
       await rawRequest('POST', '/trpc/auth.login', [['content-type', 'text/plain']], '{"json":{}}'),

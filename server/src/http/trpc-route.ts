@@ -72,8 +72,17 @@ function acceptHeader(req: FastifyRequest): string | null {
   return req.headers.accept?.split(',').some((t) => t.trim() === 'application/jsonl') ? 'application/jsonl' : null;
 }
 
-const firstQueryValue = (value: unknown): string | undefined =>
-  typeof value === 'string' ? value : Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined;
+/**
+ * A query parameter of the protocol (`input`, `batch`), refused when repeated: tRPC's adapter takes
+ * the first, while a cache or proxy in front may take the last, so one request could mean two
+ * things (parameter pollution; the same rule as for two Authorization headers).
+ */
+function singleQueryValue(query: Record<string, unknown>, name: 'input' | 'batch'): string | undefined {
+  const value = query[name];
+  if (Array.isArray(value))
+    throw new TRPCError({ code: 'BAD_REQUEST', message: `Send the query parameter ${name} once, not several times.` });
+  return typeof value === 'string' ? value : undefined;
+}
 
 /**
  * The calls' inputs, parsed and deserialised on first read (as tRPC's memo does): a procedure
@@ -139,6 +148,8 @@ interface RequestInfo {
   calls: Call[];
   type: CallType;
   accept: string | null;
+  /** The `input` query parameter (a GET's inputs). */
+  queryInput: string | undefined;
 }
 
 type Outcome = { ok: true; data: unknown } | { ok: false; error: TRPCError };
@@ -172,7 +183,7 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
   function requestInfo(req: FastifyRequest, rawPath: string): RequestInfo {
     const path = decodePath(rawPath);
     const query = req.query as Record<string, unknown>;
-    const batch = firstQueryValue(query.batch) === '1';
+    const batch = singleQueryValue(query, 'batch') === '1';
     const paths = batch ? path.split(',') : [path];
     if (batch && paths.length > options.maxBatchSize)
       throw new TRPCError({ code: 'BAD_REQUEST', message: 'Batch call exceeds maximum size' });
@@ -189,7 +200,7 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
       }
       return { index, path: callPath, procedure };
     });
-    return { batch, calls, type, accept: acceptHeader(req) };
+    return { batch, calls, type, accept: acceptHeader(req), queryInput: singleQueryValue(query, 'input') };
   }
 
   /** One answer: its JSON text, the protocol's headers, the transport's headers for these errors. */
@@ -273,7 +284,7 @@ export async function registerTrpcRoute(app: FastifyInstance, prefix: string, op
     } catch (cause) {
       ctxError = cause;
     }
-    const raw = method === 'GET' ? firstQueryValue((req.query as Record<string, unknown>).input) : (req.body as string | undefined);
+    const raw = method === 'GET' ? info.queryInput : (req.body as string | undefined);
     const inputs = new Inputs(raw, info.batch, info.calls.length, deserialize);
 
     const run = async (call: Call): Promise<Outcome> => {
