@@ -62,6 +62,19 @@ export function createLogger(
 }
 
 /**
+ * Ends the process with `code` once the last lines are written. The destination writes
+ * asynchronously, and `process.exit()` does not wait for a write in flight (sonic-boom's exit
+ * hook writes only what is queued behind it): exiting at once lost the last lines now and then
+ * ("stopped", the reason of a fatal error), most often when the reader of stdout was slow. The
+ * process therefore ends by itself once nothing is left to do (a write in flight keeps it alive),
+ * and `graceMs` later at most if something else still holds it.
+ */
+export function exitWhenLogged(code: number, graceMs = 2_000): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), graceMs).unref();
+}
+
+/**
  * A child of `logger` without redaction, for a line whose fields are fixed and never secret (the
  * request line: method, path without query, status, duration, user id). Redaction's wildcard paths
  * cost ~10x the line itself, on every request.

@@ -1,6 +1,6 @@
 /** Process entry: config, logger, server, signals. `pnpm dev` / `pnpm start` run this file. */
 import { loadConfigOrExit } from './config.js';
-import { createLogger } from './logger.js';
+import { createLogger, exitWhenLogged } from './logger.js';
 import { startServer } from './server.js';
 
 async function main(): Promise<void> {
@@ -8,9 +8,8 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const fail = (what: string) => (error: unknown) => {
     logger.fatal({ err: error }, what);
-    logger.flush();
-    process.exitCode = 1;
-    setTimeout(() => process.exit(1), 100).unref();
+    // The server may still be running: give the line a moment, not the whole grace.
+    exitWhenLogged(1, 200);
   };
   process.on('unhandledRejection', fail('unhandled promise rejection: exiting'));
   process.on('uncaughtException', fail('uncaught exception: exiting'));
@@ -21,8 +20,8 @@ async function main(): Promise<void> {
     server = await startServer(config, logger);
   } catch (error) {
     logger.fatal(error instanceof Error ? error.message : String(error));
-    logger.flush();
-    process.exit(1);
+    exitWhenLogged(1);
+    return;
   }
 
   let stopping = false;
@@ -43,8 +42,7 @@ async function main(): Promise<void> {
     );
     server.close().then(() => {
       logger.info('stopped');
-      logger.flush();
-      process.exit(0);
+      exitWhenLogged(0);
     }, fail('shutdown failed'));
   };
   process.on('SIGTERM', stop);
