@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { loadConfigOrExit, PROJECT_ROOT } from '../config.js';
 import { type DatabaseHandle, ensureDatabase } from '../db/embedded.js';
 import { redactUrl } from '../db/wait.js';
-import { createLogger } from '../logger.js';
+import { createLogger, exitWhenLogged } from '../logger.js';
 
 const SERVER_SOURCES = join(PROJECT_ROOT, 'server/src');
 const SERVER_ENTRY = join(SERVER_SOURCES, 'main.ts');
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
       }
     }
     log('dev: stopped');
-    logger.flush(() => process.exit(0));
+    exitWhenLogged(0);
   };
   process.on('SIGINT', (signal) => void stop(signal));
   process.on('SIGTERM', (signal) => void stop(signal));
