@@ -12,7 +12,7 @@ import { registerOpenApi } from '../openapi/index.js';
 import { appRouter } from '../router.js';
 import { errorHeaders, logProcedureError } from '../trpc/error-edge.js';
 import { createAllowedMethods } from './allowed-methods.js';
-import { beforeHandlerError, parserRefusalHandler } from './client-errors.js';
+import { beforeHandlerError, createParserRefusals } from './client-errors.js';
 import { registerOAuthToken } from './oauth-token.js';
 import { createRefusalPacer, retryAfterOf } from './refusal-pacing.js';
 import { contextFor } from './request-facts.js';
@@ -45,6 +45,7 @@ export interface BuildAppOptions {
 export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   const { config, logger, database } = deps;
   const router = options.router ?? appRouter;
+  const parserRefusals = createParserRefusals(logger, SECURITY_HEADERS);
   const app = Fastify({
     // Typed as Fastify's base logger: request loggers are lazy children (below), not pino instances.
     loggerInstance: logger as FastifyBaseLogger,
@@ -64,7 +65,7 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    clientErrorHandler: parserRefusalHandler(logger, SECURITY_HEADERS),
+    clientErrorHandler: parserRefusals.handler,
     // Errors Fastify raises before routing (a URL with a bad percent-encoding): no hook has run yet,
     // so the answer gets Keel's headers and error shape here instead of Fastify's, which echoed the URL.
     frameworkErrors: (error, req, res) => {
@@ -146,6 +147,10 @@ export async function buildApp(deps: AppDeps, options: BuildAppOptions = {}) {
   });
   app.addHook('preClose', (done) => {
     pacer.releaseAll();
+    done();
+  });
+  app.addHook('onClose', (_instance, done) => {
+    parserRefusals.flush();
     done();
   });
 

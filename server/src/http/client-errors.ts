@@ -6,6 +6,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TRPC_ERROR_CODE_KEY } from '@trpc/server/rpc';
+import { type RepeatedLineSink, RepeatedLines } from '../lib/repeats.js';
 
 interface ClientError {
   code: TRPC_ERROR_CODE_KEY;
@@ -39,28 +40,27 @@ function parserRefusal(code: string | undefined): ClientError & { status: number
   }
 }
 
-interface ParserRefusalLogger {
-  info(fields: Record<string, unknown>, message: string): void;
-}
+/** One line per client address and parser error each 10 s; the rest are counted (lib/repeats.ts). */
+const PARSER_REFUSAL_WINDOW_MS = 10_000;
 
 /**
  * Fastify's clientErrorHandler: a request Node's HTTP parser refused (headers over the limit, a
  * malformed request line or header, a request too slow to arrive) never reaches a route or a hook,
  * so it gets its answer here, written on the socket: Keel's error shape and security headers
  * (Fastify's default answer had its own shape), then the connection closes, since the parser
- * cannot find where the next request would start. One log line, with the client address.
+ * cannot find where the next request would start. Logged with the client address, once per
+ * address and error each window, as other refusals are; `flush` writes the open counts (on close).
  */
-export function parserRefusalHandler(logger: ParserRefusalLogger, securityHeaders: Readonly<Record<string, string>>) {
+export function createParserRefusals(logger: RepeatedLineSink, securityHeaders: Readonly<Record<string, string>>) {
   const headerLines = Object.entries(securityHeaders)
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');
-  return (error: Error & { code?: string }, socket: Socket): void => {
+  const lines = new RepeatedLines(PARSER_REFUSAL_WINDOW_MS);
+  const handler = (error: Error & { code?: string }, socket: Socket): void => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     const refusal = parserRefusal(error.code);
-    logger.info(
-      { ip: socket.remoteAddress, status: refusal.status, parserError: error.code },
-      `request refused by the HTTP parser: ${refusal.message}`,
-    );
+    const fields = { ip: socket.remoteAddress, status: refusal.status, parserError: error.code };
+    lines.write(logger, 'info', `${fields.ip} ${error.code}`, fields, `request refused by the HTTP parser: ${refusal.message}`);
     if (socket.writable) {
       const body = JSON.stringify({ code: refusal.code, message: refusal.message });
       socket.write(
@@ -70,4 +70,5 @@ export function parserRefusalHandler(logger: ParserRefusalLogger, securityHeader
     }
     socket.destroy();
   };
+  return { handler, flush: () => lines.flush() };
 }

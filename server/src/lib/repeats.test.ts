@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Repeats } from './repeats.js';
+import { RepeatedLines, Repeats } from './repeats.js';
 
 function setUp(maxKeys?: number) {
   let now = 1_000;
@@ -58,5 +58,30 @@ describe('repeated lines', () => {
     repeats.flush(true);
     expect(written).toEqual([{ key: 'a', repeated: 2, first: 1_000, last: 1_000 }]);
     expect(occur('a')).toBe(true);
+  });
+});
+
+describe('repeated log lines', () => {
+  it('logs the first line of a key in full, counts the rest, and writes the count as one line on flush', () => {
+    const lines: { level: string; fields: Record<string, unknown>; message: string }[] = [];
+    const sink = {
+      info: (fields: Record<string, unknown>, message: string) => lines.push({ level: 'info', fields, message }),
+      warn: (fields: Record<string, unknown>, message: string) => lines.push({ level: 'warn', fields, message }),
+    };
+    const repeated = new RepeatedLines(10_000);
+    for (let i = 0; i < 3; i++) repeated.write(sink, 'info', 'a', { ip: '192.0.2.1' }, 'refused');
+    repeated.write(sink, 'warn', 'b', { ip: '192.0.2.2' }, 'refused');
+    expect(lines).toEqual([
+      { level: 'info', fields: { ip: '192.0.2.1' }, message: 'refused' },
+      { level: 'warn', fields: { ip: '192.0.2.2' }, message: 'refused' },
+    ]);
+    repeated.flush();
+    expect(lines.slice(2)).toEqual([
+      {
+        level: 'info',
+        fields: { ip: '192.0.2.1', repeated: 2, since: expect.any(String), until: expect.any(String) },
+        message: 'refused (repeated)',
+      },
+    ]);
   });
 });

@@ -76,3 +76,51 @@ export class Repeats {
     if (window.repeated > 0) window.sink(window.repeated, { first: window.opened, last: window.last });
   }
 }
+
+/** Where repeated lines go: the two levels refusals are logged at. */
+export interface RepeatedLineSink {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+}
+
+/**
+ * Log lines under that rule: `write` logs the first of a key's window in full and counts the rest;
+ * the count goes out as one `<message> (repeated)` line with `repeated`, `since` and `until` when
+ * the window ends, closed by the next occurrence or by a sweeper that runs only while windows are
+ * open (unref'd: it never keeps a process alive). `flush` writes every open summary now (a stop).
+ */
+export class RepeatedLines {
+  readonly #repeats: Repeats;
+  readonly #windowMs: number;
+  #sweeper: NodeJS.Timeout | undefined;
+
+  constructor(windowMs: number) {
+    this.#windowMs = windowMs;
+    this.#repeats = new Repeats({ windowMs });
+  }
+
+  write(log: RepeatedLineSink, level: 'info' | 'warn', key: string, fields: Record<string, unknown>, message: string): void {
+    const first = this.#repeats.occur(key, (repeated, window) =>
+      log[level](
+        { ...fields, repeated, since: new Date(window.first).toISOString(), until: new Date(window.last).toISOString() },
+        `${message} (repeated)`,
+      ),
+    );
+    if (first) log[level](fields, message);
+    else this.#sweepLater();
+  }
+
+  flush(): void {
+    this.#repeats.flush(true);
+  }
+
+  #sweepLater(): void {
+    this.#sweeper ??= setInterval(() => {
+      this.#repeats.flush();
+      if (this.#repeats.size === 0) {
+        clearInterval(this.#sweeper);
+        this.#sweeper = undefined;
+      }
+    }, this.#windowMs).unref();
+  }
+}

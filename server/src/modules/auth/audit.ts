@@ -1,4 +1,4 @@
-import { Repeats } from '../../lib/repeats.js';
+import { RepeatedLines } from '../../lib/repeats.js';
 import type { Log } from '../../logger.js';
 import { hooks } from '../../observability/hooks.js';
 
@@ -57,19 +57,7 @@ const WARN = new Set<AuditEvent>([
  */
 const REPEATING = new Set<AuditEvent>(['auth.shed', 'auth.rate_limited', 'auth.access_token.rejected']);
 const AUDIT_REPEAT_WINDOW_MS = 10_000;
-const repeats = new Repeats({ windowMs: AUDIT_REPEAT_WINDOW_MS });
-let sweeper: NodeJS.Timeout | undefined;
-
-/** Closes the windows that ended while no refusal came to close them (every window's length). */
-function sweepLater(): void {
-  sweeper ??= setInterval(() => {
-    repeats.flush();
-    if (repeats.size === 0) {
-      clearInterval(sweeper);
-      sweeper = undefined;
-    }
-  }, AUDIT_REPEAT_WINDOW_MS).unref();
-}
+const repeated = new RepeatedLines(AUDIT_REPEAT_WINDOW_MS);
 
 /** Security events: one structured line each, never a token or a password (the logger redacts them anyway). */
 export function audit(log: Log, event: AuditEvent, fields: AuditFields): void {
@@ -77,21 +65,13 @@ export function audit(log: Log, event: AuditEvent, fields: AuditFields): void {
   const level = WARN.has(event) ? 'warn' : 'info';
   if (REPEATING.has(event)) {
     const key = `${event} ${fields.ip ?? ''} ${fields.userId ?? ''} ${String(fields.operation ?? fields.limit ?? fields.reason ?? '')}`;
-    const first = repeats.occur(key, (repeated, window) =>
-      log[level](
-        { audit: event, ...fields, repeated, since: new Date(window.first).toISOString(), until: new Date(window.last).toISOString() },
-        `${event} (repeated)`,
-      ),
-    );
-    if (!first) {
-      sweepLater();
-      return;
-    }
+    repeated.write(log, level, key, { audit: event, ...fields }, event);
+    return;
   }
   log[level]({ audit: event, ...fields }, event);
 }
 
 /** Writes the summaries of every open window now (a stopping process, tests). */
 export function flushAuditRepeats(): void {
-  repeats.flush(true);
+  repeated.flush();
 }
