@@ -370,6 +370,7 @@ async function floodPhase(options: {
   const request = loginLoad(options.bodies, addresses);
   const { result, stats } = await measureProcess(options.pid, undefined, async () => {
     const flood = runLoad({ url: options.url, connections: options.connections, duration: options.seconds + 1, requests: [request] });
+    // Warm-up, not a measurement: the flood's connections are open and sending before sampling starts.
     await new Promise((resolve) => setTimeout(resolve, 500));
     const me = await sampleLatencyInChild({
       url: `${options.url}/trpc/auth.me`,
